@@ -1,0 +1,1 @@
+"""DuckDB views over the ledger, projections and reports (plain code, no Prefect)."""

@@ -1,0 +1,1 @@
+"""The `reelflow` command line: one module per command, one error path for user mistakes."""

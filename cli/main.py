@@ -1,0 +1,50 @@
+"""`reelflow`: the entry point. Each command lives in its own module and takes --json."""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from cli import demo, plan, prices
+from cli.errors import UserError, as_user_error, report
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], int]]] = {
+    "plan": (plan.add_arguments, plan.run),
+    "prices": (prices.add_arguments, prices.run),
+    "demo": (demo.add_arguments, demo.run),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UserError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError("arguments", message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reelflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (add_arguments, _) in COMMANDS.items():
+        module = sys.modules[COMMANDS[name][1].__module__]
+        command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        add_arguments(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command][1](args)
+    except Exception as err:
+        user_error = as_user_error(err)
+        if user_error is None:
+            raise
+        return report(user_error, as_json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

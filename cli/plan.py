@@ -1,0 +1,139 @@
+"""plan: choose a model and tier for a request and explain why, before anything is paid."""
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cli.context import Context, load_context, require
+from cli.errors import UserError
+from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
+from providers.router import parse_subscriptions, plan
+
+# flag -> request field; values stay strings so the request model validates them all alike.
+_FLAGS = {
+    "mode": "mode",
+    "prompt": "prompt",
+    "negative_prompt": "negative_prompt",
+    "duration": "duration",
+    "resolution": "resolution",
+    "aspect": "aspect_ratio",
+    "image": "image",
+    "source_clip": "source_clip",
+    "camera": "camera",
+    "policy": "policy",
+    "budget": "budget_usd",
+    "take": "take",
+}
+
+
+def add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that build a ClipRequest (shared by every command that takes one)."""
+    parser.add_argument("request", nargs="?", help="a JSON file holding the request")
+    parser.add_argument("--mode", help="text | image | extend | storyboard")
+    parser.add_argument("--prompt", help="what the clip shows")
+    parser.add_argument("--negative-prompt", help="what it must not show")
+    parser.add_argument("--duration", help="seconds of output")
+    parser.add_argument("--resolution", help=" | ".join(RESOLUTIONS))
+    parser.add_argument("--aspect", help=" | ".join(ASPECT_RATIOS))
+    parser.add_argument("--image", help="input image path or URL (image mode)")
+    parser.add_argument("--focus", help="X,Y fractions to keep inside the crop")
+    parser.add_argument("--source-clip", help="clip id to extend (extend mode)")
+    parser.add_argument("--camera", help="camera move in words, e.g. 'slow push in'")
+    parser.add_argument("--policy", help="cheapest | fastest | best_quality | a model id")
+    parser.add_argument("--budget", help="refuse plans above this many USD")
+    parser.add_argument("--take", help="0 for the first take, 1 for a second, ...")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_request_arguments(parser)
+    parser.add_argument("--subscriptions", help="tiers held, e.g. kling:standard,sora:api")
+    parser.add_argument("--volume", help="clips a month like this one, for effective cost")
+    parser.add_argument("--at", help="plan as of this UTC time (ISO 8601); default now")
+
+
+def request_from_args(args: argparse.Namespace) -> ClipRequest:
+    """The request from a JSON file, with flags overriding its fields."""
+    data: dict[str, Any] = {}
+    if args.request:
+        path = Path(args.request)
+        require(path.is_file(), "request", f"no such file: {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise UserError("request", f"{path} is not valid JSON: {err}") from None
+        require(isinstance(data, dict), "request", f"{path} must hold one JSON object")
+    for flag, field in _FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            data[field] = value
+    if args.focus is not None:
+        parts = args.focus.split(",")
+        require(len(parts) == 2, "focus", f"{args.focus!r} is not X,Y", ["0..1,0..1"])
+        data["focus"] = parts
+    return ClipRequest.model_validate(data)
+
+
+def _volume(text: str | None) -> int | None:
+    if text is None:
+        return None
+    require(text.isdigit() and int(text) > 0, "volume", f"{text!r} is not a count of clips",
+            ["a whole number of clips a month, 1 or more"])
+    return int(text)
+
+
+def _when(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError("at", f"{text!r} is not an ISO 8601 time",
+                        ["e.g. 2026-11-25T03:00:00Z"]) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def make_plan(context: Context, request: ClipRequest, subscriptions: str | None,
+              volume: int | None, now: datetime) -> RoutePlan:
+    text = subscriptions if subscriptions is not None else context.settings.subscriptions
+    return plan(
+        request,
+        context.catalog,
+        now=now,
+        subscriptions=parse_subscriptions(text, context.catalog),
+        endpoints=context.settings.endpoints(),
+        volume=volume,
+    )
+
+
+def render(request: ClipRequest, decision: RoutePlan) -> str:
+    """A decision a person can read in a terminal."""
+    lines = [
+        f"clip {decision.clip_id[:12]}  {request.mode} {request.seconds:g} s "
+        f"{request.resolution} {request.aspect_ratio}  policy {request.policy}",
+        f"  → {decision.model_name} · {decision.tier}  ({decision.protocol}, "
+        f"{decision.endpoint})  {usd_text(decision.cost_usd)} for {decision.seconds_billed} s "
+        f"billed  p50 {decision.p50_s:.0f} s / p95 {decision.p95_s:.0f} s",
+    ]
+    if decision.monthly:
+        m = decision.monthly
+        lines.append(f"    {m.volume:,} clips/month: {usd_text(m.effective_usd)} "
+                     f"(metered {usd_text(m.metered_usd)}, minimum {usd_text(m.minimum_usd)})")
+    lines += [f"    why: {reason}" for reason in decision.reasons]
+    lines.append("    other candidates:")
+    for c in decision.rejected:
+        lines.append(f"      {c.model:<13} {c.tier:<11} {usd_text(c.cost_usd):>8}  {c.reason}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    context = load_context()
+    request = request_from_args(args)
+    decision = make_plan(context, request, args.subscriptions, _volume(args.volume),
+                         _when(args.at))
+    if args.json:
+        print(decision.model_dump_json(indent=2))
+    else:
+        print(render(request, decision))
+    return 0

@@ -1,0 +1,39 @@
+"""prices: the cost-at-scale table from the price book, minimums shown, not footnoted."""
+
+import argparse
+import json
+
+from cli.context import load_context, require
+from models import RESOLUTIONS, usd_text
+from providers.pricebook import SEED_VOLUMES, cost_at_scale
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", default="5", help="clip length (default 5, as the seed)")
+    parser.add_argument("--resolution", default="1080p", help=" | ".join(RESOLUTIONS))
+
+
+def run(args: argparse.Namespace) -> int:
+    context = load_context()
+    require(args.resolution in RESOLUTIONS, "resolution", f"{args.resolution!r}",
+            list(RESOLUTIONS))
+    try:
+        seconds = float(args.seconds)
+    except ValueError:
+        seconds = 0.0
+    require(seconds > 0, "seconds", f"{args.seconds!r} is not a positive number of seconds")
+    rows = cost_at_scale(context.catalog, seconds, args.resolution, SEED_VOLUMES)
+    if args.json:
+        print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+        return 0
+    print(f"{seconds:g} s {args.resolution} clips a month: metered as the seed bills, the "
+          "effective cost with the tier's minimum, and what the wire really bills")
+    print(f"  {'model':<13} {'tier':<11} {'clips':>8} {'metered':>12} {'minimum':>11} "
+          f"{'effective':>12}  {'wire-billed':>12}")
+    for row in rows:
+        note = " (price assumed)" if row.price_assumed else ""
+        wire = usd_text(row.wire_effective_usd)
+        print(f"  {row.model:<13} {row.tier:<11} {row.volume:>8,} "
+              f"{usd_text(row.seed_metered_usd):>12} {usd_text(row.minimum_usd):>11} "
+              f"{usd_text(row.effective_usd):>12}  {wire:>12} at {row.wire_billed_seconds} s{note}")
+    return 0

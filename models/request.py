@@ -1,0 +1,199 @@
+"""What a user asks for: one clip, or one storyboard of scenes.
+
+The idempotency key is the clip id: sha256 of the normalised request and its `take`. Two runs of
+one request therefore find the same journal record and pay once; a user who wants a second take
+raises `take`. Fields that only steer execution (budget cap, fallback wait, downgrade policy) are
+left out of the key, so raising a budget resumes the same clip instead of paying for another.
+"""
+
+import hashlib
+import json
+import unicodedata
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.terms import AspectRatio, DowngradePolicy, Mode, Resolution
+
+_EXECUTION_ONLY = {"budget_usd", "fallback_wait_s", "downgrade"}
+
+
+def normalise_text(text: str) -> str:
+    """NFC, collapsed whitespace: two spellings of one prompt are one request."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+class Scene(BaseModel):
+    """One scene of a storyboard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(
+        min_length=1,
+        description="What happens in this scene.",
+        examples=["A lighthouse keeper climbs the spiral stairs at dusk"],
+    )
+    duration: float = Field(
+        gt=0, le=180, description="Scene length in seconds.", examples=[5]
+    )
+    image: str | None = Field(
+        default=None,
+        description="Optional path or URL of an image that starts this scene.",
+        examples=["examples/lighthouse.jpg"],
+    )
+    camera: str | None = Field(
+        default=None,
+        description="Camera move in plain words, e.g. 'slow push in'.",
+        examples=["slow push in"],
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_words(cls, value: str) -> str:
+        value = normalise_text(value)
+        if not value:
+            raise ValueError("prompt must contain words, not only whitespace")
+        return value
+
+
+class ClipRequest(BaseModel):
+    """A request for one finished clip (text, image, extension or storyboard)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = Field(
+        default="text",
+        description="text: text-to-video; image: image-to-video; extend: continue an archived "
+        "clip; storyboard: several scenes into one clip.",
+        examples=["text"],
+    )
+    prompt: str = Field(
+        default="",
+        description="What the clip shows. Required except for storyboards, whose scenes carry "
+        "their own prompts.",
+        examples=["Aerial shot of a coastal city at golden hour"],
+    )
+    negative_prompt: str | None = Field(
+        default=None,
+        description="What the clip must not show.",
+        examples=["blur, watermark, text"],
+    )
+    duration: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds of output asked for (for extend: the seconds to add). "
+        "A storyboard's duration is the sum of its scenes.",
+        examples=[5],
+    )
+    resolution: Resolution = Field(
+        default="1080p", description="Output resolution: 720p, 1080p or 4k.", examples=["1080p"]
+    )
+    aspect_ratio: AspectRatio = Field(
+        default="16:9",
+        description="16:9, 9:16, 1:1, or auto (nearest to the input image).",
+        examples=["16:9"],
+    )
+    image: str | None = Field(
+        default=None,
+        description="Path or URL of the input image (image mode).",
+        examples=["examples/harbour-4x3.jpg"],
+    )
+    focus: tuple[float, float] | None = Field(
+        default=None,
+        description="Point to keep inside the crop, as (x, y) fractions of width and height.",
+        examples=[(0.5, 0.4)],
+    )
+    source_clip: str | None = Field(
+        default=None,
+        description="Clip id of the archived clip to extend (extend mode).",
+        examples=["3f2a9c0d5e7b"],
+    )
+    scenes: list[Scene] = Field(
+        default_factory=list,
+        description="Scenes of a storyboard, in order.",
+    )
+    camera: str | None = Field(
+        default=None,
+        description="Camera move in plain words, e.g. 'slow push in', 'pan left'.",
+        examples=["slow push in"],
+    )
+    policy: str = Field(
+        default="cheapest",
+        description="How the model is chosen: cheapest, fastest, best_quality, or a catalog "
+        "model id to use that model.",
+        examples=["cheapest"],
+    )
+    budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Refuse any plan that would cost more than this, in USD.",
+        examples=[1.0],
+    )
+    downgrade: DowngradePolicy = Field(
+        default="accept",
+        description="When the provider silently delivers a lower resolution: accept it, "
+        "regenerate as the next take, or fail.",
+        examples=["accept"],
+    )
+    fallback_wait_s: float = Field(
+        default=600,
+        ge=0,
+        description="How long to wait for capacity on the chosen model before falling back.",
+        examples=[600],
+    )
+    take: int = Field(
+        default=0,
+        ge=0,
+        description="0 for the first take; raise it to pay for another take of the same request.",
+        examples=[0],
+    )
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _normalise(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_text(value)
+
+    @field_validator("focus")
+    @classmethod
+    def _focus_inside(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(0.0 <= v <= 1.0 for v in value):
+            raise ValueError("focus must be (x, y) with each between 0 and 1")
+        return value
+
+    @model_validator(mode="after")
+    def _mode_has_what_it_needs(self) -> Self:
+        if self.mode == "storyboard":
+            if not self.scenes:
+                raise ValueError("a storyboard needs at least one scene")
+            total = sum(scene.duration for scene in self.scenes)
+            if self.duration is None:
+                self.duration = total
+            elif abs(self.duration - total) > 1e-9:
+                raise ValueError(
+                    f"duration {self.duration:g} s differs from the sum of the scenes ({total:g} s)"
+                )
+            return self
+        if not self.prompt:
+            raise ValueError("prompt is required and must contain words")
+        if self.duration is None:
+            raise ValueError("duration is required (seconds, greater than 0)")
+        if self.scenes:
+            raise ValueError("scenes are only for mode 'storyboard'")
+        if self.mode == "image" and not self.image:
+            raise ValueError("image mode needs an image (path or URL)")
+        if self.mode == "extend" and not self.source_clip:
+            raise ValueError("extend mode needs source_clip (the clip id to continue)")
+        return self
+
+    @property
+    def seconds(self) -> float:
+        """Duration after validation (always set)."""
+        assert self.duration is not None
+        return self.duration
+
+    @property
+    def clip_id(self) -> str:
+        """The idempotency key: sha256 of the normalised request and its take."""
+        content = self.model_dump(mode="json", exclude=_EXECUTION_ONLY)
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,156 @@
+"""The one settings model (DESIGN.md §8), read once at start and validated.
+
+Prefix `REELFLOW_` for our own settings; the providers' own variable names for their keys and base
+URLs. `extra="ignore"` because Prefect reads the same `.env`. A protocol talks to a real provider
+only when its base URL is set (or REELFLOW_SANDBOX=off): a key alone in the environment never
+sends paid work anywhere. A real endpoint without its key is an error at start naming the setting.
+"""
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models import Endpoint, Protocol
+
+# protocol -> (base URL setting, default real base URL, key settings)
+_PROTOCOL_SETTINGS: dict[Protocol, tuple[str, str, tuple[str, ...]]] = {
+    "openai_videos": ("openai_base_url", "https://api.openai.com/v1", ("openai_api_key",)),
+    "fal_queue": ("fal_queue_run_host", "queue.fal.run", ("fal_key",)),
+    "kling_native": (
+        "kling_base_url",
+        "https://api-singapore.klingai.com",
+        ("kling_access_key", "kling_secret_key"),
+    ),
+    "atlascloud": ("atlascloud_base_url", "https://api.atlascloud.ai", ("atlascloud_api_key",)),
+}
+
+
+def env_name(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"REELFLOW_{field.upper()}"
+
+
+class Settings(BaseSettings):
+    """Everything reelflow reads from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REELFLOW_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    home: str = Field(
+        default="./.reelflow",
+        description="Archive, journal, ledger, DuckDB file and sandbox state. A local path is "
+        "made absolute at load; an object-store URL (s3://...) is kept as given.",
+    )
+    sandbox: str = Field(
+        default="auto",
+        description="auto: the sandbox serving this home (started if needed) for every protocol "
+        "without a real endpoint; a URL: a sandbox already running there; off: none.",
+    )
+    subscriptions: str | None = Field(
+        default=None,
+        description="Tiers the account holds, e.g. kling:standard,sora:api. Default: every tier "
+        "without a monthly minimum.",
+    )
+    catalog: Path | None = Field(default=None, description="Another model catalog TOML file.")
+
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    fal_key: SecretStr | None = Field(default=None, validation_alias="FAL_KEY")
+    fal_queue_run_host: str | None = Field(default=None, validation_alias="FAL_QUEUE_RUN_HOST")
+    kling_access_key: SecretStr | None = Field(default=None, validation_alias="KLING_ACCESS_KEY")
+    kling_secret_key: SecretStr | None = Field(default=None, validation_alias="KLING_SECRET_KEY")
+    kling_base_url: str | None = Field(default=None, validation_alias="KLING_BASE_URL")
+    atlascloud_api_key: SecretStr | None = Field(
+        default=None, validation_alias="ATLASCLOUD_API_KEY"
+    )
+    atlascloud_base_url: str | None = Field(default=None, validation_alias="ATLASCLOUD_BASE_URL")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("REELFLOW_HOME must not be empty")
+        if "://" in value and not value.startswith("file://"):
+            return value
+        return str(Path(value.removeprefix("file://")).expanduser().resolve())
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox_mode(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("auto", "off") or value.startswith(("http://", "https://")):
+            return value.rstrip("/")
+        raise ValueError(
+            f"REELFLOW_SANDBOX is {value!r}; allowed: auto, off, or the sandbox's http(s) URL"
+        )
+
+    @field_validator(
+        "openai_api_key", "fal_key", "kling_access_key", "kling_secret_key", "atlascloud_api_key"
+    )
+    @classmethod
+    def _no_empty_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator(
+        "openai_base_url", "fal_queue_run_host", "kling_base_url", "atlascloud_base_url"
+    )
+    @classmethod
+    def _no_empty_url(cls, value: str | None) -> str | None:
+        return value.strip().rstrip("/") if value and value.strip() else None
+
+    @model_validator(mode="after")
+    def _real_endpoints_have_keys(self) -> Self:
+        for endpoint in self.endpoints().values():
+            if endpoint.kind != "real":
+                continue
+            missing = [ref for ref in endpoint.credential_refs if not self._key_set(ref)]
+            if missing:
+                raise ValueError(
+                    f"{', '.join(missing)} must be set: {endpoint.protocol} points at a real "
+                    f"endpoint ({endpoint.base_url})"
+                )
+        return self
+
+    def _key_set(self, env_name: str) -> bool:
+        field = next(f for f in type(self).model_fields if env_name(f) == env_name)
+        return getattr(self, field) is not None
+
+    @property
+    def home_path(self) -> Path:
+        """The home as a local folder (sandbox state and the DuckDB file always live locally)."""
+        if "://" in self.home:
+            return Path(".reelflow").resolve()
+        return Path(self.home)
+
+    def endpoints(self) -> dict[Protocol, Endpoint]:
+        """Each protocol's destination: real where configured, otherwise the sandbox.
+
+        With REELFLOW_SANDBOX=off, a protocol with neither base URL nor key is left out: the
+        router then says which setting would enable it.
+        """
+        result: dict[Protocol, Endpoint] = {}
+        sandbox_url = None if self.sandbox in ("auto", "off") else self.sandbox
+        for protocol, (url_field, default_url, key_fields) in _PROTOCOL_SETTINGS.items():
+            configured = getattr(self, url_field)
+            refs = tuple(env_name(f) for f in key_fields)
+            on_sandbox = configured is None or bool(
+                sandbox_url and configured.startswith(sandbox_url)
+            )
+            if on_sandbox and self.sandbox != "off":
+                kind, url = "sandbox", configured or sandbox_url
+            elif configured or all(getattr(self, f) is not None for f in key_fields):
+                kind, url = "real", configured or default_url
+            else:
+                continue
+            result[protocol] = Endpoint(
+                protocol=protocol, kind=kind, base_url=url, credential_refs=refs
+            )
+        return result
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and `.env`) once; overrides win, for tests and the CLI."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Archive backends, the job journal and the Parquet ledger writer (plain code, no Prefect)."""
