@@ -103,20 +103,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_endpoints_have_keys(self) -> Self:
-        for endpoint in self.endpoints().values():
-            if endpoint.kind != "real":
+        endpoints = self.endpoints()
+        for protocol, (_, _, key_fields) in _PROTOCOL_SETTINGS.items():
+            endpoint = endpoints.get(protocol)
+            if endpoint is None or endpoint.kind != "real":
                 continue
-            missing = [ref for ref in endpoint.credential_refs if not self._key_set(ref)]
+            missing = [env_name(f) for f in key_fields if getattr(self, f) is None]
             if missing:
                 raise ValueError(
-                    f"{', '.join(missing)} must be set: {endpoint.protocol} points at a real "
+                    f"{', '.join(missing)} must be set: {protocol} points at a real "
                     f"endpoint ({endpoint.base_url})"
                 )
         return self
-
-    def _key_set(self, env_name: str) -> bool:
-        field = next(f for f in type(self).model_fields if env_name(f) == env_name)
-        return getattr(self, field) is not None
 
     @property
     def home_path(self) -> Path:

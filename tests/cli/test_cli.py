@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+COASTAL = ["--prompt", "Aerial shot of a coastal city at golden hour", "--duration", "5",
+           "--resolution", "1080p"]
+
+
+def run_json(capsys, *argv):
+    code = main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_plan_json_picks_kling_standard_and_explains_the_rest(capsys):
+    code, decision = run_json(capsys, "plan", *COASTAL, "--policy", "cheapest")
+    assert code == 0
+    assert (decision["model"], decision["tier"], decision["cost_usd"]) == ("kling-v3",
+                                                                           "standard", 0.14)
+    reasons = {(c["model"], c["tier"]): c["reason"] for c in decision["rejected"]}
+    assert "sunset" in reasons[("sora-2", "api")]
+    assert reasons[("kling-v3", "free")] == "720p only"
+    assert "not subscribed" in reasons[("kling-v3", "pro")]
+    assert "pays off above 3,571" in reasons[("kling-v3", "pro")]
+    assert "not subscribed" in reasons[("kling-v3", "master")]
+
+
+def test_plan_with_pro_and_volume_costs_1100_a_month(capsys):
+    code, decision = run_json(capsys, "plan", *COASTAL, "--subscriptions", "kling:pro",
+                              "--volume", "10000")
+    assert code == 0 and decision["tier"] == "pro"
+    assert decision["monthly"]["effective_usd"] == 1100.0
+
+
+def test_plan_reads_a_request_file_and_flags_override_it(capsys, tmp_path):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({"prompt": "x", "duration": 5, "policy": "sora-2"}))
+    code, decision = run_json(capsys, "plan", str(path), "--duration", "12")
+    assert code == 0 and decision["model"] == "sora-2" and decision["seconds_billed"] == 12
+
+
+def test_plan_text_output_is_readable(capsys):
+    assert main(["plan", *COASTAL]) == 0
+    out = capsys.readouterr().out
+    assert "Kling v3 · standard" in out and "$0.14" in out and "other candidates" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "allowed"),
+    [
+        (["--prompt", "x", "--duration", "0"], "duration", None),
+        (["--prompt", "x", "--duration", "-3"], "duration", None),
+        (["--prompt", "x", "--duration", "5", "--resolution", "8k"], "resolution",
+         ["720p", "1080p", "4k"]),
+        (["--prompt", "x", "--duration", "5", "--aspect", "4:3"], "aspect_ratio",
+         ["16:9", "9:16", "1:1", "auto"]),
+        (["--prompt", "   ", "--duration", "5"], "request", None),
+        (["--prompt", "x", "--duration", "5", "--policy", "priciest"], "policy",
+         ["cheapest", "fastest", "best_quality", "kling-v3", "kling-v3-fal", "sora-2"]),
+        (["--prompt", "x", "--duration", "5", "--budget", "0.05"], "budget_usd", None),
+        (["--prompt", "x", "--duration", "5", "--subscriptions", "kling:gold"],
+         "subscriptions", None),
+        (["--prompt", "x", "--duration", "5", "--volume", "many"], "volume", None),
+        (["--prompt", "x", "--duration", "5", "--bogus"], "arguments", None),
+        (["missing.json"], "request", None),
+    ],
+)
+def test_user_mistakes_exit_2_naming_the_field(capsys, argv, field, allowed):
+    code, body = run_json(capsys, "plan", *argv)
+    assert code == 2
+    assert body["error"]["field"] == field
+    if allowed:
+        assert body["error"]["allowed"] == allowed
+
+
+def test_a_bad_setting_exits_2_naming_the_variable(capsys, monkeypatch):
+    monkeypatch.setenv("REELFLOW_SANDBOX", "sometimes")
+    code, body = run_json(capsys, "plan", *COASTAL)
+    assert code == 2 and body["error"]["field"] == "REELFLOW_SANDBOX"
+
+
+def test_a_malformed_catalog_exits_2_naming_the_file(capsys, monkeypatch, tmp_path):
+    bad = tmp_path / "catalog.toml"
+    bad.write_text("[[model]]\nid = 'x'\n")
+    monkeypatch.setenv("REELFLOW_CATALOG", str(bad))
+    code, body = run_json(capsys, "plan", *COASTAL)
+    assert code == 2 and body["error"]["field"] == "catalog"
+    assert str(bad) in body["error"]["message"]
+
+
+def test_prices_prints_the_seed_table(capsys):
+    code, rows = run_json(capsys, "prices")
+    assert code == 0
+    table = {(r["model"], r["tier"], r["volume"]): r for r in rows}
+    assert table[("kling-v3", "standard", 1000)]["seed_metered_usd"] == 140.0
+    assert table[("sora-2", "api", 1000)]["seed_metered_usd"] == 355.0
+
+
+def test_demo_plans_every_example(capsys):
+    code, decisions = run_json(capsys, "demo")
+    assert code == 0
+    names = {d["example"] for d in decisions}
+    assert {"coastal-city.json", "sora-named.json", "long-take.json"} <= names
+    by_name = {d["example"]: d["plan"] for d in decisions}
+    assert by_name["sora-named.json"]["model"] == "sora-2"
+
+
+def test_console_script_exits_2_without_a_traceback(tmp_path):
+    script = Path(sys.executable).with_name("reelflow")
+    result = subprocess.run([str(script), "plan", "--prompt", "x", "--duration", "-1"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "duration" in result.stderr

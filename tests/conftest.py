@@ -1,0 +1,55 @@
+"""Shared fixtures: a clean environment, the real catalog, a fixed clock, endpoints."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from providers.catalog import Catalog, load_catalog
+from providers.router import parse_subscriptions
+from settings import load_settings
+
+_PROVIDER_ENV = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "FAL_KEY", "FAL_QUEUE_RUN_HOST", "KLING_ACCESS_KEY",
+    "KLING_SECRET_KEY", "KLING_BASE_URL", "ATLASCLOUD_API_KEY", "ATLASCLOUD_BASE_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """No test sees the developer's keys, settings or .env."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("REELFLOW_") or name in _PROVIDER_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture
+def now() -> datetime:
+    """Noon UTC after the Sora shutdown, outside its 02:00–04:00 spike."""
+    return datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sandbox_endpoints():
+    return load_settings().endpoints()
+
+
+@pytest.fixture
+def real_endpoints():
+    return load_settings(
+        openai_base_url="https://api.openai.com/v1", openai_api_key="sk-test",
+        kling_base_url="https://api-singapore.klingai.com", kling_access_key="ak",
+        kling_secret_key="sk", fal_queue_run_host="queue.fal.run", fal_key="fk",
+    ).endpoints()
+
+
+@pytest.fixture
+def default_subscriptions(catalog):
+    return parse_subscriptions(None, catalog)

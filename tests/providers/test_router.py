@@ -1,0 +1,211 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from models import ClipRequest, Scene
+from providers.router import PlanError, parse_subscriptions, plan
+
+COASTAL = "Aerial shot of a coastal city at golden hour"
+
+
+def route(catalog, request, endpoints, *, subscriptions=None, volume=None, now=None):
+    return plan(
+        request,
+        catalog,
+        now=now or datetime(2026, 11, 25, 12, tzinfo=UTC),
+        subscriptions=parse_subscriptions(subscriptions, catalog),
+        endpoints=endpoints,
+        volume=volume,
+    )
+
+
+def reason_of(decision, model, tier):
+    return next(c for c in decision.rejected if (c.model, c.tier) == (model, tier)).reason
+
+
+def test_cheapest_with_default_subscriptions_is_kling_standard(catalog, sandbox_endpoints):
+    decision = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints)
+    assert (decision.model, decision.tier, decision.cost_usd) == ("kling-v3", "standard",
+                                                                   Decimal("0.14"))
+    assert decision.concurrency_key == "provider:kling:standard"
+    assert "sunset" in reason_of(decision, "sora-2", "api")
+    assert reason_of(decision, "kling-v3", "free") == "720p only"
+    pro = next(c for c in decision.rejected if c.tier == "pro")
+    assert "not subscribed" in pro.reason and pro.break_even_volume == 3572
+    assert pro.monthly.effective_usd == Decimal(500)
+    master = next(c for c in decision.rejected if c.tier == "master")
+    assert "not subscribed" in master.reason and master.break_even_volume is None
+    assert "never cheaper" in master.reason
+
+
+def test_a_tie_prefers_a_quoted_price_over_an_assumed_one(catalog, sandbox_endpoints):
+    decision = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints)
+    assert "assumed" in reason_of(decision, "kling-v3-fal", "standard")
+
+
+def test_pro_at_ten_thousand_clips_costs_1100_a_month(catalog, sandbox_endpoints):
+    decision = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints,
+                     subscriptions="kling:pro", volume=10000)
+    assert (decision.model, decision.tier) == ("kling-v3", "pro")
+    assert decision.monthly.effective_usd == Decimal("1100.00")
+    assert "cheaper than the choice below 3,572" in reason_of(decision, "kling-v3", "standard")
+
+
+def test_volume_ranks_by_effective_monthly_cost(catalog, sandbox_endpoints):
+    both = "kling:standard,kling:pro"
+    low = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints,
+                subscriptions=both, volume=1000)
+    high = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints,
+                 subscriptions=both, volume=5000)
+    assert (low.tier, high.tier) == ("standard", "pro")
+
+
+def test_fastest_picks_the_lowest_median(catalog, sandbox_endpoints):
+    request = ClipRequest(prompt="x", duration=8, policy="fastest")
+    decision = route(catalog, request, sandbox_endpoints, subscriptions="kling:standard,sora:api",
+                     now=datetime(2026, 9, 1, 12, tzinfo=UTC))
+    assert decision.model.startswith("kling")
+
+
+def test_best_quality_picks_sora_before_its_sunset(catalog, real_endpoints):
+    request = ClipRequest(prompt="x", duration=8, policy="best_quality")
+    decision = route(catalog, request, real_endpoints,
+                     now=datetime(2026, 9, 1, 12, tzinfo=UTC))
+    assert (decision.model, decision.tier) == ("sora-2", "api")
+
+
+def test_after_sunset_a_real_endpoint_gets_no_work_and_best_quality_falls_back(
+    catalog, real_endpoints
+):
+    request = ClipRequest(prompt="x", duration=8, policy="best_quality")
+    decision = route(catalog, request, real_endpoints)
+    assert decision.model == "kling-v3"
+    assert "no new work on a real endpoint" in reason_of(decision, "sora-2", "api")
+
+
+def test_naming_a_sunset_model_on_a_real_endpoint_names_the_fallback(catalog, real_endpoints):
+    decision = route(catalog, ClipRequest(prompt="x", duration=8, policy="sora-2"),
+                     real_endpoints)
+    assert decision.model == "kling-v3"
+    assert decision.reasons[0].startswith("sora-2 is sunset since 2026-09-24")
+
+
+def test_the_sandbox_serves_a_sunset_model_only_when_named(catalog, sandbox_endpoints):
+    named = route(catalog, ClipRequest(prompt="x", duration=5, policy="sora-2"),
+                  sandbox_endpoints)
+    assert (named.model, named.endpoint, named.sunset.isoformat()) == ("sora-2", "sandbox",
+                                                                       "2026-09-24")
+    assert named.seconds_billed == 8 and named.cost_usd == Decimal("0.568")
+    assert any("snapped to 8 s" in r for r in named.reasons)
+    assert reason_of(named, "kling-v3", "standard") == "not the named model (sora-2)"
+
+
+def test_mode_filter(catalog, sandbox_endpoints):
+    request = ClipRequest(mode="extend", source_clip="abc", prompt="more", duration=5)
+    decision = route(catalog, request, sandbox_endpoints)
+    assert decision.model == "kling-v3"
+    assert reason_of(decision, "kling-v3-fal", "standard").startswith("no extend mode")
+
+
+def test_aspect_filter_and_error(catalog, sandbox_endpoints):
+    with pytest.raises(PlanError) as err:
+        route(catalog, ClipRequest(prompt="x", duration=5, aspect_ratio="1:1",
+                                   policy="sora-2"), sandbox_endpoints)
+    assert err.value.field == "aspect_ratio"
+    assert err.value.allowed == ["16:9", "9:16", "auto"]
+
+
+def test_resolution_beyond_every_subscribed_tier_says_which_tier_would(catalog,
+                                                                         sandbox_endpoints):
+    with pytest.raises(PlanError) as err:
+        route(catalog, ClipRequest(prompt="x", duration=5, resolution="4k"), sandbox_endpoints)
+    assert err.value.field == "subscriptions"
+    assert "kling-v3 master: not subscribed" in str(err.value)
+    decision = route(catalog, ClipRequest(prompt="x", duration=5, resolution="4k"),
+                     sandbox_endpoints, subscriptions="kling:master")
+    assert decision.cost_usd == Decimal("0.1705")
+
+
+def test_free_tier_quota_limits_long_or_many_clips(catalog, sandbox_endpoints):
+    request = ClipRequest(prompt="x", duration=5, resolution="720p")
+    assert route(catalog, request, sandbox_endpoints).tier == "free"
+    decision = route(catalog, request, sandbox_endpoints, volume=100)
+    assert decision.tier == "standard"
+    assert "66 credits" in reason_of(decision, "kling-v3", "free")
+
+
+def test_budget_filter_and_error_names_the_cheapest_option(catalog, sandbox_endpoints):
+    decision = route(catalog, ClipRequest(prompt="x", duration=30, budget_usd=1),
+                     sandbox_endpoints)
+    assert decision.cost_usd == Decimal("0.84")
+    with pytest.raises(PlanError, match=r"\$0.10 is below the cheapest option: \$0.14 on "
+                                        "kling-v3 standard") as err:
+        route(catalog, ClipRequest(prompt="x", duration=5, budget_usd=0.1), sandbox_endpoints)
+    assert err.value.field == "budget_usd"
+
+
+def test_clips_longer_than_one_generation_plan_an_extension_chain(catalog, sandbox_endpoints):
+    decision = route(catalog, ClipRequest(prompt="x", duration=60), sandbox_endpoints)
+    assert decision.seconds_billed == 60 and len(decision.steps) == 10
+    assert decision.p50_s > 4 * 38
+    assert "15 s maximum clip" in reason_of(decision, "kling-v3-fal", "standard")
+
+
+def test_too_long_for_every_model_names_the_longest_possible(catalog, sandbox_endpoints):
+    with pytest.raises(PlanError) as err:
+        route(catalog, ClipRequest(prompt="x", duration=500), sandbox_endpoints)
+    assert err.value.field == "duration" and err.value.allowed == ["up to 180 s"]
+
+
+def test_storyboard_plans_native_on_kling_and_emulated_on_sora(catalog, sandbox_endpoints):
+    scenes = [Scene(prompt=p, duration=4) for p in ("a", "b", "c")]
+    native = route(catalog, ClipRequest(mode="storyboard", scenes=scenes), sandbox_endpoints)
+    assert (native.storyboard, native.seconds_billed) == ("native", 12)
+    sora = route(catalog, ClipRequest(mode="storyboard", scenes=scenes, policy="sora-2"),
+                 sandbox_endpoints)
+    assert (sora.storyboard, sora.seconds_billed) == ("emulated", 12)
+    one_scene = route(catalog, ClipRequest(mode="storyboard", scenes=scenes[:1], policy="sora-2"),
+                      sandbox_endpoints)
+    assert sora.p50_s - 3 * one_scene.p50_s == pytest.approx(2 * 18.5, abs=0.2)
+
+
+def test_unknown_policy_lists_policies_and_models(catalog, sandbox_endpoints):
+    with pytest.raises(PlanError) as err:
+        route(catalog, ClipRequest(prompt="x", duration=5, policy="veo-3"), sandbox_endpoints)
+    assert err.value.field == "policy"
+    assert err.value.allowed == ["cheapest", "fastest", "best_quality", "kling-v3",
+                                 "kling-v3-fal", "sora-2"]
+
+
+def test_unknown_subscription_lists_the_known_ones(catalog):
+    with pytest.raises(PlanError) as err:
+        parse_subscriptions("kling:gold", catalog)
+    assert err.value.field == "subscriptions" and "kling:master" in err.value.allowed
+
+
+def test_default_subscriptions_are_the_tiers_without_a_minimum(catalog):
+    assert parse_subscriptions(None, catalog) == {
+        ("kling", "free"), ("kling", "standard"), ("fal", "standard"), ("sora", "api")}
+
+
+def test_a_protocol_without_endpoint_is_rejected_with_the_reason(catalog, monkeypatch):
+    from settings import load_settings
+
+    monkeypatch.setenv("REELFLOW_SANDBOX", "off")
+    monkeypatch.setenv("FAL_KEY", "fk")
+    decision = route(catalog, ClipRequest(prompt="x", duration=5), load_settings().endpoints())
+    assert decision.model == "kling-v3-fal"
+    assert "no endpoint for kling_native" in reason_of(decision, "kling-v3", "standard")
+
+
+def test_every_candidate_is_accounted_for(catalog, sandbox_endpoints):
+    decision = route(catalog, ClipRequest(prompt="x", duration=5), sandbox_endpoints)
+    tiers = sum(len(row.tier) for row in catalog.models)
+    assert len(decision.rejected) == tiers - 1
+    assert all(c.reason for c in decision.rejected)
+
+
+def test_non_positive_volume_is_refused(catalog, sandbox_endpoints):
+    with pytest.raises(PlanError, match="volume"):
+        route(catalog, ClipRequest(prompt="x", duration=5), sandbox_endpoints, volume=0)
