@@ -1,0 +1,104 @@
+"""Admin endpoints under /_admin (loopback only): knobs, clock, faults, usage, counters — how a
+test sets up the world it needs and reads the bill it must reconcile against."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sandbox.faults import Fault, FaultQueue
+from sandbox.knobs import Knobs
+from sandbox.service import Sandbox
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in (
+                "api_keys", "kling_keys", "account_status"):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Admin:
+    def __init__(self, sandbox: Sandbox, faults: FaultQueue):
+        self.sandbox, self.faults = sandbox, faults
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/knobs", self.get_knobs, methods=["GET"]),
+            Route("/knobs", self.patch_knobs, methods=["POST"]),
+            Route("/reset", self.reset, methods=["POST"]),
+            Route("/clock", self.clock, methods=["POST"]),
+            Route("/faults", self.add_faults, methods=["POST"]),
+            Route("/faults", self.clear_faults, methods=["DELETE"]),
+            Route("/usage", self.usage, methods=["GET"]),
+            Route("/stats", self.stats, methods=["GET"]),
+        ]
+
+    async def health(self, request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "state": str(self.sandbox.state),
+                             "now": self.sandbox.clock.now_dt().isoformat()})
+
+    async def get_knobs(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.sandbox.knobs.model_dump(mode="json"))
+
+    async def patch_knobs(self, request: Request) -> JSONResponse:
+        patch = await request.json()
+        try:
+            knobs = Knobs.model_validate(_merge(self.sandbox.knobs.model_dump(mode="json"),
+                                                patch))
+        except ValidationError as err:
+            return JSONResponse({"error": err.errors(include_url=False)}, status_code=422)
+        self.sandbox.set_knobs(knobs)
+        return JSONResponse(knobs.model_dump(mode="json"))
+
+    async def reset(self, request: Request) -> JSONResponse:
+        """Defaults again (`?calm=1`: with every random misbehaviour off), keeping time_scale."""
+        knobs = Knobs(time_scale=self.sandbox.knobs.time_scale)
+        if request.query_params.get("calm") in ("1", "true"):
+            knobs = knobs.calm()
+        self.sandbox.set_knobs(knobs)
+        self.sandbox.set_clock(0.0)
+        self.faults.clear()
+        return JSONResponse(knobs.model_dump(mode="json"))
+
+    async def clock(self, request: Request) -> JSONResponse:
+        data = await request.json()
+        if "now" in data:
+            when = datetime.fromisoformat(data["now"])
+            self.sandbox.set_clock(when.timestamp() - self.sandbox.clock.now()
+                                   + self.sandbox.clock.offset_s)
+        elif "advance_s" in data:
+            self.sandbox.set_clock(self.sandbox.clock.offset_s + float(data["advance_s"]))
+        return JSONResponse({"now": self.sandbox.clock.now_dt().isoformat()})
+
+    async def add_faults(self, request: Request) -> JSONResponse:
+        try:
+            faults = TypeAdapter(list[Fault]).validate_python(await request.json())
+        except ValidationError as err:
+            return JSONResponse({"error": err.errors(include_url=False)}, status_code=422)
+        self.faults.add(faults)
+        return JSONResponse({"queued": len(faults)})
+
+    async def clear_faults(self, request: Request) -> JSONResponse:
+        self.faults.clear()
+        return JSONResponse({"queued": 0})
+
+    async def usage(self, request: Request) -> JSONResponse:
+        rows = self.sandbox.usage()
+        for name in ("account", "protocol", "job_id"):
+            value = request.query_params.get(name)
+            if value:
+                rows = [r for r in rows if r[name] == value]
+        return JSONResponse({"rows": rows,
+                             "total_usd": f"{sum(float(r['usd']) for r in rows):.6f}"})
+
+    async def stats(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.sandbox.store.counters())

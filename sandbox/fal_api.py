@@ -1,0 +1,226 @@
+"""fal's queue API under /fal: submit on /{owner}/{app}/{path}, status (202 while queued or in
+progress, 200 once completed), result, cancel; URLs built on owner/app; `Key` auth; `detail`
+errors; Kling v3 argument sets; output `{"video": {url, content_type, file_name, file_size}}`
+served by the sandbox's own file host. The official `fal_client` works against it over TLS."""
+
+import re
+import uuid
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.errors import (
+    AccountProblem,
+    BadRequest,
+    NotFound,
+    PolicyRejected,
+    SandboxError,
+    Unauthorized,
+    Unprocessable,
+)
+from sandbox.jobs import Job, Shot
+from sandbox.service import Sandbox, account_of
+from sandbox.wire import image_from_base64
+
+ENDPOINT = re.compile(r"^v(?P<version>[\d.]+)(?:-turbo)?/(?P<variant>standard|pro|master)/"
+                      r"(?P<mode>text|image)-to-video$")
+ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
+HEIGHTS = {"standard": 720, "pro": 1080, "master": 1080}
+
+
+def error(err: SandboxError, detail: Any = None) -> JSONResponse:
+    status = err.status
+    if isinstance(err, AccountProblem):
+        status = 403 if err.code in ("forbidden", "suspended", "ip_blocked") else 429
+    if isinstance(err, PolicyRejected):
+        status = 422
+        detail = [{"loc": ["body", "prompt"], "msg": err.message,
+                   "type": "content_policy_violation"}]
+    headers = {}
+    if err.retry_after_s is not None:
+        headers["retry-after"] = str(max(1, round(err.retry_after_s)))
+    return JSONResponse({"detail": detail if detail is not None else err.message},
+                        status_code=status, headers=headers)
+
+
+def _invalid(field: str, message: str) -> Unprocessable:
+    err = Unprocessable(message)
+    err.loc = ["body", field]  # type: ignore[attr-defined]
+    return err
+
+
+class FalQueue:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+
+    def routes(self) -> list[Route]:
+        base = "/{owner}/{app}/requests/{request_id}"
+        return [
+            Route(base + "/status", self.handle(self.status), methods=["GET"]),
+            Route(base + "/cancel", self.handle(self.cancel), methods=["PUT"]),
+            Route(base, self.handle(self.result), methods=["GET"]),
+            Route("/{owner}/{app}/{path:path}", self.handle(self.submit), methods=["POST"]),
+        ]
+
+    def handle(self, endpoint):
+        async def wrapped(request: Request) -> Response:
+            try:
+                account, tier = self.auth(request)
+                return await endpoint(request, account, tier)
+            except Unprocessable as err:
+                loc = getattr(err, "loc", ["body"])
+                return error(err, [{"loc": loc, "msg": err.message, "type": "value_error"}])
+            except SandboxError as err:
+                return error(err)
+        return wrapped
+
+    def auth(self, request: Request) -> tuple[str, str]:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Key ") or not header[4:].strip():
+            raise Unauthorized("Missing or invalid Authorization header: expected 'Key <key>'")
+        key = header[4:].strip()
+        return account_of("fal:" + key), self.sandbox.tier_for_key("fal", key)
+
+    def urls(self, request: Request, job: Job) -> dict[str, str]:
+        base = f"{str(request.base_url).rstrip('/')}/fal/{job.extra['app_id']}/requests/{job.id}"
+        return {"request_id": job.id, "response_url": base, "status_url": base + "/status",
+                "cancel_url": base + "/cancel"}
+
+    async def submit(self, request: Request, account: str, tier: str) -> Response:
+        owner, app = request.path_params["owner"], request.path_params["app"]
+        path = request.path_params["path"]
+        match = ENDPOINT.match(path)
+        if f"{owner}/{app}" != "fal-ai/kling-video" or not match:
+            raise NotFound(f"Application '{owner}/{app}/{path}' not found")
+        try:
+            data = await request.json()
+        except ValueError:
+            raise BadRequest("the body must be JSON") from None
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object")
+        spec = self._arguments(match, data)
+        job = self.sandbox.submit(
+            protocol="fal", family=path, account=account, tier=tier, job_id=str(uuid.uuid4()),
+            extra={"app_id": f"{owner}/{app}", "endpoint": f"{owner}/{app}/{path}"}, **spec,
+        )
+        now = self.sandbox.clock.now()
+        state = job.state(now)
+        body = {"status": "IN_QUEUE" if state == "queued" else "IN_PROGRESS",
+                **self.urls(request, job), "queue_position": job.queue_position(now)}
+        return JSONResponse(body)
+
+    def _arguments(self, match: re.Match, data: dict[str, Any]) -> dict[str, Any]:
+        v3 = match["version"].startswith(("3", "4"))
+        allowed = {str(d) for d in range(3, 16)} if v3 else {"5", "10"}
+        prompt, shots_in = data.get("prompt"), data.get("multi_prompt")
+        if bool(prompt) == bool(shots_in):
+            raise _invalid("prompt", "give exactly one of prompt and multi_prompt")
+        if shots_in is not None and not v3:
+            raise _invalid("multi_prompt", "multi_prompt needs v3 or later")
+        duration = data.get("duration", "5")
+        shots: list[Shot] = []
+        if shots_in:
+            if not isinstance(shots_in, list) or not 1 <= len(shots_in) <= 6:
+                raise _invalid("multi_prompt", "multi_prompt holds 1 to 6 shots")
+            for shot in shots_in:
+                d = str(shot.get("duration", ""))
+                if not shot.get("prompt") or d not in allowed:
+                    raise _invalid("multi_prompt", f"each shot needs a prompt and a duration "
+                                                   f"in {sorted(allowed, key=int)}")
+                shots.append(Shot(text=shot["prompt"], seconds=int(d)))
+            total = sum(s.seconds for s in shots)
+            if "duration" in data and str(duration) != str(total):
+                raise _invalid("duration", f"duration {duration} differs from the shots' sum "
+                                           f"{total}")
+            seconds = total
+        else:
+            if not isinstance(duration, str) or duration not in allowed:
+                raise _invalid("duration", f"duration must be one of "
+                                           f"{sorted(allowed, key=int)} (a string)")
+            seconds = int(duration)
+            shots = [Shot(text=prompt, seconds=seconds)]
+        short = HEIGHTS[match["variant"]]
+        if match["mode"] == "image":
+            aspect = self._image_aspect(data)
+        else:
+            aspect = data.get("aspect_ratio", "16:9")
+            if aspect not in ASPECTS:
+                raise _invalid("aspect_ratio", "aspect_ratio must be 16:9, 9:16 or 1:1")
+        a, b = ASPECTS[aspect]
+        width, height = ((round(short * a / b / 2) * 2, short) if a >= b
+                         else (short, round(short * b / a / 2) * 2))
+        return {"model": f"kling-video/v{match['version']}/{match['variant']}",
+                "kind": "generate", "prompt": prompt or shots[0].text, "shots": shots,
+                "seconds": seconds, "total_seconds": seconds, "width": width, "height": height,
+                "resolution": "720p" if short == 720 else "1080p"}
+
+    @staticmethod
+    def _image_aspect(data: dict[str, Any]) -> str:
+        field = "start_image_url" if "start_image_url" in data else "image_url"
+        url = data.get(field)
+        if not isinstance(url, str) or not url:
+            raise _invalid(field, "an image URL or data URI is required")
+        if not url.startswith("data:"):
+            raise _invalid(field, "the sandbox cannot fetch remote images: send a data URI")
+        image = image_from_base64(url)
+        ratio = image.width / image.height
+        for name, (a, b) in ASPECTS.items():
+            if abs(ratio / (a / b) - 1) <= 0.01:
+                return name
+        raise _invalid(field, f"image aspect ratio {image.width}:{image.height} is not one of "
+                              "16:9, 9:16, 1:1")
+
+    def _own(self, request: Request, account: str) -> Job:
+        job = self.sandbox.store.get(request.path_params["request_id"])
+        app = f"{request.path_params['owner']}/{request.path_params['app']}"
+        if job is None or job.protocol != "fal" or job.account != account or (
+                job.extra.get("app_id") != app):
+            raise NotFound("Request not found")
+        return self.sandbox.settle(job)
+
+    async def status(self, request: Request, account: str, tier: str) -> Response:
+        job = self._own(request, account)
+        now = self.sandbox.clock.now()
+        state = job.state(now)
+        logs = request.query_params.get("logs") in ("1", "true", "True")
+        body: dict[str, Any] = {**self.urls(request, job)}
+        if state == "queued":
+            return JSONResponse({**body, "status": "IN_QUEUE",
+                                 "queue_position": job.queue_position(now)}, status_code=202)
+        log = [{"message": f"generating: {job.progress(now)}%", "level": "INFO",
+                "source": "user", "timestamp": self.sandbox.clock.now_dt().isoformat()}]
+        if state == "running":
+            return JSONResponse({**body, "status": "IN_PROGRESS",
+                                 "logs": log if logs else None}, status_code=202)
+        body.update({"status": "COMPLETED", "logs": log if logs else None,
+                     "metrics": {"inference_time": round(job.completes_at - job.started_at,
+                                                         3)}})
+        if state != "succeeded":
+            body.update({"error": job.failure_message or "cancelled",
+                         "error_type": job.failure_code or "cancelled"})
+        return JSONResponse(body, status_code=200)
+
+    async def result(self, request: Request, account: str, tier: str) -> Response:
+        job = self._own(request, account)
+        state = job.state(self.sandbox.clock.now())
+        if state in ("queued", "running"):
+            return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
+        if state != "succeeded":
+            return JSONResponse({"detail": job.failure_message or "cancelled"},
+                                status_code=500,
+                                headers={"x-fal-error-type": job.failure_code or "cancelled"})
+        path = await run_in_threadpool(self.sandbox.video, job)
+        url = f"{str(request.base_url).rstrip('/')}/files/{job.id}.mp4"
+        return JSONResponse({"video": {"url": url, "content_type": "video/mp4",
+                                       "file_name": "output.mp4",
+                                       "file_size": path.stat().st_size}})
+
+    async def cancel(self, request: Request, account: str, tier: str) -> Response:
+        job = self._own(request, account)
+        if job.state(self.sandbox.clock.now()) in ("queued", "running"):
+            self.sandbox.cancel(job)
+            return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+        return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)

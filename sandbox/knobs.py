@@ -1,0 +1,116 @@
+"""The sandbox's world, as knobs whose defaults are the seed's figures.
+
+Where the seed gives a figure it is the default (latency, flash frames, failure share, URL
+lifetimes, concurrency); where it gives none (re-queue rate, downgrade rate, 5xx bursts) the
+default is 0 and a test or benchmark turns it up. Every duration the sandbox emits is multiplied
+by `time_scale`. Randomness is seeded: job n of seed s always draws the same numbers.
+
+Latency (the rule reelflow's catalog also documents, written here independently): the median
+grows linearly with clip length through the seed's 5 s and 30 s medians; the spread is lognormal
+with sigma = ln(p95/p50)/1.645 from the 5 s figures; resolution scales by (pixels/1080p pixels)
+** 0.5; inside a spike window the 5 s p95 is the spike figure.
+"""
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PRICES_FILE = Path(__file__).with_name("prices.toml")
+
+KLING_ACCESS_KEY = "reelflow-sandbox-access"
+KLING_SECRET_KEY = "reelflow-sandbox-secret-0123456789abcdef"
+
+
+class TierPrice(BaseModel):
+    usd_per_second: float
+    usd_per_second_4k: float
+    concurrency: int
+
+
+class ProtocolPrices(BaseModel):
+    default_tier: str
+    failed_share: float
+    url_lifetime_s: float
+    tiers: dict[str, TierPrice]
+
+
+def load_prices() -> dict[str, ProtocolPrices]:
+    raw = tomllib.loads(PRICES_FILE.read_text(encoding="utf-8"))
+    return {name: ProtocolPrices.model_validate(value) for name, value in raw.items()}
+
+
+class World(BaseModel):
+    """One protocol's behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p50_5s: float = Field(description="Median latency of a 5 s 1080p clip, seconds.")
+    p95_5s: float = Field(description="p95 latency of a 5 s 1080p clip, seconds.")
+    p50_30s: float = Field(description="Median latency of a 30 s 1080p clip, seconds.")
+    spike_hours: tuple[int, int] | None = Field(default=None, description="UTC [start, end).")
+    spike_p95_5s: float | None = None
+    queued_share: float = Field(default=0.25, description="Share of latency spent queued.")
+    failure_rate: float = 0.0
+    requeue_rate: float = 0.0
+    flash_frame_rate: float = 0.0
+    downgrade_rate: float = Field(default=0.0, description="Chance under load.")
+    downgrade_load: float = Field(default=0.5, description="Share of slots in use = load.")
+    policy_patterns: list[str] = Field(default_factory=list, description="Regexes refused.")
+    error_5xx_rate: float = 0.0
+    reset_rate: float = 0.0
+    truncate_rate: float = 0.0
+    poll_hint_s: float = 2.0
+    retry_after_s: float = 10.0
+
+
+class KlingKey(BaseModel):
+    secret: str
+    tier: str = "standard"
+
+
+class Knobs(BaseModel):
+    """Everything adjustable, at start (CLI) or per test (POST /_admin/knobs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_scale: float = Field(default=1.0, gt=0)
+    seed: int = 0
+    shared_render: bool = Field(default=False, description="One encode per (s, size, flash).")
+    sora_long_seconds: bool = Field(default=False, description="Accept seconds 16 and 20.")
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Bearer/Key credential -> tier. Empty: any non-empty key, default tier.",
+    )
+    kling_keys: dict[str, KlingKey] = Field(
+        default_factory=lambda: {KLING_ACCESS_KEY: KlingKey(secret=KLING_SECRET_KEY)}
+    )
+    account_status: dict[str, str] = Field(
+        default_factory=dict,
+        description="account -> ok | suspended | arrears | exhausted | forbidden | ip_blocked",
+    )
+    openai: World = Field(default_factory=lambda: World(
+        p50_5s=71, p95_5s=187, p50_30s=284, spike_hours=(2, 4), spike_p95_5s=340,
+        failure_rate=0.0011,
+        policy_patterns=[r"\b(gore|blood|violent|violence|shoot(ing|s)?|stab)\b",
+                         r"\b(nike|adidas|coca[- ]?cola|disney|marvel|logo)\b",
+                         r"\b(lincoln|napoleon|churchill|gandhi|einstein|hitler)\b"],
+    ))
+    fal: World = Field(default_factory=lambda: World(
+        p50_5s=38, p95_5s=94, p50_30s=143, failure_rate=0.0039, flash_frame_rate=0.03,
+        policy_patterns=[r"\b(gore|beheading)\b"],
+    ))
+    kling: World = Field(default_factory=lambda: World(
+        p50_5s=38, p95_5s=94, p50_30s=143, failure_rate=0.0039, flash_frame_rate=0.03,
+        policy_patterns=[r"\b(gore|beheading)\b"],
+    ))
+
+    def calm(self) -> "Knobs":
+        """The same world with every random misbehaviour off (tests turn on what they test)."""
+        update = {"failure_rate": 0.0, "requeue_rate": 0.0, "flash_frame_rate": 0.0,
+                  "downgrade_rate": 0.0, "error_5xx_rate": 0.0, "reset_rate": 0.0,
+                  "truncate_rate": 0.0}
+        return self.model_copy(update={
+            name: getattr(self, name).model_copy(update=update)
+            for name in ("openai", "fal", "kling")
+        })

@@ -1,0 +1,68 @@
+"""Small helpers every protocol module uses to read requests."""
+
+import base64
+import binascii
+import io
+import json
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from sandbox.errors import BadRequest
+
+
+async def body(request: Request) -> dict[str, Any]:
+    """JSON or multipart; multipart keys like `video[id]` become nested dicts."""
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data") or kind.startswith(
+            "application/x-www-form-urlencoded"):
+        form = await request.form()
+        data: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if "[" in key and key.endswith("]"):
+                outer, inner = key[:-1].split("[", 1)
+                data.setdefault(outer, {})[inner] = value
+            else:
+                data[key] = value
+        return data
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise BadRequest(f"invalid JSON body: {err}") from None
+    if not isinstance(parsed, dict):
+        raise BadRequest("the body must be a JSON object")
+    return parsed
+
+
+def image_from_bytes(data: bytes) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise BadRequest(f"the image could not be decoded: {err}") from None
+    return image
+
+
+def image_from_base64(text: str) -> Image.Image:
+    if text.startswith("data:"):
+        text = text.split(",", 1)[-1]
+    try:
+        return image_from_bytes(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        raise BadRequest("the image is not valid base64") from None
+
+
+async def image_from_upload(value: Any) -> Image.Image:
+    if isinstance(value, UploadFile):
+        return image_from_bytes(await value.read())
+    raise BadRequest("expected an uploaded image file")
+
+
+def resolution_of(width: int, height: int) -> str:
+    short = min(width, height)
+    return "4k" if short >= 2160 else "1080p" if short >= 1080 else "720p"
