@@ -91,7 +91,8 @@ class Job(BaseModel):
         return max(1, min(99, int(100 * (now - begin) / span)))
 
     def queue_position(self, now: float) -> int:
-        return 0 if self.state(now) != "queued" else 1
+        """Always 0: jobs here never wait behind others (past the tier's slots they get 429)."""
+        return 0
 
 
 def latency_s(world: World, seconds: float, pixels: int, hour: int, rng: random.Random) -> float:

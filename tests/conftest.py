@@ -53,3 +53,20 @@ def real_endpoints():
 @pytest.fixture
 def default_subscriptions(catalog):
     return parse_subscriptions(None, catalog)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory):
+    """One sandbox process for the session (http, time_scale 0.001)."""
+    from tests.sandbox_process import start_sandbox
+
+    server = start_sandbox(tmp_path_factory.mktemp("sandbox-state"), "--calm")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The session's sandbox, reset to a calm world with no queued faults."""
+    sandbox_server.reset(calm=True)
+    return sandbox_server
