@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import demo, plan, prices
+from cli import demo, plan, prices, sandbox
 from cli.errors import UserError, as_user_error, report
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "plan": (plan.add_arguments, plan.run),
     "prices": (prices.add_arguments, prices.run),
     "demo": (demo.add_arguments, demo.run),
+    "sandbox": (sandbox.add_arguments, sandbox.run),
 }
 
 

@@ -1,0 +1,13 @@
+"""`python -m bench [name ...]`: run every benchmark (or the named ones) and print ratios."""
+
+import sys
+
+from bench import router_bench, sandbox_bench
+
+BENCHES = {"sandbox": sandbox_bench.main, "router": router_bench.main}
+
+names = sys.argv[1:] or list(BENCHES)
+for name in names:
+    if name not in BENCHES:
+        sys.exit(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHES)}")
+    BENCHES[name]()
