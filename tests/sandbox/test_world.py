@@ -202,3 +202,28 @@ def test_renders_are_cached_by_content(openai_http, sandbox):
 def test_clock_set_moves_sandbox_time(sandbox):
     target = datetime(2026, 12, 1, 3, 30, tzinfo=UTC)
     assert sandbox.clock(now=target.isoformat()).startswith("2026-12-01T03:30")
+
+
+def test_a_configured_key_list_restricts_credentials_and_sets_tiers(sandbox):
+    sandbox.knobs(api_keys={"sk-enterprise": "enterprise"})
+    refused = httpx.post(sandbox.url + "/openai/v1/videos", json={"prompt": "x"},
+                         headers={"Authorization": "Bearer sk-other"})
+    assert refused.status_code == 401
+    accepted = httpx.post(sandbox.url + "/openai/v1/videos", json={"prompt": "x"},
+                          headers={"Authorization": "Bearer sk-enterprise"}).json()
+    done_video = wait_until(lambda: (v := httpx.get(
+        sandbox.url + f"/openai/v1/videos/{accepted['id']}",
+        headers={"Authorization": "Bearer sk-enterprise"}).json())["status"] == "completed"
+        and v)
+    assert done_video and sandbox.usage(job_id=accepted["id"])[0]["tier"] == "enterprise"
+
+
+def test_shared_render_encodes_once_per_duration_and_size(openai_http, sandbox):
+    sandbox.knobs(shared_render=True)
+    ids = [openai_http.post("/videos", json={"prompt": f"different {i}", "seconds": "4"})
+           .json()["id"] for i in range(3)]
+    for video_id in ids:
+        done(openai_http, video_id)
+    before = sandbox.stats().get("renders", 0)
+    bodies = {openai_http.get(f"/videos/{i}/content").content for i in ids}
+    assert len(bodies) == 1 and sandbox.stats().get("renders", 0) - before <= 1
