@@ -1,7 +1,16 @@
 """Domain types every folder shares (pydantic v2)."""
 
 from models.endpoint import Endpoint
-from models.job import ClipRecord, JobHandle, JobState, JobStatus
+from models.job import (
+    ClipRecord,
+    Download,
+    JobHandle,
+    JobState,
+    JobStatus,
+    RemoteVideo,
+    Shot,
+    SubmitRequest,
+)
 from models.ledger import LEDGER_SCHEMA, LedgerRow, rows_to_table
 from models.plan import Candidate, GenerationStep, MonthlyCost, RoutePlan
 from models.request import ClipRequest, Scene, normalise_text
@@ -35,6 +44,7 @@ __all__ = [
     "ClipRecord",
     "ClipRequest",
     "DowngradePolicy",
+    "Download",
     "Endpoint",
     "EndpointKind",
     "GenerationStep",
@@ -46,9 +56,12 @@ __all__ = [
     "MonthlyCost",
     "Policy",
     "Protocol",
+    "RemoteVideo",
     "Resolution",
     "RoutePlan",
     "Scene",
+    "Shot",
+    "SubmitRequest",
     "cents",
     "normalise_text",
     "resolution_rank",

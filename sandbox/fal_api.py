@@ -34,7 +34,7 @@ HEIGHTS = {"standard": 720, "pro": 1080, "master": 1080}
 def error(err: SandboxError, detail: Any = None) -> JSONResponse:
     status = err.status
     if isinstance(err, AccountProblem):
-        status = 403 if err.code in ("forbidden", "suspended", "ip_blocked") else 429
+        status = 403  # fal locks the user ("Exhausted balance", ...) with 403
     if isinstance(err, PolicyRejected):
         status = 422
         detail = [{"loc": ["body", "prompt"], "msg": err.message,

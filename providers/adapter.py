@@ -1,0 +1,124 @@
+"""The interface every protocol adapter implements, and what they share.
+
+submit(request, idempotency_key) -> JobHandle   paid; never retried blindly (see each adapter)
+status(handle) -> JobStatus                      retried within a deadline
+result(handle) -> RemoteVideo                    retried within a deadline
+cancel(handle) -> bool                           False where the protocol has no cancel
+download(remote, sink) -> Download               streamed, resumed, checksummed
+
+An AccountError on submit stops the adapter's account: later submits fail at once with the reason,
+without another request. Keys live in the credential object and go out only in request headers.
+"""
+
+import abc
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, ClassVar, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from models import Download, Endpoint, JobHandle, JobStatus, Protocol, RemoteVideo, SubmitRequest
+from providers import http
+from providers.download import stream_to
+from providers.errors import AccountError
+
+SANDBOX_PREFIX: dict[Protocol, str] = {
+    "openai_videos": "/openai/v1", "fal_queue": "/fal", "kling_native": "/kling",
+    "atlascloud": "/atlascloud",
+}
+
+
+def base_url(endpoint: Endpoint) -> str:
+    """Where the protocol's requests go: the sandbox's prefix, or the real base URL."""
+    if endpoint.base_url is None:
+        raise ValueError(f"{endpoint.protocol}: the sandbox URL is not resolved yet")
+    url = endpoint.base_url.rstrip("/")
+    if endpoint.kind == "sandbox" and not url.endswith(SANDBOX_PREFIX[endpoint.protocol]):
+        return url + SANDBOX_PREFIX[endpoint.protocol]
+    if "://" not in url:  # fal's FAL_QUEUE_RUN_HOST is a host
+        return "https://" + url
+    return url
+
+
+class Adapter(abc.ABC):
+    protocol: ClassVar[Protocol]
+
+    def __init__(self, endpoint: Endpoint, credential: Any, *, account: str,
+                 verify: Any = True, retry_deadline_s: float = http.RETRY_DEADLINE_S):
+        self.endpoint = endpoint
+        self.credential = credential
+        self.account = account
+        self.base_url = base_url(endpoint)
+        self.retry_deadline_s = retry_deadline_s
+        self.blocked: str | None = None
+        self.trusted_hosts = frozenset()
+        if endpoint.kind == "sandbox":
+            parts = urlsplit(self.base_url)
+            self.trusted_hosts = frozenset({parts.netloc, parts.hostname or ""})
+        self.client = http.client(self.base_url, verify=verify)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint.kind} {self.base_url}, {self.credential!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # the interface
+    async def submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+        if self.blocked:
+            raise AccountError(f"account {self.account} is stopped: {self.blocked}")
+        try:
+            return await self._submit(request, idempotency_key)
+        except AccountError as err:
+            self.blocked = err.message
+            raise
+
+    async def status(self, handle: JobHandle) -> JobStatus:
+        return await http.retrying(lambda: self._status(handle),
+                                   deadline_s=self.retry_deadline_s)
+
+    async def result(self, handle: JobHandle) -> RemoteVideo:
+        return await http.retrying(lambda: self._result(handle),
+                                   deadline_s=self.retry_deadline_s)
+
+    async def download(self, remote: RemoteVideo, sink: BinaryIO, *,
+                       max_bytes: int | None = None) -> Download:
+        headers = self.auth_headers() if remote.authenticated else {}
+        return await stream_to(self.client, remote.url, sink, headers=headers,
+                               trusted_hosts=self.trusted_hosts, max_bytes=max_bytes)
+
+    @abc.abstractmethod
+    async def cancel(self, handle: JobHandle) -> bool: ...
+
+    @abc.abstractmethod
+    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle: ...
+
+    @abc.abstractmethod
+    async def _status(self, handle: JobHandle) -> JobStatus: ...
+
+    @abc.abstractmethod
+    async def _result(self, handle: JobHandle) -> RemoteVideo: ...
+
+    @abc.abstractmethod
+    def auth_headers(self) -> dict[str, str]: ...
+
+    # shared helpers
+    def handle(self, job_id: str, **extra: str) -> JobHandle:
+        return JobHandle(protocol=self.protocol, endpoint=self.base_url,
+                         endpoint_kind=self.endpoint.kind, account=self.account,
+                         credential_ref=self.credential.ref, job_id=job_id,
+                         submitted_at=datetime.now(UTC), extra=extra)
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request with the credential; transport failures become Transient."""
+        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+        try:
+            return await self.client.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as err:
+            raise http.transport_error(err) from None

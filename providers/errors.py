@@ -1,0 +1,57 @@
+"""One exception per meaning, mapped once in each adapter from (HTTP status, provider code).
+
+Callers decide by type, never by message: RateLimited waits for a slot; AccountError stops that
+account; Rejected (content policy) re-routes; InvalidRequest is our bug or the user's; Transient
+is retried within a deadline; JobFailed is the provider's failure of a paid job; Expired means
+the output URL is gone; SubmitUnknown means a paid submit may or may not have happened and the
+protocol gives no way to find out (fal) — it is recorded, never blindly re-sent.
+Messages never contain a credential.
+"""
+
+
+class ProviderError(Exception):
+    """Base of every provider failure."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+class RateLimited(ProviderError):
+    """Out of concurrency or rate: wait for a slot (Retry-After when the protocol sends it)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.retry_after_s = retry_after_s
+
+
+class AccountError(ProviderError):
+    """Credentials, quota, arrears, permission: never retried; stop using the account."""
+
+
+class Rejected(ProviderError):
+    """Content policy: never retried on this model."""
+
+
+class InvalidRequest(ProviderError):
+    """Any other 4xx: the request itself is wrong."""
+
+
+class Transient(ProviderError):
+    """5xx, 408, timeouts and resets: worth retrying within a deadline."""
+
+
+class JobFailed(ProviderError):
+    """The provider failed a submitted job; `policy` when its content policy did."""
+
+    def __init__(self, message: str, *, policy: bool = False, **kw):
+        super().__init__(message, **kw)
+        self.policy = policy
+
+
+class Expired(ProviderError):
+    """The output URL is gone (expired or deleted)."""
+
+
+class SubmitUnknown(ProviderError):
+    """The submit's outcome is unknown and cannot be looked up: a charge may have happened."""

@@ -1,0 +1,79 @@
+"""The adapters' HTTP discipline: one AsyncClient per adapter with timeouts and limits chosen on
+purpose, and retries for calls that cannot pay (status, result, download) within one deadline,
+with exponential backoff and full jitter, honouring Retry-After and retry-after-ms.
+
+A paid submit never goes through `retrying`: its ambiguity is resolved by each adapter's lookup.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import httpx
+
+from providers.errors import RateLimited, Transient
+
+T = TypeVar("T")
+
+# Connect fast or fail; a status call answers in well under 30 s; downloads stream in chunks,
+# so `read` bounds the gap between chunks, not the whole file.
+TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+# Enough sockets for hundreds of jobs polled at adaptive intervals, not one per job.
+LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30)
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+RETRY_DEADLINE_S = 120.0
+
+
+def client(base_url: str, *, verify: object = True, headers: dict | None = None
+           ) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, limits=LIMITS, verify=verify,
+                             headers=headers or {}, follow_redirects=False)
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """retry-after-ms, then Retry-After (seconds or an HTTP date)."""
+    if (ms := response.headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    if (value := response.headers.get("retry-after")) is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def backoff_s(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKOFF_CAP_S) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * 2 ** attempt))
+
+
+async def retrying(call: Callable[[], Awaitable[T]], *, deadline_s: float = RETRY_DEADLINE_S,
+                   base_s: float = BACKOFF_BASE_S) -> T:
+    """Run an idempotent call, retrying Transient and RateLimited until the deadline."""
+    stop = time.monotonic() + deadline_s
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except (Transient, RateLimited) as err:
+            wait = getattr(err, "retry_after_s", None)
+            wait = backoff_s(attempt, base_s) if wait is None else wait
+            if time.monotonic() + wait > stop:
+                raise
+            attempt += 1
+            await asyncio.sleep(wait)
+
+
+def transport_error(err: httpx.HTTPError) -> Transient:
+    """Timeouts, resets and broken bodies are transient; the text never carries headers."""
+    return Transient(f"{type(err).__name__}: the connection failed or timed out")

@@ -1,0 +1,151 @@
+"""Kling native adapter (HS256 JWT from the access/secret pair, refreshed before expiry).
+
+Guarantees: every submit carries `external_task_id` = the idempotency key. When a submit's
+outcome is unknown (timeout, reset, 5xx) the adapter looks the task up by that id and resubmits
+only when Kling answers that no such task exists (and then once). Images go as raw base64.
+Kling sends no Retry-After: a 429 (1302/1303) carries none and the caller backs off. There is
+no cancel on this protocol.
+"""
+
+import base64
+from typing import Any
+
+import httpx
+
+from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
+from providers.adapter import Adapter
+from providers.errors import (
+    AccountError,
+    InvalidRequest,
+    JobFailed,
+    RateLimited,
+    Rejected,
+    SubmitUnknown,
+    Transient,
+)
+
+FAMILY = {"text": "text2video", "image": "image2video", "extend": "video-extend",
+          "storyboard": "text2video"}
+STATES = {"submitted": "queued", "processing": "running", "succeed": "succeeded",
+          "failed": "failed"}
+TOKEN_CODES = {1003, 1004}
+
+
+def raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        body = response.json()
+        if body.get("code", 0) == 0:
+            return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    code = int(body.get("code") or 0)
+    status = response.status_code
+    message = f"Kling {status} code {code}: {body.get('message', '')}"
+    if 1000 <= code <= 1004 or 1100 <= code <= 1103 or code == 1304 or status in (401, 403):
+        raise AccountError(message, status=status, code=str(code))
+    if code in (1302, 1303) or status == 429:
+        raise RateLimited(message, status=status, code=str(code))
+    if code in (1300, 1301):
+        raise Rejected(message, status=status, code=str(code))
+    if status >= 500 or 5000 <= code <= 5002 or status == 408:
+        raise Transient(message, status=status, code=str(code))
+    raise InvalidRequest(message, status=status, code=str(code))
+
+
+class KlingNative(Adapter):
+    protocol = "kling_native"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential.token()}"}
+
+    async def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request that renews the token once if Kling says it is not (or no longer) valid."""
+        response = await self.send(method, url, **kwargs)
+        if response.status_code == 401:
+            try:
+                code = int(response.json().get("code", 0))
+            except ValueError:
+                code = 0
+            if code in TOKEN_CODES:
+                self.credential.invalidate()
+                response = await self.send(method, url, **kwargs)
+        return response
+
+    def body(self, request: SubmitRequest, key: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"model_name": request.endpoint, "external_task_id": key}
+        if request.mode == "extend":
+            body.update({"video_id": request.parent_video_id, "prompt": request.prompt})
+            return body
+        body.update({"duration": str(request.seconds), **request.wire_params})
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
+        if request.camera_control:
+            body["camera_control"] = request.camera_control
+        if request.mode == "storyboard":
+            body.update({"multi_shot": True, "shot_type": "customize", "multi_prompt": [
+                {"index": i, "prompt": s.prompt, "duration": str(s.seconds)}
+                for i, s in enumerate(request.shots, start=1)], "prompt": request.prompt})
+        else:
+            body["prompt"] = request.prompt
+        if request.mode == "image":
+            body["image"] = base64.b64encode(request.image or b"").decode()
+        else:
+            body["aspect_ratio"] = request.aspect_ratio
+        return body
+
+    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+        family = FAMILY[request.mode]
+        body = self.body(request, idempotency_key)
+        for _ in range(2):
+            try:
+                response = await self.call("POST", f"/v1/videos/{family}", json=body)
+                if response.status_code < 500:
+                    raise_for(response)
+                    return self.handle(response.json()["data"]["task_id"], family=family)
+            except Transient:
+                pass
+            found = await self._lookup(family, idempotency_key)
+            if found is not None:
+                return self.handle(found, family=family)
+        raise SubmitUnknown("Kling submit failed twice and the task cannot be looked up")
+
+    async def _lookup(self, family: str, key: str) -> str | None:
+        """The task with this external_task_id; None when Kling says there is none."""
+        try:
+            response = await self.call("GET", f"/v1/videos/{family}/{key}")
+        except Transient:
+            raise SubmitUnknown("Kling submit outcome unknown and the lookup failed") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 500:
+            raise SubmitUnknown("Kling submit outcome unknown and the lookup failed")
+        raise_for(response)
+        return response.json()["data"]["task_id"]
+
+    async def _task(self, handle: JobHandle) -> dict[str, Any]:
+        family = handle.extra.get("family", "text2video")
+        response = await self.call("GET", f"/v1/videos/{family}/{handle.job_id}")
+        raise_for(response)
+        return response.json()["data"]
+
+    async def _status(self, handle: JobHandle) -> JobStatus:
+        task = await self._task(handle)
+        state = STATES.get(task["task_status"], "running")
+        return JobStatus(state=state, message=task.get("task_status_msg"),
+                         progress=100.0 if state == "succeeded" else None)
+
+    async def _result(self, handle: JobHandle) -> RemoteVideo:
+        task = await self._task(handle)
+        if task["task_status"] == "failed":
+            raise JobFailed(task.get("task_status_msg") or "failed")
+        if task["task_status"] != "succeed":
+            raise InvalidRequest(f"task {handle.job_id} is {task['task_status']}")
+        video = task["task_result"]["videos"][0]
+        return RemoteVideo(url=video["url"], seconds=float(video["duration"]),
+                           video_id=video["id"])
+
+    async def cancel(self, handle: JobHandle) -> bool:
+        """Kling's API has no cancel."""
+        return False

@@ -1,0 +1,128 @@
+"""Bounded adaptive polling, shared by every adapter.
+
+The job's latency prior (the catalog's, for this model, duration, resolution and hour — later the
+ledger's measurements) is a lognormal. After `t` seconds the next poll goes where the job has a
+chance `q` of having finished since the last one:
+t' = m * exp(sigma * z), with z = Φ⁻¹(F(t) + q(1 - F(t))).
+Polls are sparse while completion is unlikely and dense around the median; detection delay
+stays a small share of generation time at a fraction of fixed-interval polling's requests.
+Provider hints (openai-poll-after-ms, Retry-After) are floors.
+
+Time spent queued does not count toward the deadline (up to a queue allowance of the same size);
+the deadline itself is k × p95. Reaching it returns `pending` with the handle kept — not failed:
+the provider may still finish and bill the job, and the sweep collects it. Cancel is sent only
+when the caller aborts (the awaiting task is cancelled).
+"""
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from statistics import NormalDist
+from typing import Literal
+
+from pydantic import BaseModel
+
+from models import JobHandle, JobStatus
+from providers.errors import RateLimited, Transient
+from providers.http import backoff_s
+
+NORMAL = NormalDist()
+
+
+class PollPlan(BaseModel):
+    """How to wait for one job; durations already in the clock's seconds (time-scaled)."""
+
+    p50_s: float
+    sigma: float
+    p95_s: float
+    k: float = 3.0
+    q: float = 0.2
+    min_interval_s: float = 0.0
+    max_interval_s: float = 60.0
+
+    @property
+    def deadline_s(self) -> float:
+        return self.k * self.p95_s
+
+    def next_interval(self, elapsed: float) -> float:
+        """Seconds to the next poll after `elapsed` seconds of waiting."""
+        t = max(elapsed, 1e-9)
+        sigma = max(self.sigma, 1e-6)
+        done = NORMAL.cdf((math.log(t) - math.log(self.p50_s)) / sigma)
+        target = min(done + self.q * (1 - done), 0.999999)
+        next_t = self.p50_s * math.exp(sigma * NORMAL.inv_cdf(target))
+        interval = next_t - elapsed
+        floor = max(self.min_interval_s, self.p50_s * 0.02)
+        return min(max(interval, floor), self.max_interval_s)
+
+
+class PollOutcome(BaseModel):
+    state: Literal["succeeded", "failed", "pending"]
+    status: JobStatus
+    polls: int
+    errors: int
+    waited_s: float
+    queued_s: float
+    running_seen_s: float | None
+
+
+StatusFn = Callable[[JobHandle], Awaitable[JobStatus]]
+
+
+async def await_job(
+    status: StatusFn,
+    handle: JobHandle,
+    plan: PollPlan,
+    *,
+    cancel: Callable[[JobHandle], Awaitable[bool]] | None = None,
+    on_progress: Callable[[JobStatus], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    elapsed_at_start: float = 0.0,
+) -> PollOutcome:
+    """Poll `status` until the job ends or the deadline passes."""
+    start = clock() - elapsed_at_start
+    polls = errors = 0
+    queued = 0.0
+    last = clock()
+    running_seen: float | None = None
+    current = JobStatus(state="queued")
+    try:
+        while True:
+            now = clock()
+            if current.state == "queued" and polls:
+                queued = min(queued + (now - last), plan.deadline_s)
+            last = now
+            try:
+                current = await status(handle)
+                polls += 1
+            except RateLimited as err:
+                errors += 1
+                await sleep(err.retry_after_s or backoff_s(errors, 1.0, 30))
+                continue
+            except Transient:
+                errors += 1
+                current = current.model_copy()
+            if on_progress:
+                on_progress(current)
+            elapsed = clock() - start
+            if current.state == "running" and running_seen is None:
+                running_seen = elapsed
+            if current.state in ("succeeded", "failed"):
+                return PollOutcome(state=current.state, status=current, polls=polls,
+                                   errors=errors, waited_s=elapsed, queued_s=queued,
+                                   running_seen_s=running_seen)
+            budget_used = elapsed - queued
+            if budget_used >= plan.deadline_s:
+                return PollOutcome(state="pending", status=current, polls=polls,
+                                   errors=errors, waited_s=elapsed, queued_s=queued,
+                                   running_seen_s=running_seen)
+            interval = plan.next_interval(budget_used)
+            if current.poll_after_s:
+                interval = max(interval, current.poll_after_s)
+            await sleep(min(interval, plan.deadline_s - budget_used + 1e-3))
+    except asyncio.CancelledError:
+        if cancel is not None:
+            await asyncio.shield(cancel(handle))
+        raise
