@@ -4,8 +4,9 @@ The job's latency prior (the catalog's, for this model, duration, resolution and
 ledger's measurements) is a lognormal. After `t` seconds the next poll goes where the job has a
 chance `q` of having finished since the last one:
 t' = m * exp(sigma * z), with z = Φ⁻¹(F(t) + q(1 - F(t))).
-Polls are sparse while completion is unlikely and dense around the median; detection delay
-stays a small share of generation time at a fraction of fixed-interval polling's requests.
+Polls are sparse while completion is unlikely and dense around the median, and an interval never
+exceeds `max_share` of the time already waited, so detection delay stays a small share of
+generation time at a fraction of fixed-interval polling's requests.
 Provider hints (openai-poll-after-ms, Retry-After) are floors.
 
 Time spent queued does not count toward the deadline (up to a queue allowance of the same size);
@@ -28,6 +29,7 @@ from providers.errors import RateLimited, Transient
 from providers.http import backoff_s
 
 NORMAL = NormalDist()
+Z95 = 1.6448536269514722
 
 
 class PollPlan(BaseModel):
@@ -37,7 +39,8 @@ class PollPlan(BaseModel):
     sigma: float
     p95_s: float
     k: float = 3.0
-    q: float = 0.2
+    q: float = 0.1
+    max_share: float = 0.1
     min_interval_s: float = 0.0
     max_interval_s: float = 60.0
 
@@ -52,8 +55,14 @@ class PollPlan(BaseModel):
         done = NORMAL.cdf((math.log(t) - math.log(self.p50_s)) / sigma)
         target = min(done + self.q * (1 - done), 0.999999)
         next_t = self.p50_s * math.exp(sigma * NORMAL.inv_cdf(target))
-        interval = next_t - elapsed
-        floor = max(self.min_interval_s, self.p50_s * 0.02)
+        early = self.p50_s * math.exp(-Z95 * sigma)  # 5% of jobs finish before this
+        if elapsed < early:
+            interval = min(next_t, early) - elapsed
+        else:
+            # Never wait longer than a small share of the time already spent: the expected
+            # detection delay stays under max_share / 2 of the generation time.
+            interval = min(next_t - elapsed, self.max_share * elapsed)
+        floor = max(self.min_interval_s, self.p50_s * 0.01)
         return min(max(interval, floor), self.max_interval_s)
 
 

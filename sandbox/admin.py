@@ -40,6 +40,7 @@ class Admin:
             Route("/faults", self.clear_faults, methods=["DELETE"]),
             Route("/usage", self.usage, methods=["GET"]),
             Route("/stats", self.stats, methods=["GET"]),
+            Route("/jobs/{job_id}", self.job, methods=["GET"]),
         ]
 
     async def health(self, request: Request) -> JSONResponse:
@@ -99,6 +100,14 @@ class Admin:
                 rows = [r for r in rows if r[name] == value]
         return JSONResponse({"rows": rows,
                              "total_usd": f"{sum(float(r['usd']) for r in rows):.6f}"})
+
+    async def job(self, request: Request) -> JSONResponse:
+        """A job's whole timeline (when it really finished: what detection delay is measured
+        against)."""
+        job = self.sandbox.store.get(request.path_params["job_id"])
+        if job is None:
+            return JSONResponse({"error": "no such job"}, status_code=404)
+        return JSONResponse(self.sandbox.settle(job).model_dump(mode="json"))
 
     async def stats(self, request: Request) -> JSONResponse:
         return JSONResponse(self.sandbox.store.counters())
