@@ -44,7 +44,8 @@ class Adapter(abc.ABC):
     protocol: ClassVar[Protocol]
 
     def __init__(self, endpoint: Endpoint, credential: Any, *, account: str,
-                 verify: Any = True, retry_deadline_s: float = http.RETRY_DEADLINE_S):
+                 verify: Any = True, retry_deadline_s: float = http.RETRY_DEADLINE_S,
+                 timeout: httpx.Timeout = http.TIMEOUT):
         self.endpoint = endpoint
         self.credential = credential
         self.account = account
@@ -55,7 +56,7 @@ class Adapter(abc.ABC):
         if endpoint.kind == "sandbox":
             parts = urlsplit(self.base_url)
             self.trusted_hosts = frozenset({parts.netloc, parts.hostname or ""})
-        self.client = http.client(self.base_url, verify=verify)
+        self.client = http.client(self.base_url, verify=verify, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint.kind} {self.base_url}, {self.credential!r})"

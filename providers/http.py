@@ -28,10 +28,10 @@ BACKOFF_CAP_S = 30.0
 RETRY_DEADLINE_S = 120.0
 
 
-def client(base_url: str, *, verify: object = True, headers: dict | None = None
+def client(base_url: str, *, verify: object = True, timeout: httpx.Timeout = TIMEOUT
            ) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, limits=LIMITS, verify=verify,
-                             headers=headers or {}, follow_redirects=False)
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=LIMITS, verify=verify,
+                             follow_redirects=False)
 
 
 def retry_after_s(response: httpx.Response) -> float | None:

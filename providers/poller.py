@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from models import JobHandle, JobStatus
 from providers.errors import RateLimited, Transient
 from providers.http import backoff_s
+from providers.latency import LatencyEstimate
 
 NORMAL = NormalDist()
 Z95 = 1.6448536269514722
@@ -64,6 +65,12 @@ class PollPlan(BaseModel):
             interval = min(next_t - elapsed, self.max_share * elapsed)
         floor = max(self.min_interval_s, self.p50_s * 0.01)
         return min(max(interval, floor), self.max_interval_s)
+
+
+def plan_for(estimate: LatencyEstimate, *, time_scale: float = 1.0, k: float = 3.0) -> PollPlan:
+    """The poll plan for a job whose latency the catalog prior estimates (sandbox: scaled)."""
+    return PollPlan(p50_s=estimate.p50_s * time_scale, sigma=estimate.sigma,
+                    p95_s=estimate.p95_s * time_scale, k=k)
 
 
 class PollOutcome(BaseModel):

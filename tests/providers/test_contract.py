@@ -338,3 +338,29 @@ def test_credentials_never_show_in_reprs_or_errors(make_adapter, sandbox):
         run(adapter.submit(text_request("openai_videos"), "k"))
     assert key not in str(err.value) + repr(err.value) + repr(adapter)
     assert key not in repr(adapter.credential) + str(adapter.credential)
+
+
+@pytest.mark.parametrize("protocol", ["openai_videos", "kling_native"])
+def test_a_submit_that_times_out_after_leaving_is_found_not_resent(make_adapter, sandbox,
+                                                                  protocol):
+    import httpx
+
+    adapter = make_adapter(protocol, timeout=httpx.Timeout(0.3, connect=2))
+    sandbox.faults({"kind": "slow", "protocol": WORLD[protocol], "method": "POST",
+                    "delay_s": 1.0})
+    handle = run(adapter.submit(text_request(protocol, prompt="slow to answer"), "idem-slow"))
+    time.sleep(0.3)
+    rows = [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]
+    assert [r["job_id"] for r in rows] == [handle.job_id]
+
+
+def test_poll_plan_comes_from_the_catalog_prior(catalog):
+    from datetime import UTC, datetime
+
+    from providers.latency import estimate
+    from providers.poller import plan_for
+
+    prior = estimate(catalog.row("kling-v3").latency, 5, "1080p",
+                     datetime(2026, 11, 25, 12, tzinfo=UTC))
+    plan = plan_for(prior, time_scale=0.01)
+    assert (plan.p50_s, plan.deadline_s) == (pytest.approx(0.38), pytest.approx(3 * 0.94))
