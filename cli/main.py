@@ -4,7 +4,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import demo, plan, prices, sandbox
+from cli import crop, demo, plan, prices, prompt, sandbox
 from cli.errors import UserError, as_user_error, report
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "prices": (prices.add_arguments, prices.run),
     "demo": (demo.add_arguments, demo.run),
     "sandbox": (sandbox.add_arguments, sandbox.run),
+    "crop": (crop.add_arguments, crop.run),
+    "prompt": (prompt.add_arguments, prompt.run),
 }
 
 

@@ -10,6 +10,7 @@ from cli.context import Context, load_context, require
 from cli.errors import UserError
 from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
 from providers.router import parse_subscriptions, plan
+from tasks.prompts import policy_exclusions
 
 # flag -> request field; values stay strings so the request model validates them all alike.
 _FLAGS = {
@@ -97,6 +98,7 @@ def _when(text: str | None) -> datetime:
 def make_plan(context: Context, request: ClipRequest, subscriptions: str | None,
               volume: int | None, now: datetime) -> RoutePlan:
     text = subscriptions if subscriptions is not None else context.settings.subscriptions
+    words = " ".join([request.prompt, request.camera or "", *(s.prompt for s in request.scenes)])
     return plan(
         request,
         context.catalog,
@@ -104,6 +106,7 @@ def make_plan(context: Context, request: ClipRequest, subscriptions: str | None,
         subscriptions=parse_subscriptions(text, context.catalog),
         endpoints=context.settings.endpoints(),
         volume=volume,
+        exclude=policy_exclusions(words, context.catalog),
     )
 
 

@@ -34,6 +34,7 @@ REFERENCE_VOLUME = 1_000
 _STAGES = (
     "endpoint",
     "sunset",
+    "content_policy",
     "mode",
     "aspect_ratio",
     "resolution",
@@ -107,6 +108,7 @@ def _evaluate(
     subscriptions: frozenset[tuple[str, str]],
     endpoints: dict[Protocol, Endpoint],
     volume: int | None,
+    exclude: dict[str, str],
 ) -> None:
     row, tier = option.row, option.tier
     endpoint = endpoints.get(row.protocol)
@@ -127,6 +129,9 @@ def _evaluate(
                 f"sunset on {row.sunset}; the sandbox still serves it when named (policy {row.id})",
             )
             return
+    if row.id in exclude:
+        option.reject("content_policy", exclude[row.id])
+        return
     if request.mode not in row.modes:
         option.reject("mode", f"no {request.mode} mode (has {', '.join(row.modes)})")
         return
@@ -221,6 +226,8 @@ def _no_plan(
     if stage == "mode":
         allowed = sorted({m for row in live for m in row.modes})
         return PlanError("mode", f"{subject} make mode {request.mode}", allowed)
+    if stage == "content_policy":
+        return PlanError("prompt", f"{subject} take this prompt: {detail}")
     if stage in ("subscriptions", "quota"):
         return PlanError("subscriptions", f"no subscribed tier can make this: {detail}",
                          subscription_choices(catalog))
@@ -235,8 +242,12 @@ def plan(
     subscriptions: frozenset[tuple[str, str]],
     endpoints: dict[Protocol, Endpoint],
     volume: int | None = None,
+    exclude: dict[str, str] | None = None,
 ) -> RoutePlan:
-    """Choose a model and tier for `request`, with costs, latency and every reason."""
+    """Choose a model and tier for `request`, with costs, latency and every reason.
+
+    `exclude` maps model ids to a reason they must not be used (the pre-flight content-policy
+    check: a model whose provider would refuse the prompt is routed around, not paid for)."""
     if volume is not None and volume <= 0:
         raise PlanError("volume", f"{volume} is not a number of clips a month", ["1 or more"])
     policy = request.policy
@@ -249,7 +260,7 @@ def plan(
     options = [_Option(row, tier) for row in catalog.models for tier in row.tier]
     for option in options:
         _evaluate(option, request, now=now, named=named, subscriptions=subscriptions,
-                  endpoints=endpoints, volume=volume)
+                  endpoints=endpoints, volume=volume, exclude=exclude or {})
     eligible = [o for o in options if not o.stage]
     reasons: list[str] = []
     ranking = "cheapest" if named else policy
@@ -264,6 +275,11 @@ def plan(
                     o.reject("policy", f"not the named model ({named})")
             eligible = chosen_model
             reasons.append(f"named by policy: {named}")
+        elif eligible and any(o.row.id == named and o.stage == "content_policy"
+                              for o in options):
+            ranking = "best_quality"
+            reasons.append(f"{named} would refuse this prompt on its content policy: fell "
+                           "back to the best-quality model that would not")
         elif sunset_real and eligible:
             ranking = "best_quality"
             row = sunset_real[0].row

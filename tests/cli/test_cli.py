@@ -117,3 +117,39 @@ def test_console_script_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "duration" in result.stderr
+
+
+def test_crop_writes_the_image_and_reports(capsys, tmp_path):
+    out = tmp_path / "c.jpg"
+    code, body = run_json(capsys, "crop", str(REPO / "examples/harbour-4x3.jpg"), "--aspect",
+                          "auto", "-o", str(out))
+    assert code == 0 and out.exists() and body["aspect_ratio"] == "16:9"
+
+
+@pytest.mark.parametrize(("argv", "field"), [
+    (["missing.jpg", "-o", "x.jpg"], "image"),
+    (["EX", "--aspect", "4:3", "-o", "x.jpg"], "aspect"),
+    (["EX", "--model", "veo", "-o", "x.jpg"], "model"),
+    (["EX", "--focus", "2,2", "-o", "x.jpg"], "focus"),
+    (["EX", "--model", "sora-2", "--aspect", "1:1", "-o", "x.jpg"], "aspect"),
+])
+def test_crop_mistakes_exit_2(capsys, tmp_path, argv, field):
+    argv = [str(REPO / "examples/harbour-4x3.jpg") if a == "EX" else a for a in argv]
+    code, body = run_json(capsys, "crop", *argv)
+    assert code == 2 and body["error"]["field"] == field
+
+
+def test_prompt_command_shows_camera_and_policy(capsys):
+    code, body = run_json(capsys, "prompt", "A fox, slow push in", "--model", "kling-v3")
+    assert code == 0 and body["camera_control"]["config"]["zoom"] == 3
+    code, body = run_json(capsys, "prompt", "Napoleon at dawn", "--model", "sora-2")
+    assert body["policy_hits"][0]["category"] == "historical_figures"
+    code, body = run_json(capsys, "prompt", "x", "--model", "nope")
+    assert code == 2 and body["error"]["field"] == "model"
+
+
+def test_plan_routes_around_a_policy_refusal(capsys):
+    code, body = run_json(capsys, "plan", "--prompt", "Napoleon crosses the Alps",
+                          "--duration", "8", "--policy", "sora-2")
+    assert code == 0 and body["model"] == "kling-v3"
+    assert "content policy" in body["reasons"][0]
