@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         "without a monthly minimum.",
     )
     catalog: Path | None = Field(default=None, description="Another model catalog TOML file.")
+    sandbox_time_scale: float = Field(
+        default=1.0, gt=0, description="time_scale of a sandbox started by auto (the demo: 0.01)."
+    )
+    poll_deadline_k: float = Field(
+        default=3.0, gt=0, description="await_job gives up (pending) after k x p95 latency."
+    )
 
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

@@ -1,10 +1,11 @@
 """`reelflow`: the entry point. Each command lives in its own module and takes --json."""
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import crop, demo, plan, prices, prompt, sandbox
+from cli import crop, demo, generate, plan, prices, prompt, sandbox
 from cli.errors import UserError, as_user_error, report
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -15,7 +16,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "sandbox": (sandbox.add_arguments, sandbox.run),
     "crop": (crop.add_arguments, crop.run),
     "prompt": (prompt.add_arguments, prompt.run),
+    "generate": (generate.add_arguments, generate.run),
 }
+
+
+# No network here: Prefect's telemetry would log an error at every temporary server start.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,7 +20,7 @@ import httpx
 from models import Download, Endpoint, JobHandle, JobStatus, Protocol, RemoteVideo, SubmitRequest
 from providers import http
 from providers.download import stream_to
-from providers.errors import AccountError
+from providers.errors import AccountError, SubmitUnknown
 
 SANDBOX_PREFIX: dict[Protocol, str] = {
     "openai_videos": "/openai/v1", "fal_queue": "/fal", "kling_native": "/kling",
@@ -93,6 +93,12 @@ class Adapter(abc.ABC):
         headers = self.auth_headers() if remote.authenticated else {}
         return await stream_to(self.client, remote.url, sink, headers=headers,
                                trusted_hosts=self.trusted_hosts, max_bytes=max_bytes)
+
+    async def recover(self, request: SubmitRequest, idempotency_key: str,
+                      since: datetime) -> JobHandle | None:
+        """The job a submit that died mid-flight created, if the provider can say; None when
+        it says there is none. Protocols without a lookup raise SubmitUnknown."""
+        raise SubmitUnknown(f"{self.protocol} has no lookup for an interrupted submit")
 
     @abc.abstractmethod
     async def cancel(self, handle: JobHandle) -> bool: ...

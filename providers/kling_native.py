@@ -111,6 +111,12 @@ class KlingNative(Adapter):
                 return self.handle(found, family=family)
         raise SubmitUnknown("Kling submit failed twice and the task cannot be looked up")
 
+    async def recover(self, request: SubmitRequest, idempotency_key: str,
+                      since: object = None) -> JobHandle | None:
+        family = FAMILY[request.mode]
+        found = await self._lookup(family, idempotency_key)
+        return self.handle(found, family=family) if found else None
+
     async def _lookup(self, family: str, key: str) -> str | None:
         """The task with this external_task_id; None when Kling says there is none."""
         try:

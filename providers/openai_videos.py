@@ -96,6 +96,11 @@ class OpenAIVideos(Adapter):
         raise SubmitUnknown("Sora create failed twice with an unknown outcome; no matching "
                             "video was listed")
 
+    async def recover(self, request: SubmitRequest, idempotency_key: str,
+                      since: datetime) -> JobHandle | None:
+        found = await self._find(request, since)
+        return self.handle(found) if found else None
+
     async def _find(self, request: SubmitRequest, started: datetime) -> str | None:
         """The video this request created, if the provider lists one."""
         try:

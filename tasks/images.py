@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from models import Resolution
@@ -184,7 +185,8 @@ def prepare_image_bytes(data: bytes, row: ModelRow, *, aspect: str = "auto",
         bytes=len(payload))
 
 
-def prepare_image_file(path: Path, row: ModelRow, **kwargs) -> tuple[bytes, CropResult]:
+def prepare_image_file(path: Path | str, row: ModelRow, **kwargs) -> tuple[bytes, CropResult]:
+    path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -194,7 +196,7 @@ def prepare_image_file(path: Path, row: ModelRow, **kwargs) -> tuple[bytes, Crop
     return prepare_image_bytes(data, row, **kwargs)
 
 
-@task(name="prepare image", retries=0)
+@task(name="prepare image", retries=0, cache_policy=NO_CACHE)
 def prepare_image(path: Path, row: ModelRow, aspect: str = "auto",
                   resolution: Resolution = "1080p",
                   focus: tuple[float, float] | None = None) -> tuple[bytes, CropResult]:

@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models import Scene, normalise_text
@@ -176,7 +177,7 @@ def storyboard_anchors(scenes: list[Scene]) -> list[str]:
     return anchored
 
 
-@task(name="prepare prompt", retries=0)
+@task(name="prepare prompt", retries=0, cache_policy=NO_CACHE)
 def prepare_prompt(prompt: str, row: ModelRow, camera: str | None = None,
                    negative_prompt: str | None = None) -> PreparedPrompt:
     """Prefect wrapper: pure and fast, nothing to retry."""

@@ -102,7 +102,7 @@ def test_prices_prints_the_seed_table(capsys):
 
 
 def test_demo_plans_every_example(capsys):
-    code, decisions = run_json(capsys, "demo")
+    code, decisions = run_json(capsys, "demo", "--plan-only")
     assert code == 0
     names = {d["example"] for d in decisions}
     assert {"coastal-city.json", "sora-named.json", "long-take.json"} <= names

@@ -1,0 +1,33 @@
+"""generate: run generate_clip for one request (flags or a JSON file) and say where the clip is
+and what it cost."""
+
+import argparse
+import asyncio
+import json
+import sys
+
+from cli.plan import add_request_arguments, request_from_args
+from tasks.generation import ClipLost, PendingAtDeadline
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_request_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    request = request_from_args(args)
+    from flows.generate import generate_clip
+
+    try:
+        result = asyncio.run(generate_clip(request))
+    except (PendingAtDeadline, ClipLost) as err:
+        print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
+              else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)
+        return 1
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(f"{result.path}\n  {result.model} {result.tier}, ${result.cost_usd:.2f}, "
+              f"{result.seconds_delivered:g} s at {result.resolution_actual}"
+              + (f"\n  trimmed copy: {result.trimmed_path}" if result.trimmed_path else ""))
+    return 0

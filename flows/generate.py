@@ -1,0 +1,210 @@
+"""generate_clip: plan -> prepare -> submit once -> await -> archive -> inspect -> record.
+
+The flow only wires tasks; each task's body is a plain function in tasks/. Retries follow
+DESIGN.md §6: submit_job has none (an ambiguous submit is resolved through the journal and the
+provider's lookup), await_job has no Prefect timeout (its deadline is the poller's k x p95), and
+archive_output retries transient errors only. Fallback re-plans without a model that refused the
+prompt, stayed out of capacity past the request's wait budget, kept failing, or whose account
+stopped — and says why.
+"""
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+
+from flows.clip_result import ClipResult, publish
+from models import ClipRequest, RoutePlan, Shot, SubmitRequest
+from providers.errors import AccountError, JobFailed, RateLimited, Rejected, Transient
+from providers.router import plan
+from tasks.generation import (
+    PendingAtDeadline,
+    archive_step,
+    asked_size,
+    await_step,
+    inspect_and_trim,
+    journal_for,
+    submit_step,
+)
+from tasks.images import prepare_image
+from tasks.prompts import policy_exclusions, prepare_prompt
+from tasks.runtime import Runtime, build_runtime
+
+MAX_FAILURES_PER_MODEL = 2
+
+
+def only_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except Transient:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="plan route", retries=0, cache_policy=NO_CACHE)
+def plan_route(request: ClipRequest, rt: Runtime, excluded: dict[str, str]) -> RoutePlan:
+    from providers.router import parse_subscriptions
+
+    words = " ".join([request.prompt, request.camera or "", *(s.prompt for s in request.scenes)])
+    return plan(request, rt.catalog, now=datetime.now(UTC),
+                subscriptions=parse_subscriptions(rt.settings.subscriptions, rt.catalog),
+                endpoints=rt.endpoints,
+                exclude={**policy_exclusions(words, rt.catalog), **excluded})
+
+
+# The runtime (journal, adapters) is not data: nothing here is cached (NO_CACHE).
+submit_job = task(submit_step, name="submit job", retries=0, cache_policy=NO_CACHE)
+await_job = task(await_step, name="await job", retries=0, cache_policy=NO_CACHE)
+archive_output = task(archive_step, name="archive output", retries=2, retry_delay_seconds=[1, 4],
+                      retry_jitter_factor=0.5, retry_condition_fn=only_transient,
+                      cache_policy=NO_CACHE)
+inspect_clip = task(inspect_and_trim, name="inspect clip", retries=0, cache_policy=NO_CACHE)
+
+
+async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run_id: str):
+    """All steps of one plan; returns (last handle, aspect sent, prepared prompt, crop)."""
+    row = rt.catalog.row(decision.model)
+    labels = {f"provider:{decision.provider}", f"model:{decision.model}",
+              f"tier:{decision.tier}"}
+    prepared = prepare_prompt.with_options(tags=labels)(
+        request.prompt or " ".join(s.prompt for s in request.scenes), row, request.camera,
+        request.negative_prompt)
+    image, crop, aspect = None, None, request.aspect_ratio
+    if request.mode == "image":
+        image, crop = prepare_image.with_options(tags=labels)(
+            request.image, row, request.aspect_ratio, request.resolution, request.focus)
+        aspect = crop.aspect_ratio
+    aspect = "16:9" if aspect == "auto" else aspect
+    size = row.wire[request.resolution].sizes.get(aspect)
+    shots = [Shot(prompt=s.prompt, seconds=max(1, round(s.duration))) for s in request.scenes]
+    handle, parent_video = None, None
+    for index, step in enumerate(decision.steps):
+        mode = request.mode if index == 0 else "extend"
+        submit = SubmitRequest(
+            model=row.id, endpoint=row.endpoint, mode=mode, prompt=prepared.prompt,
+            negative_prompt=prepared.negative_prompt, seconds=step.seconds,
+            resolution=request.resolution, aspect_ratio=aspect,
+            wire_params=row.wire[request.resolution].params, size=size, image=image,
+            image_type="image/jpeg", camera_control=prepared.camera_control, shots=shots,
+            parent_video_id=parent_video if mode == "extend" else None)
+        with tags(*labels):
+            handle = await submit_job(rt, request, decision, index, submit, run_id)
+            outcome = await await_job(rt, request, decision, index, handle, run_id)
+        if outcome.state == "pending":
+            raise PendingAtDeadline(f"pending at deadline: {decision.model} job "
+                                    f"{handle.job_id} is still running; the next run of this "
+                                    "request or the sweep will collect it")
+        if outcome.state == "failed":
+            raise JobFailed(outcome.status.message or "failed", policy=outcome.status.policy)
+        if index + 1 < len(decision.steps):
+            parent_video = (await rt.adapter(row, decision.tier).result(handle)).video_id
+    return handle, aspect, prepared, crop
+
+
+async def generate(rt: Runtime, request: ClipRequest, run_id: str,
+                   regenerated: bool = False) -> ClipResult:
+    """The plain orchestration (the flow is a thin wrapper around this)."""
+    logger = get_run_logger()
+    excluded: dict[str, str] = {}
+    failures: dict[str, int] = {}
+    waited: dict[str, float] = {}
+    while True:
+        record = rt.journal.read(request.clip_id)
+        if record and record.state == "done":
+            logger.info("clip %s is already archived: nothing to pay", request.clip_id[:12])
+            return ClipResult.model_validate(record.inspection["result"])
+        resumable = bool(record and record.plan and record.steps and record.steps[-1].state in (
+            "intent", "submitted", "pending", "unknown") and record.steps[-1].model not in
+            excluded)
+        decision = (RoutePlan.model_validate(record.plan) if resumable
+                    else plan_route(request, rt, excluded))
+        logger.info("plan: %s", "; ".join(decision.reasons))
+        with rt.journal.locked(request.clip_id) as locked:
+            existing, _ = locked.ensure(journal_for(request, decision))
+            if not resumable and existing.plan != decision.model_dump(mode="json"):
+                existing.plan, existing.state = decision.model_dump(mode="json"), "running"
+                locked.write(existing)
+        why = None
+        try:
+            handle, aspect, prepared, crop = await _make_clip(rt, request, decision, run_id)
+        except RateLimited as err:
+            scale = rt.time_scale(rt.catalog.row(decision.model).protocol)
+            pause = err.retry_after_s or scale * min(30.0, 1.0 + waited.get(decision.model, 0))
+            if waited.get(decision.model, 0.0) + pause <= request.fallback_wait_s:
+                waited[decision.model] = waited.get(decision.model, 0.0) + pause
+                logger.info("out of capacity on %s; waiting %.1f s", decision.model, pause)
+                await asyncio.sleep(pause)
+                continue
+            why = _fallback_reason(err, decision, failures)
+        except (Rejected, AccountError, JobFailed) as err:
+            why = _fallback_reason(err, decision, failures)
+            if why is None:
+                _note_attempt(rt, request.clip_id, f"{decision.model}: failed, retrying")
+                continue
+        if why is not None:
+            _note_attempt(rt, request.clip_id, f"{decision.model}: {why}")
+            for row in rt.catalog.models:
+                if row.id == decision.model or (
+                        "account" in why and row.provider == decision.provider):
+                    excluded[row.id] = why
+            logger.warning("falling back from %s: %s", decision.model, why)
+            continue
+        archived = await archive_output(rt, request, decision, len(decision.steps) - 1, handle)
+        inspection, trimmed = inspect_clip(rt, request, archived)
+        expected = asked_size(request, aspect)
+        downgraded = min(inspection.width, inspection.height) < min(expected)
+        if downgraded and request.downgrade == "fail":
+            raise RuntimeError(f"delivered {inspection.width}x{inspection.height}, asked "
+                               f"{expected[0]}x{expected[1]}; downgrade policy is fail")
+        result = await publish(rt, request, decision, archived, inspection, trimmed, prepared, crop,
+                         downgraded, run_id)
+        if downgraded and request.downgrade == "regenerate" and not regenerated:
+            logger.warning("silently downgraded; regenerating once as take %d",
+                           request.take + 1)
+            return await generate(rt, request.model_copy(update={"take": request.take + 1}),
+                                  run_id, regenerated=True)
+        return result
+
+
+def _fallback_reason(err: Exception, decision: RoutePlan, failures: dict[str, int]
+                     ) -> str | None:
+    if isinstance(err, Rejected) or (isinstance(err, JobFailed) and err.policy):
+        return f"refused on content policy ({err})"
+    if isinstance(err, AccountError):
+        return f"account {decision.provider}:{decision.tier} stopped ({err})"
+    if isinstance(err, RateLimited):
+        return "out of capacity past the request's wait budget"
+    failures[decision.model] = failures.get(decision.model, 0) + 1
+    if failures[decision.model] >= MAX_FAILURES_PER_MODEL:
+        return f"failed {failures[decision.model]} times ({err})"
+    return None
+
+
+def _note_attempt(rt: Runtime, clip_id: str, why: str) -> None:
+    with rt.journal.locked(clip_id) as locked:
+        record = locked.read()
+        record.attempts.append(why)
+        record.state = "running"
+        locked.write(record)
+
+
+@flow(name="generate-clip", retries=0, log_prints=True)
+async def generate_clip(request: ClipRequest) -> ClipResult:
+    """One request in; one verified, archived clip out, paid for once."""
+    run_id = str(get_run_context().flow_run.id)
+    rt = await asyncio.to_thread(build_runtime, run_id)
+    try:
+        return await generate(rt, request, run_id)
+    finally:
+        await rt.aclose()
+
+
+if __name__ == "__main__":
+    from cli.main import main
+
+    sys.exit(main(["generate", *sys.argv[1:]]))

@@ -1,0 +1,146 @@
+"""The job journal: one record per clip id, so a paid submit happens once.
+
+Invariant: a record is created (create-if-absent: mkdir is atomic) before a paid submit, and the
+provider's handle is written the moment submit returns. Every change happens under an exclusive
+lock on the clip's folder (flock; the kernel drops it when a process dies, even by SIGKILL), and
+each write is a temporary file renamed into place, so a reader never sees half a record.
+
+Whoever holds the lock and finds `submitted` resumes that job; finds `intent` without a handle
+means the last submitter died mid-submit: the caller resolves it with the provider's lookup
+(Kling by external_task_id, OpenAI by listing), never by blindly sending again. Terminal states:
+done, failed; `pending` (deadline reached, the provider may still finish) and `unknown` (a
+submit whose outcome cannot be known) are picked up by the next run or the sweep.
+"""
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models import JobHandle, RemoteVideo
+
+StepState = Literal["intent", "submitted", "succeeded", "failed", "pending", "unknown"]
+ClipState = Literal["intent", "running", "done", "failed", "pending", "unknown"]
+
+
+class StepRecord(BaseModel):
+    """One paid generation of the clip."""
+
+    index: int
+    kind: str
+    seconds: int
+    state: StepState = "intent"
+    model: str
+    tier: str
+    handle: JobHandle | None = None
+    remote: RemoteVideo | None = None
+    charges: list[str] = Field(default_factory=list, description="Ledger events written.")
+    message: str | None = None
+
+
+class ClipJournal(BaseModel):
+    clip_id: str
+    state: ClipState = "intent"
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    request: dict
+    plan: dict | None = None
+    steps: list[StepRecord] = Field(default_factory=list)
+    archive: dict | None = None
+    inspection: dict | None = None
+    attempts: list[str] = Field(default_factory=list, description="Models tried, with why.")
+    parent_clip_id: str | None = None
+
+
+class Journal:
+    """A folder of clip records: <root>/<clip_id>/record.json (+ lock)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _folder(self, clip_id: str) -> Path:
+        if not clip_id.isalnum():
+            raise ValueError(f"not a clip id: {clip_id!r}")
+        return self.root / clip_id
+
+    def create(self, record: ClipJournal) -> bool:
+        """Create the record if absent; False if another run already has it."""
+        folder = self._folder(record.clip_id)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            return False
+        self._write(record)
+        return True
+
+    def read(self, clip_id: str) -> ClipJournal | None:
+        try:
+            text = (self._folder(clip_id) / "record.json").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        return ClipJournal.model_validate_json(text)
+
+    def _write(self, record: ClipJournal) -> None:
+        record.updated_at = datetime.now(UTC)
+        folder = self._folder(record.clip_id)
+        tmp = folder / f".record.{os.getpid()}.tmp"
+        tmp.write_text(record.model_dump_json(indent=2), encoding="utf-8")
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        tmp.replace(folder / "record.json")
+
+    @contextmanager
+    def locked(self, clip_id: str) -> Iterator["Locked"]:
+        """Exclusive access to one clip's record for the length of the block."""
+        folder = self._folder(clip_id)
+        folder.mkdir(exist_ok=True)
+        with (folder / "lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield Locked(self, clip_id)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def records(self) -> list[ClipJournal]:
+        found = []
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir() and (record := self.read(folder.name)):
+                found.append(record)
+        return found
+
+    def open_records(self) -> list[ClipJournal]:
+        """Clips a run or the sweep must still finish."""
+        return [r for r in self.records() if r.state in ("intent", "running", "pending",
+                                                          "unknown")]
+
+
+class Locked:
+    """The record of one clip while its lock is held."""
+
+    def __init__(self, journal: Journal, clip_id: str):
+        self.journal, self.clip_id = journal, clip_id
+
+    def read(self) -> ClipJournal | None:
+        return self.journal.read(self.clip_id)
+
+    def write(self, record: ClipJournal) -> None:
+        self.journal._write(record)
+
+    def ensure(self, fresh: ClipJournal) -> tuple[ClipJournal, bool]:
+        """The existing record, or `fresh` written now; True when it was created here."""
+        existing = self.read()
+        if existing is not None:
+            return existing, False
+        self.write(fresh)
+        return fresh, True
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, default=str)

@@ -1,0 +1,65 @@
+"""The ledger writer: append-only Parquet part files with the one fixed schema.
+
+Layout: <root>/date=<event date>/run=<flow run id>/part-<n>.parquet, one small file flushed at
+each charge event, so a killed run loses nothing it had already paid for. Part numbers are taken
+with O_EXCL, so two writers in one run never collide; files appear whole (temp name, rename).
+Rows carry a deterministic event_id (clip, step, job, kind): a charge written twice by a run
+killed between writing and journalling is the same event, and readers count it once.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from models import LedgerRow, rows_to_table
+
+
+def event_id(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+class LedgerWriter:
+    def __init__(self, root: Path, run_id: str):
+        self.root, self.run_id = root, run_id
+
+    def append(self, rows: list[LedgerRow]) -> Path | None:
+        """Flush rows now, as one part file per event date."""
+        written = None
+        for date in sorted({row.event_time.date() for row in rows}):
+            batch = [row for row in rows if row.event_time.date() == date]
+            folder = self.root / f"date={date.isoformat()}" / f"run={self.run_id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self._claim(folder)
+            tmp = folder / f".{path.name}.tmp"
+            pq.write_table(rows_to_table(batch), tmp)
+            tmp.replace(path)
+            written = path
+        return written
+
+    @staticmethod
+    def _claim(folder: Path) -> Path:
+        """The next part number, claimed by a hidden marker (readers skip dot-files)."""
+        n = len(list(folder.glob(".part-*.claim")))
+        while True:
+            try:
+                fd = os.open(folder / f".part-{n:05d}.claim", os.O_CREAT | os.O_EXCL |
+                             os.O_WRONLY)
+                os.close(fd)
+                return folder / f"part-{n:05d}.parquet"
+            except FileExistsError:
+                n += 1
+
+
+def read_ledger(root: Path) -> list[dict]:
+    """Every row, once per event_id (for tests and reconciliation; analytics uses DuckDB)."""
+    if not root.exists() or not any(root.rglob("*.parquet")):
+        return []
+    table = pq.ParquetDataset(root, partitioning="hive").read()
+    seen, rows = set(), []
+    for row in table.to_pylist():
+        if row["event_id"] not in seen:
+            seen.add(row["event_id"])
+            rows.append(row)
+    return rows

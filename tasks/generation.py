@@ -1,0 +1,279 @@
+"""The steps of one clip as plain async functions: submit once, await, archive, inspect.
+
+Each function reads and writes the journal under the clip's lock, and flushes a ledger row at
+each charge event (submit, complete, fail, re-queue) the moment it is known — so a retried task,
+a rerun, a concurrent run of the same request or a run after SIGKILL resumes the recorded job
+and never pays twice, and a killed run loses nothing it had paid for.
+"""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from models import ClipRequest, JobHandle, JobStatus, LedgerRow, RoutePlan, SubmitRequest
+from providers import latency
+from providers.errors import Expired, ProviderError, SubmitUnknown
+from providers.poller import PollOutcome, await_job, plan_for
+from providers.pricebook import clip_cost, failed_charge, requeue_charge
+from storage.archive import AlreadyArchived, sha256_of
+from storage.journal import ClipJournal, StepRecord
+from storage.ledger import event_id
+from tasks.inspection import Inspection, inspect_file, trim
+from tasks.runtime import Runtime
+
+
+class PendingAtDeadline(RuntimeError):
+    """The provider had not finished by k x p95: the job is kept; the next run or the sweep
+    collects it and its charge."""
+
+
+class ClipLost(RuntimeError):
+    """A paid output could not be archived (its URL expired first)."""
+
+
+class Archived(BaseModel):
+    path: str
+    sha256: str
+    bytes: int
+    download_s: float
+    submitted_at: datetime
+
+
+async def _locked(rt: Runtime, clip_id: str):
+    """Take the clip's lock without blocking the event loop."""
+    manager = rt.journal.locked(clip_id)
+    locked = await asyncio.to_thread(manager.__enter__)
+    return manager, locked
+
+
+def row(rt: Runtime, request: ClipRequest, plan: RoutePlan, step: StepRecord, kind: str,
+        cost: Decimal, charge: str, flow_run_id: str, event_key: str | None = None,
+        **fields) -> LedgerRow:
+    job_id = step.handle.job_id if step.handle else None
+    return LedgerRow(
+        event_id=event_id(request.clip_id, step.index, step.model, job_id, event_key or kind),
+        event_time=datetime.now(UTC), event_kind=kind, provider=plan.provider,
+        model=step.model, tier=step.tier, account=f"{plan.provider}:{step.tier}",
+        endpoint=plan.endpoint, job_id=job_id, clip_id=request.clip_id,
+        parent_clip_id=request.source_clip, mode=request.mode, seconds_asked=request.seconds,
+        seconds_billed=step.seconds, resolution_asked=request.resolution, cost_usd=cost,
+        charge_kind=charge, flow_run_id=flow_run_id, **fields)
+
+
+async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
+                      submit: SubmitRequest, run_id: str) -> JobHandle:
+    """Submit step `index` once; resume the recorded job if there is one."""
+    row_ = rt.catalog.row(plan.model)
+    adapter = rt.adapter(row_, plan.tier)
+    manager, locked = await _locked(rt, request.clip_id)
+    try:
+        record = locked.read()
+        assert record is not None
+        key = (f"{request.clip_id[:36]}{plan.model.replace('-', '')[:8]}"
+               f"a{len(record.attempts)}s{index}")
+        step = record.steps[index] if index < len(record.steps) else None
+        if step and step.state == "failed":
+            step = None  # a failed job is retried as a new submit with a new key
+        if step and step.model == plan.model and step.handle:
+            return step.handle
+        handle = None
+        if step and step.model == plan.model and step.state == "intent":
+            try:
+                handle = await adapter.recover(submit, key, record.updated_at)
+            except SubmitUnknown as err:
+                step.state, step.message = "unknown", str(err)
+                record.state = "unknown"
+                locked.write(record)
+                raise
+        if step is None or step.model != plan.model:
+            step = StepRecord(index=index, kind=plan.steps[index].kind,
+                              seconds=plan.steps[index].seconds, model=plan.model,
+                              tier=plan.tier)
+            record.steps = [*record.steps[:index], step]
+            record.state = "running"
+            locked.write(record)
+        if handle is None:
+            try:
+                handle = await adapter.submit(submit, key)
+            except SubmitUnknown as err:
+                step.state, step.message, record.state = "unknown", str(err), "unknown"
+                locked.write(record)
+                raise
+            except ProviderError:
+                record.steps = record.steps[:index]  # refused before any job existed
+                locked.write(record)
+                raise
+        step.handle, step.state = handle, "submitted"
+        locked.write(record)
+        if "submit" not in step.charges:
+            rt.ledger.append([row(rt, request, plan, step, "submit", Decimal(0), "none",
+                                  run_id)])
+            step.charges.append("submit")
+            locked.write(record)
+        return handle
+    finally:
+        manager.__exit__(None, None, None)
+
+
+async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
+                     handle: JobHandle, run_id: str, on_progress=None) -> PollOutcome:
+    """Wait for the job within k x p95; record its charge (and any re-queue) as it lands."""
+    row_ = rt.catalog.row(plan.model)
+    tier = row_.tier_named(plan.tier)
+    adapter = rt.adapter(row_, plan.tier)
+    seconds = plan.steps[index].seconds
+    prior = latency.estimate(row_.latency, seconds, request.resolution, datetime.now(UTC))
+    poll_plan = plan_for(prior, time_scale=rt.time_scale(row_.protocol),
+                         k=rt.settings.poll_deadline_k)
+    states: list[str] = []
+
+    def seen(status: JobStatus) -> None:
+        if states and states[-1] == "running" and status.state == "queued":
+            _charge(rt, request, plan, index, "requeue",
+                    requeue_charge(row_, tier, request.resolution, seconds), "requeue", run_id)
+        states.append(status.state)
+        if on_progress:
+            on_progress(status)
+
+    elapsed = (datetime.now(UTC) - handle.submitted_at).total_seconds()
+    outcome = await await_job(adapter.status, handle, poll_plan, cancel=adapter.cancel,
+                              on_progress=seen, elapsed_at_start=max(0.0, elapsed))
+    timing = {"queued_s": round(outcome.queued_s, 3), "running_s": round(
+        outcome.waited_s - (outcome.running_seen_s or 0), 3)}
+    if outcome.state == "succeeded":
+        _charge(rt, request, plan, index, "complete",
+                clip_cost(tier, request.resolution, seconds), "generation", run_id, **timing)
+    elif outcome.state == "failed":
+        cost = Decimal(0) if outcome.status.policy else failed_charge(
+            row_, tier, request.resolution, seconds)
+        _charge(rt, request, plan, index, "fail", cost, "failed_generation", run_id, **timing)
+    _set_step(rt, request.clip_id, index, outcome.state if outcome.state != "pending"
+              else "pending", outcome.status.message)
+    return outcome
+
+
+def _charge(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int, kind: str,
+            cost: Decimal, charge: str, run_id: str, **fields) -> None:
+    with rt.journal.locked(request.clip_id) as locked:
+        record = locked.read()
+        step = record.steps[index]
+        if kind == "requeue":  # each observed re-queue is its own charge
+            marker = f"requeue:{sum(c.startswith('requeue') for c in step.charges)}"
+        elif kind in step.charges:
+            return
+        else:
+            marker = kind
+        rt.ledger.append([row(rt, request, plan, step, kind, cost, charge, run_id,
+                              event_key=marker, **fields)])
+        step.charges.append(marker)
+        locked.write(record)
+
+
+def _set_step(rt: Runtime, clip_id: str, index: int, state: str, message: str | None) -> None:
+    with rt.journal.locked(clip_id) as locked:
+        record = locked.read()
+        record.steps[index].state = state  # type: ignore[assignment]
+        record.steps[index].message = message
+        if state in ("pending", "failed"):
+            record.state = state  # type: ignore[assignment]
+        locked.write(record)
+
+
+async def archive_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
+                       handle: JobHandle) -> Archived:
+    """Stream the output into the archive, once; the journal says whether it is there."""
+    record = rt.journal.read(request.clip_id)
+    if record and record.archive:
+        return Archived.model_validate(record.archive)
+    row_ = rt.catalog.row(plan.model)
+    adapter = rt.adapter(row_, plan.tier)
+    submitted = record.steps[0].handle.submitted_at if record and record.steps[0].handle \
+        else handle.submitted_at
+    final = rt.archive.path_for(request.clip_id, submitted)
+    started = time.monotonic()
+    if final.exists():  # archived by a run killed before it journalled
+        digest, size = sha256_of(final), final.stat().st_size
+    else:
+        for attempt in range(2):
+            remote = await adapter.result(handle)
+            _remember_remote(rt, request.clip_id, index, remote)
+            try:
+                with rt.archive.writing(final) as sink:
+                    download = await adapter.download(remote, sink)
+                digest, size = download.sha256, download.bytes
+                break
+            except AlreadyArchived:
+                digest, size = sha256_of(final), final.stat().st_size
+                break
+            except Expired as err:
+                if attempt:
+                    _fail(rt, request.clip_id, f"output expired before archival: {err}")
+                    raise ClipLost(f"the output of {handle.job_id} expired before it could "
+                                   "be archived; its charge is recorded") from None
+    archived = Archived(path=str(final), sha256=digest, bytes=size,
+                        download_s=round(time.monotonic() - started, 3), submitted_at=submitted)
+    with rt.journal.locked(request.clip_id) as locked:
+        record = locked.read()
+        record.archive = archived.model_dump(mode="json")
+        locked.write(record)
+    return archived
+
+
+def _remember_remote(rt: Runtime, clip_id: str, index: int, remote) -> None:
+    with rt.journal.locked(clip_id) as locked:
+        record = locked.read()
+        record.steps[index].remote = remote
+        locked.write(record)
+
+
+def _fail(rt: Runtime, clip_id: str, message: str) -> None:
+    with rt.journal.locked(clip_id) as locked:
+        record = locked.read()
+        record.state = "failed"
+        record.attempts.append(message)
+        locked.write(record)
+
+
+def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived
+                     ) -> tuple[Inspection, dict]:
+    """Inspect the original; write a trimmed copy when a flash frame or extra seconds call for
+    it. Returns the inspection and what was done."""
+    path = Path(archived.path)
+    started = time.monotonic()
+    found = inspect_file(path)
+    keep = found.seconds
+    reasons = []
+    if found.flash_frame:
+        keep -= 1 / found.fps
+        reasons.append("flash frame on the last frame")
+    if keep > request.seconds + 0.5 / found.fps:
+        keep = request.seconds
+        reasons.append(f"longer than asked ({found.seconds:g} s for {request.seconds:g} s)")
+    outcome: dict = {"inspection_s": 0.0, "trimmed_path": None, "trimmed_sha256": None,
+                     "trim_reasons": reasons, "trim_method": None}
+    if reasons:
+        trimmed = path.with_name(path.name.replace(".mp4", ".trimmed.mp4"))
+        if not trimmed.exists():
+            try:
+                with rt.archive.writing(trimmed) as sink:
+                    outcome["trim_method"] = trim(path, sink, keep, b_frames=found.b_frames)
+            except FileExistsError:
+                pass
+        outcome["trimmed_path"], outcome["trimmed_sha256"] = str(trimmed), sha256_of(trimmed)
+    outcome["inspection_s"] = round(time.monotonic() - started, 3)
+    return found, outcome
+
+
+def asked_size(request: ClipRequest, aspect: str) -> tuple[int, int]:
+    short = {"720p": 720, "1080p": 1080, "4k": 2160}[request.resolution]
+    a, b = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}.get(aspect, (16, 9))
+    return (round(short * a / b), short) if a >= b else (short, round(short * b / a))
+
+
+def journal_for(request: ClipRequest, plan: RoutePlan) -> ClipJournal:
+    return ClipJournal(clip_id=request.clip_id, request=request.model_dump(mode="json"),
+                       plan=plan.model_dump(mode="json"), parent_clip_id=request.source_clip)

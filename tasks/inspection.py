@@ -1,0 +1,82 @@
+"""inspect_clip: what was really delivered — duration, frame size, fps, codec — and a flash frame.
+
+Only the tail is decoded (a seek to the last keyframe before the final 1.5 s), so inspection
+time does not grow with the clip's length. A flash frame is a last frame whose mean luma jumps
+from its neighbours' by more than FLASH_JUMP (Kling's ~3% gotcha). A flash frame, or a clip
+longer than asked (a snapped duration), is trimmed by remuxing without re-encoding when the
+stream has no B-frames (cutting packets is then safe); otherwise the kept part is re-encoded.
+The original is always kept; the trimmed copy sits beside it.
+"""
+
+import statistics
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+from pydantic import BaseModel
+
+FLASH_JUMP = 60.0
+TAIL_S = 1.5
+
+
+class Inspection(BaseModel):
+    seconds: float
+    frames: int
+    width: int
+    height: int
+    fps: float
+    codec: str
+    b_frames: bool
+    last_luma: float
+    neighbour_luma: float
+    flash_frame: bool
+
+
+def inspect_file(path: Path) -> Inspection:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(24)
+        base = stream.time_base
+        length = float(stream.duration * base) if stream.duration else (
+            container.duration or 0) / 1e6
+        container.seek(int(max(0.0, length - TAIL_S) / base), stream=stream, backward=True)
+        tail = []
+        for frame in container.decode(stream):
+            tail.append((frame.pts, float(frame.to_ndarray(format="gray").mean())))
+            tail = tail[-6:]
+        last_pts, last_luma = tail[-1]
+        neighbours = [luma for _, luma in tail[:-1]] or [last_luma]
+        reference = statistics.median(neighbours)
+        seconds = float(last_pts * base) + 1 / float(rate)
+        context = stream.codec_context
+        return Inspection(
+            seconds=round(seconds, 4), frames=round(seconds * float(rate)),
+            width=context.width, height=context.height, fps=float(rate), codec=context.name,
+            b_frames=bool(getattr(context, "has_b_frames", 0)), last_luma=last_luma,
+            neighbour_luma=reference, flash_frame=abs(last_luma - reference) > FLASH_JUMP)
+
+
+def trim(source: Path, sink: BinaryIO, seconds: float, *, b_frames: bool) -> str:
+    """Keep the first `seconds` of `source`; 'remux' or 're-encode', as it had to."""
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        cut = seconds / float(stream.time_base) - 0.5
+        with av.open(sink, "w", format="mp4") as out:
+            if not b_frames:
+                target = out.add_stream_from_template(stream)
+                for packet in src.demux(stream):
+                    if packet.size and packet.pts is not None and packet.pts < cut:
+                        packet.stream = target
+                        out.mux(packet)
+                return "remux"
+            target = out.add_stream("libx264", rate=stream.average_rate or 24)
+            target.width, target.height = stream.codec_context.width, \
+                stream.codec_context.height
+            target.pix_fmt = "yuv420p"
+            for frame in src.decode(stream):
+                if frame.pts is not None and frame.pts < cut:
+                    frame.pict_type = av.video.frame.PictureType.NONE
+                    out.mux(target.encode(frame))
+            out.mux(target.encode(None))
+            return "re-encode"

@@ -1,0 +1,198 @@
+"""generate_clip end to end against the sandbox; after each test the ledger and the sandbox's
+usage log agree to the cent."""
+
+import asyncio
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from flows.generate import generate_clip
+from models import ClipRequest
+from storage.archive import sha256_of
+from storage.journal import Journal
+from storage.ledger import read_ledger
+from tasks.generation import ClipLost, PendingAtDeadline
+from tasks.inspection import inspect_file
+from tests.flows.conftest import assert_reconciled
+
+REPO = Path(__file__).resolve().parents[2]
+# Prefect's own clients outlive the event loop of each flow call (one asyncio.run per call)
+# and leave loopback sockets to the garbage collector; nothing of reelflow's is ignored here.
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+COASTAL = "Aerial shot of a coastal city at golden hour"
+
+
+RUN = uuid.uuid4().hex[:8]
+
+
+def generate(**fields):
+    """Prompts get this session's tag: the provider remembers external task ids per account,
+    so the same request in another test's fresh home would find that test's task."""
+    fields["prompt"] = f"{fields['prompt']} ({RUN})"
+    return asyncio.run(generate_clip(ClipRequest(**fields)))
+
+
+def test_kling_text_to_video_is_archived_inspected_and_recorded(home, sandbox):
+    result = generate(prompt=COASTAL, duration=5)
+    assert (result.model, result.tier, result.cost_usd) == ("kling-v3", "standard", 0.14)
+    path = Path(result.path)
+    assert path.exists() and sha256_of(path) == result.sha256
+    assert path.relative_to(home).parts[:2] == ("clips", "2026") or path.parts[-4].isdigit()
+    assert path.with_suffix(".json").exists()
+    kinds = sorted(r["event_kind"] for r in read_ledger(home / "ledger"))
+    assert kinds == ["complete", "inspection", "submit"]
+    assert Journal(home / "journal").read(result.clip_id).state == "done"
+    assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.14")}
+
+
+def test_a_second_run_pays_nothing(home, sandbox):
+    first = generate(prompt=COASTAL, duration=5)
+    usage_before = len(sandbox.usage())
+    again = generate(prompt=COASTAL, duration=5)
+    assert again.path == first.path and len(sandbox.usage()) == usage_before
+
+
+def test_sora_named_on_the_sandbox_is_snapped_and_trimmed(home, sandbox):
+    result = generate(prompt="A paper boat drifts", duration=5, policy="sora-2",
+                      resolution="720p")
+    assert result.model == "sora-2" and result.cost_usd == pytest.approx(0.568)
+    assert inspect_file(Path(result.trimmed_path)).seconds == pytest.approx(5.0)
+    assert inspect_file(Path(result.path)).seconds == pytest.approx(8.0)
+    assert_reconciled(home, sandbox)
+
+
+def test_image_to_video_from_a_4_3_photo_is_cropped(home, sandbox):
+    result = generate(mode="image", prompt="Boats rock gently", duration=5, aspect_ratio="auto",
+                      image=str(REPO / "examples/harbour-4x3.jpg"))
+    assert result.resolution_actual == "1920x1080"
+    assert_reconciled(home, sandbox)
+
+
+def test_fal_path(home, sandbox):
+    result = generate(prompt="A fox in the snow", duration=5, policy="kling-v3-fal",
+                      resolution="720p")
+    assert result.model == "kling-v3-fal" and result.cost_usd == pytest.approx(0.14)
+    assert_reconciled(home, sandbox)
+
+
+def test_a_long_clip_is_an_extension_chain(home, sandbox):
+    result = generate(prompt="A night market", duration=20, resolution="720p")
+    assert len(result.job_ids) == 2 and result.seconds_delivered == pytest.approx(20)
+    assert result.cost_usd == pytest.approx(20 * 0.028)
+    assert_reconciled(home, sandbox)
+
+
+def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox):
+    sandbox.knobs(kling={"failure_rate": 1.0})
+    result = generate(prompt="A fox 1", duration=5, resolution="720p")
+    assert result.model == "kling-v3-fal"
+    fails = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "fail"]
+    assert [r["cost_usd"] for r in fails] == [Decimal("0.028")] * 2
+    assert result.cost_usd == pytest.approx(0.14 + 2 * 0.028)
+    assert_reconciled(home, sandbox)
+
+
+def test_a_provider_policy_rejection_falls_back(home, sandbox):
+    sandbox.knobs(kling={"policy_patterns": [r"\bzorblax\b"]})
+    result = generate(prompt="A zorblax in the garden", duration=5, resolution="720p")
+    assert result.model == "kling-v3-fal"
+    record = Journal(home / "journal").read(result.clip_id)
+    assert any("content policy" in a for a in record.attempts)
+    assert_reconciled(home, sandbox)
+
+
+def test_an_account_error_stops_that_account_and_falls_back(home, sandbox):
+    from sandbox.knobs import KLING_ACCESS_KEY
+    from sandbox.service import account_of
+
+    sandbox.knobs(account_status={account_of("kling:" + KLING_ACCESS_KEY): "arrears"})
+    result = generate(prompt="A fox 2", duration=5, resolution="720p")
+    assert result.model == "kling-v3-fal"
+    assert_reconciled(home, sandbox)
+
+
+def test_a_429_storm_is_waited_out(home, sandbox):
+    sandbox.faults({"kind": "429", "protocol": "kling", "method": "POST", "count": 3})
+    result = generate(prompt="A fox 3", duration=5, resolution="720p")
+    assert result.model == "kling-v3"
+    assert_reconciled(home, sandbox)
+
+
+def test_a_5xx_burst_is_ridden_out(home, sandbox):
+    sandbox.faults({"kind": "5xx", "protocol": "kling", "method": "GET", "count": 3})
+    assert generate(prompt="A fox 4", duration=5, resolution="720p").model == "kling-v3"
+    assert_reconciled(home, sandbox)
+
+
+def test_a_truncated_download_is_resumed(home, sandbox):
+    sandbox.faults({"kind": "truncate", "protocol": "files"})
+    result = generate(prompt="A fox 5", duration=5, resolution="720p")
+    assert inspect_file(Path(result.path)).seconds == pytest.approx(5.0)
+    assert_reconciled(home, sandbox)
+
+
+def test_a_flash_frame_is_trimmed_and_the_original_kept(home, sandbox):
+    sandbox.knobs(kling={"flash_frame_rate": 1.0})
+    result = generate(prompt="A fox 6", duration=5, resolution="720p")
+    assert result.flash_frame and Path(result.path).exists()
+    trimmed = inspect_file(Path(result.trimmed_path))
+    assert trimmed.frames == 119 and not trimmed.flash_frame
+    assert_reconciled(home, sandbox)
+
+
+@pytest.mark.parametrize("policy", ["accept", "fail", "regenerate"])
+def test_a_silent_downgrade_follows_the_request_s_policy(home, sandbox, policy):
+    sandbox.knobs(kling={"downgrade_rate": 1.0, "downgrade_load": 0.0})
+    if policy == "fail":
+        with pytest.raises(RuntimeError, match="downgrade policy is fail"):
+            generate(prompt="A fox 7", duration=5, downgrade=policy)
+    else:
+        result = generate(prompt="A fox 8", duration=5, downgrade=policy)
+        assert result.downgraded and result.resolution_actual == "1280x720"
+        charges = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "complete"]
+        assert len(charges) == (2 if policy == "regenerate" else 1)
+    assert_reconciled(home, sandbox)
+
+
+def test_two_concurrent_runs_of_one_request_pay_once(home, sandbox):
+    request = ClipRequest(prompt=f"Two at once ({RUN})", duration=5, resolution="720p")
+
+    async def both():
+        return await asyncio.gather(generate_clip(request), generate_clip(request))
+
+    first, second = asyncio.run(both())
+    assert first.job_ids == second.job_ids and first.path == second.path
+    charged = [r for r in sandbox.usage() if r["job_id"] in first.job_ids]
+    assert len(charged) == 1
+    assert_reconciled(home, sandbox)
+
+
+def test_pending_at_deadline_is_completed_by_the_next_run(home, sandbox, monkeypatch):
+    sandbox.knobs(kling={"p50_5s": 2000, "p95_5s": 2100, "p50_30s": 2100})  # ~2 s at 0.001
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.05")
+    with pytest.raises(PendingAtDeadline, match="pending at deadline"):
+        generate(prompt="Slow to render", duration=5, resolution="720p")
+    record = next(iter(Journal(home / "journal").records()))
+    assert record.state == "pending" and record.steps[0].handle
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "20")
+    result = generate(prompt="Slow to render", duration=5, resolution="720p")
+    assert result.job_ids == [record.steps[0].handle.job_id]
+    assert_reconciled(home, sandbox)
+
+
+def test_an_output_that_expired_before_archival_is_reported(home, sandbox, monkeypatch):
+    sandbox.knobs(openai={"p50_5s": 500, "p95_5s": 520, "p50_30s": 600})
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.05")
+    with pytest.raises(PendingAtDeadline):
+        generate(prompt="Gone by morning", duration=4, policy="sora-2", resolution="720p")
+    import time
+
+    time.sleep(1.0)
+    sandbox.clock(advance_s=100)  # past Sora's 24 h (86.4 s at this scale)
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "20")
+    with pytest.raises(ClipLost, match="expired before it could be archived"):
+        generate(prompt="Gone by morning", duration=4, policy="sora-2", resolution="720p")
+    assert_reconciled(home, sandbox)
