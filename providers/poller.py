@@ -97,8 +97,12 @@ async def await_job(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     elapsed_at_start: float = 0.0,
 ) -> PollOutcome:
-    """Poll `status` until the job ends or the deadline passes."""
-    start = clock() - elapsed_at_start
+    """Poll `status` until the job ends or the deadline passes.
+
+    `elapsed_at_start` is how long ago the job was submitted (a resumed job): it places the
+    schedule on the job's latency curve; the deadline is counted from this call."""
+    call_start = clock()
+    start = call_start - elapsed_at_start
     polls = errors = 0
     queued = 0.0
     last = clock()
@@ -129,12 +133,12 @@ async def await_job(
                 return PollOutcome(state=current.state, status=current, polls=polls,
                                    errors=errors, waited_s=elapsed, queued_s=queued,
                                    running_seen_s=running_seen)
-            budget_used = elapsed - queued
+            budget_used = clock() - call_start - queued
             if budget_used >= plan.deadline_s:
                 return PollOutcome(state="pending", status=current, polls=polls,
                                    errors=errors, waited_s=elapsed, queued_s=queued,
                                    running_seen_s=running_seen)
-            interval = plan.next_interval(budget_used)
+            interval = plan.next_interval(max(elapsed - queued, 0.0))
             if current.poll_after_s:
                 interval = max(interval, current.poll_after_s)
             await sleep(min(interval, plan.deadline_s - budget_used + 1e-3))
