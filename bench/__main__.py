@@ -2,7 +2,14 @@
 
 import sys
 
-from bench import crop_bench, download_bench, polling_bench, router_bench, sandbox_bench
+from bench import (
+    crop_bench,
+    download_bench,
+    orchestration_bench,
+    polling_bench,
+    router_bench,
+    sandbox_bench,
+)
 
 BENCHES = {
     "sandbox": sandbox_bench.main,
@@ -10,6 +17,7 @@ BENCHES = {
     "polling": polling_bench.main,
     "download": download_bench.main,
     "crop": crop_bench.main,
+    "orchestration": orchestration_bench.main,
 }
 
 names = sys.argv[1:] or list(BENCHES)

@@ -10,7 +10,7 @@ from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from pydantic import BaseModel, Field
 
 from models import ClipRequest, LedgerRow, RoutePlan, usd_text
-from storage.ledger import event_id, read_ledger
+from storage.ledger import event_id
 from tasks.generation import Archived
 from tasks.inspection import Inspection
 from tasks.runtime import Runtime
@@ -31,11 +31,6 @@ class ClipResult(BaseModel):
     flash_frame: bool
     cost_usd: float = Field(description="Every charge of this clip, from the ledger.")
     job_ids: list[str]
-
-
-def _clip_cost(rt: Runtime, clip_id: str) -> Decimal:
-    rows = read_ledger(Path(rt.settings.home) / "ledger")
-    return sum((r["cost_usd"] for r in rows if r["clip_id"] == clip_id), Decimal(0))
 
 
 async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: Archived,
@@ -64,7 +59,7 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
         clip_id=request.clip_id, model=plan.model, tier=plan.tier, path=archived.path,
         sha256=archived.sha256, trimmed_path=trimmed["trimmed_path"],
         seconds_delivered=inspection.seconds, resolution_actual=size, downgraded=downgraded,
-        flash_frame=inspection.flash_frame, cost_usd=float(_clip_cost(rt, request.clip_id)),
+        flash_frame=inspection.flash_frame, cost_usd=float(Decimal(record.spent_usd)),
         job_ids=job_ids)
     sidecar = Path(archived.path).with_suffix(".json")
     if not sidecar.exists():

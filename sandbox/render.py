@@ -23,7 +23,9 @@ FPS = 24
 BLOCK = 16
 FRAME_BITS = 16
 SCENE_BITS = 8
-_X264 = {"preset": "ultrafast", "tune": "zerolatency", "crf": "30", "bframes": "0"}
+# keyframes every 2 s, as providers deliver: inspection seeks instead of decoding from 0
+_X264 = {"preset": "ultrafast", "tune": "zerolatency", "crf": "30", "bframes": "0",
+         "x264-params": "keyint=48:min-keyint=48:scenecut=0"}
 _DIGIT_CACHE: dict[int, dict[str, np.ndarray]] = {}
 
 

@@ -55,6 +55,7 @@ class ClipJournal(BaseModel):
     archive: dict | None = None
     inspection: dict | None = None
     attempts: list[str] = Field(default_factory=list, description="Models tried, with why.")
+    spent_usd: str = Field(default="0", description="Every charge recorded for this clip.")
     parent_clip_id: str | None = None
 
 

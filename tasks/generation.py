@@ -170,6 +170,7 @@ def _charge(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int, kind
         rt.ledger.append([row(rt, request, plan, step, kind, cost, charge, run_id,
                               event_key=marker, **fields)])
         step.charges.append(marker)
+        record.spent_usd = str(Decimal(record.spent_usd) + cost)
         locked.write(record)
 
 

@@ -9,6 +9,7 @@ The original is always kept; the trimmed copy sits beside it.
 """
 
 import statistics
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -40,11 +41,12 @@ def inspect_file(path: Path) -> Inspection:
         base = stream.time_base
         length = float(stream.duration * base) if stream.duration else (
             container.duration or 0) / 1e6
+        stream.thread_type = "AUTO"
         container.seek(int(max(0.0, length - TAIL_S) / base), stream=stream, backward=True)
-        tail = []
+        frames: deque = deque(maxlen=6)
         for frame in container.decode(stream):
-            tail.append((frame.pts, float(frame.to_ndarray(format="gray").mean())))
-            tail = tail[-6:]
+            frames.append(frame)
+        tail = [(f.pts, float(f.to_ndarray(format="gray").mean())) for f in frames]
         last_pts, last_luma = tail[-1]
         neighbours = [luma for _, luma in tail[:-1]] or [last_luma]
         reference = statistics.median(neighbours)
