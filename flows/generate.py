@@ -19,7 +19,7 @@ from prefect.context import get_run_context
 from flows.clip_result import ClipResult, publish
 from models import ClipRequest, RoutePlan, Shot, SubmitRequest
 from providers.errors import AccountError, JobFailed, RateLimited, Rejected, Transient
-from providers.router import plan
+from providers.router import PlanError, plan
 from tasks.generation import (
     PendingAtDeadline,
     archive_step,
@@ -124,6 +124,10 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
         decision = (RoutePlan.model_validate(record.plan) if resumable
                     else plan_route(request, rt, excluded))
         logger.info("plan: %s", "; ".join(decision.reasons))
+        if decision.storyboard == "emulated":
+            raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
+                            "storyboards are generate_storyboard's (not built yet)",
+                            ["text", "image", "extend", "storyboard on a native model"])
         with rt.journal.locked(request.clip_id) as locked:
             existing, _ = locked.ensure(journal_for(request, decision))
             if not resumable and existing.plan != decision.model_dump(mode="json"):

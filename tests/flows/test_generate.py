@@ -196,3 +196,15 @@ def test_an_output_that_expired_before_archival_is_reported(home, sandbox, monke
     with pytest.raises(ClipLost, match="expired before it could be archived"):
         generate(prompt="Gone by morning", duration=4, policy="sora-2", resolution="720p")
     assert_reconciled(home, sandbox)
+
+
+def test_an_emulated_storyboard_is_refused_before_paying(home, sandbox):
+    from models import Scene
+    from providers.router import PlanError
+
+    usage = len(sandbox.usage())
+    with pytest.raises(PlanError, match="no native storyboard"):
+        asyncio.run(generate_clip(ClipRequest(
+            mode="storyboard", policy="sora-2", resolution="720p",
+            scenes=[Scene(prompt=f"a {RUN}", duration=4), Scene(prompt="b", duration=4)])))
+    assert len(sandbox.usage()) == usage
