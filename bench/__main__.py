@@ -7,6 +7,7 @@ from bench import (
     download_bench,
     orchestration_bench,
     polling_bench,
+    report_bench,
     router_bench,
     sandbox_bench,
 )
@@ -18,6 +19,7 @@ BENCHES = {
     "download": download_bench.main,
     "crop": crop_bench.main,
     "orchestration": orchestration_bench.main,
+    "report": report_bench.main,
 }
 
 names = sys.argv[1:] or list(BENCHES)

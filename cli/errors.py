@@ -82,7 +82,7 @@ def as_user_error(err: Exception) -> UserError | None:
     return None
 
 
-def report(error: UserError, as_json: bool) -> int:
+def report_error(error: UserError, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"error": error.as_dict()}, indent=2))
     else:

@@ -5,8 +5,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import crop, demo, generate, plan, prices, prompt, sandbox
-from cli.errors import UserError, as_user_error, report
+from cli import crop, demo, generate, plan, prices, prompt, report, sandbox
+from cli.errors import UserError, as_user_error, report_error
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "crop": (crop.add_arguments, crop.run),
     "prompt": (prompt.add_arguments, prompt.run),
     "generate": (generate.add_arguments, generate.run),
+    "report": (report.add_arguments, report.run),
 }
 
 
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         user_error = as_user_error(err)
         if user_error is None:
             raise
-        return report(user_error, as_json)
+        return report_error(user_error, as_json)
 
 
 if __name__ == "__main__":

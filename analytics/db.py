@@ -1,0 +1,73 @@
+"""The analytics database: a local DuckDB file of views over the Parquet ledger.
+
+Nothing is copied: `ledger_raw` reads the part files (hive-partitioned, union_by_name so older
+parts with fewer columns still read) every time a view is queried, so reports are always current.
+The ledger's location is configuration, not user input; it is the only literal in the SQL and is
+quoted. Every query that takes input binds parameters. Reports open the file read-only.
+An object-store ledger (s3://...) is read through an fsspec filesystem registered with DuckDB
+(its own httpfs extension cannot be downloaded here).
+"""
+
+from pathlib import Path
+
+import duckdb
+
+VIEWS = Path(__file__).with_name("views.sql")
+VIEW_NAMES = ("spend_by_day", "clips", "unit_costs", "hidden_costs", "latency",
+              "quality_rates", "continuation_savings")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ledger_glob(ledger: str) -> str:
+    return ledger.rstrip("/") + "/**/*.parquet"
+
+
+def build(database: Path, ledger: str) -> None:
+    """(Re)create the views in `database` over the ledger at `ledger` (a folder or URL)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(database)) as con:
+        _register_filesystem(con, ledger)
+        if _has_parts(ledger):
+            source = (f"read_parquet({_quote(ledger_glob(ledger))}, hive_partitioning = true,"
+                      " union_by_name = true)")
+        else:
+            source = _empty_ledger()
+        con.execute(f"CREATE OR REPLACE VIEW ledger_raw AS SELECT * FROM {source}")
+        con.execute(VIEWS.read_text(encoding="utf-8"))
+
+
+def connect(database: Path, ledger: str, *, read_only: bool = True
+            ) -> duckdb.DuckDBPyConnection:
+    """A connection for reports (read-only by default), views built if missing."""
+    if not database.exists():
+        build(database, ledger)
+    con = duckdb.connect(str(database), read_only=read_only)
+    _register_filesystem(con, ledger)
+    return con
+
+
+def _has_parts(ledger: str) -> bool:
+    if "://" in ledger:
+        return True
+    return any(Path(ledger).rglob("*.parquet"))
+
+
+def _register_filesystem(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
+    if "://" in ledger and not ledger.startswith("file://"):
+        import fsspec
+
+        con.register_filesystem(fsspec.filesystem(ledger.split("://", 1)[0]))
+
+
+def _empty_ledger() -> str:
+    """A typed empty relation with the ledger's columns, for a home with no charges yet."""
+    from models import LEDGER_SCHEMA
+
+    types = {"string": "VARCHAR", "int64": "BIGINT", "double": "DOUBLE",
+             "decimal128(18, 6)": "DECIMAL(18, 6)", "timestamp[us, tz=UTC]": "TIMESTAMPTZ"}
+    columns = ", ".join(f"CAST(NULL AS {types[str(f.type)]}) AS {f.name}"
+                        for f in LEDGER_SCHEMA)
+    return f"(SELECT {columns} WHERE false)"

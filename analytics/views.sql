@@ -1,0 +1,94 @@
+-- reelflow's analytics: views over the Parquet ledger (one row per billable or timed event).
+-- `ledger_raw` is defined in code over the part files; everything below is plain SQL on it.
+
+CREATE OR REPLACE VIEW ledger AS
+SELECT * EXCLUDE (rn) FROM (
+    SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY event_time) AS rn
+    FROM ledger_raw
+) WHERE rn = 1;
+
+-- spend by day, provider, model, tier and mode
+CREATE OR REPLACE VIEW spend_by_day AS
+SELECT CAST(event_time AS DATE) AS day, provider, model, tier, mode,
+       sum(cost_usd) AS cost_usd,
+       count(*) FILTER (WHERE cost_usd > 0) AS charges
+FROM ledger GROUP BY ALL ORDER BY day, provider, model, tier, mode;
+
+-- clips that reached inspection (accepted unless a later take replaced them)
+CREATE OR REPLACE VIEW clips AS
+SELECT clip_id, any_value(provider) AS provider, any_value(model) AS model,
+       any_value(tier) AS tier, any_value(mode) AS mode,
+       max(seconds_delivered) FILTER (WHERE event_kind = 'inspection') AS seconds_delivered,
+       max(seconds_asked) AS seconds_asked,
+       max(resolution_asked) AS resolution_asked,
+       max(resolution_actual) FILTER (WHERE event_kind = 'inspection') AS resolution_actual,
+       max(inspection_outcome) FILTER (WHERE event_kind = 'inspection') AS outcome,
+       bool_or(event_kind = 'inspection') AS delivered,
+       sum(cost_usd) AS cost_usd,
+       min(event_time) AS first_event
+FROM ledger GROUP BY clip_id;
+
+-- cost per delivered second and per accepted clip, failures and re-queues folded in
+CREATE OR REPLACE VIEW unit_costs AS
+SELECT provider, model, tier,
+       sum(cost_usd) AS cost_usd,
+       count(*) FILTER (WHERE delivered AND coalesce(outcome, '') NOT LIKE '%rejected%')
+           AS accepted_clips,
+       sum(seconds_delivered) FILTER (WHERE delivered) AS delivered_seconds,
+       sum(cost_usd) / nullif(sum(seconds_delivered) FILTER (WHERE delivered), 0)
+           AS cost_per_delivered_second,
+       sum(cost_usd) / nullif(count(*) FILTER (WHERE delivered AND coalesce(outcome, '')
+           NOT LIKE '%rejected%'), 0) AS cost_per_accepted_clip
+FROM clips GROUP BY ALL ORDER BY provider, model, tier;
+
+-- the hidden costs the seed warns about
+CREATE OR REPLACE VIEW hidden_costs AS
+SELECT provider, model, tier,
+       sum(cost_usd) FILTER (WHERE charge_kind = 'failed_generation') AS failed_generations_usd,
+       sum(cost_usd) FILTER (WHERE charge_kind = 'requeue') AS requeues_usd,
+       sum(cost_usd) FILTER (WHERE charge_kind = 'storage') AS storage_usd,
+       sum(cost_usd) FILTER (WHERE charge_kind = 'generation' AND clip_id IN (
+           SELECT clip_id FROM clips WHERE outcome LIKE '%rejected%')) AS rejected_clips_usd,
+       sum(cost_usd * (seconds_billed - seconds_asked) / seconds_billed) FILTER (
+           WHERE charge_kind = 'generation' AND seconds_billed > seconds_asked
+           AND mode <> 'extend') AS snapped_seconds_usd
+FROM ledger GROUP BY ALL ORDER BY provider, model, tier;
+
+-- latency of finished jobs by model, duration, resolution and hour of day (UTC)
+CREATE OR REPLACE VIEW latency AS
+SELECT model, seconds_billed AS seconds, resolution_asked AS resolution,
+       hour(event_time AT TIME ZONE 'UTC') AS hour_utc,
+       count(*) AS jobs,
+       quantile_cont(queued_s + running_s, 0.50) AS p50_s,
+       quantile_cont(queued_s + running_s, 0.95) AS p95_s,
+       quantile_cont(queued_s + running_s, 0.99) AS p99_s
+FROM ledger WHERE event_kind = 'complete' AND running_s IS NOT NULL
+GROUP BY ALL ORDER BY model, seconds, resolution, hour_utc;
+
+-- success, downgrade and flash-frame rates
+CREATE OR REPLACE VIEW quality_rates AS
+SELECT l.model,
+       count(*) FILTER (WHERE event_kind = 'complete') AS completed,
+       count(*) FILTER (WHERE event_kind = 'fail') AS failed,
+       count(*) FILTER (WHERE event_kind = 'complete')::DOUBLE
+           / nullif(count(*) FILTER (WHERE event_kind IN ('complete', 'fail')), 0)
+           AS success_rate,
+       count(*) FILTER (WHERE event_kind = 'inspection'
+                        AND inspection_outcome LIKE '%downgraded%')::DOUBLE
+           / nullif(count(*) FILTER (WHERE event_kind = 'inspection'), 0) AS downgrade_rate,
+       count(*) FILTER (WHERE event_kind = 'inspection'
+                        AND inspection_outcome LIKE '%flash_frame%')::DOUBLE
+           / nullif(count(*) FILTER (WHERE event_kind = 'inspection'), 0) AS flash_frame_rate
+FROM ledger l GROUP BY l.model ORDER BY l.model;
+
+-- what extensions and storyboards saved against generating the whole clip again
+CREATE OR REPLACE VIEW continuation_savings AS
+SELECT model, mode,
+       sum(cost_usd) AS paid_usd,
+       sum(cost_usd / nullif(seconds_billed, 0) * total_seconds) AS from_scratch_usd,
+       sum(cost_usd / nullif(seconds_billed, 0) * total_seconds) - sum(cost_usd) AS saved_usd
+FROM (
+    SELECT l.*, coalesce(c.seconds_delivered, l.seconds_billed) AS total_seconds
+    FROM ledger l LEFT JOIN clips c USING (clip_id)
+    WHERE l.charge_kind = 'generation' AND l.mode IN ('extend', 'storyboard')
+) GROUP BY ALL ORDER BY model, mode;

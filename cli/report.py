@@ -1,0 +1,50 @@
+"""report: cost and latency analytics over the ledger — tables, projection, advice, budget;
+with no ledger yet, the projection for the catalog."""
+
+import argparse
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from cli.context import load_context, require
+from cli.errors import UserError
+from tasks.reporting import make_report, write_report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--period", default="month", help="month | all | Nd | YYYY-MM")
+    parser.add_argument("--budget", help="monthly budget in USD, for the projection")
+    parser.add_argument("--html", help="write the self-contained HTML report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    context = load_context()
+    budget = None
+    if args.budget is not None:
+        try:
+            budget = Decimal(args.budget)
+        except InvalidOperation:
+            budget = Decimal(-1)
+        require(budget > 0, "budget", f"{args.budget!r} is not a positive amount")
+    try:
+        report = make_report(context.settings, period=args.period, budget_usd=budget)
+    except ValueError as err:
+        raise UserError("period", str(err).split(": ", 1)[-1],
+                        ["month", "all", "Nd", "YYYY-MM"]) from None
+    files = write_report(context.settings, report, Path(args.html) if args.html else None)
+    if args.json:
+        print(json.dumps({"report": report.model_dump(mode="json"), "files":
+                          files.model_dump()}, indent=2, default=str))
+        return 0
+    b = report.budget
+    print(f"{report.advice.advice}")
+    print(f"month to date ({b.month}): ${b.spent_usd:,.2f}, projected ${b.projected_usd:,.2f}"
+          + (f" of ${b.budget_usd:,.2f}" + (" — OVER BUDGET" if b.over_budget else "")
+             if b.budget_usd else ""))
+    for row in report.tables["unit_costs"]:
+        per_second = row["cost_per_delivered_second"]
+        print(f"  {row['model']:<13} {row['tier']:<10} ${float(row['cost_usd']):>10,.2f}"
+              f"  {row['accepted_clips']:>6} clips"
+              + (f"  ${float(per_second):.4f}/s" if per_second else ""))
+    print(f"report: {files.html}")
+    return 0

@@ -1,0 +1,127 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from analytics import db
+from analytics.projection import Workload, advise, budget
+from analytics.reconcile import reconcile
+from analytics.synthetic import clip_rows, write
+
+D = Decimal
+
+
+def one(con, sql, *params):
+    return con.execute(sql, list(params)).fetchone()
+
+
+def test_the_seed_140_against_355_per_1000_clips(con):
+    kling = one(con, "SELECT sum(cost_usd) FROM ledger WHERE clip_id IN (SELECT clip_id FROM "
+                     "clips WHERE model = 'kling-v3' AND outcome = 'ok' AND mode = 'text')")[0]
+    sora = one(con, "SELECT sum(cost_usd) FROM spend_by_day WHERE model = 'sora-2'")[0]
+    assert kling == D("140.00")
+    assert sora - D("35.50") - D("11.36") == D("355.00")  # less the spike and snapped clips
+
+
+def test_spend_by_day_adds_up_to_every_charge(con, ledger):
+    total = one(con, "SELECT sum(cost_usd) FROM spend_by_day")[0]
+    expected = (1000 * D("0.14") + 1120 * D("0.355") - 20 * D("0.355") + 20 * D("0.568")
+                + 90 * D("0.14") + 10 * D("0.028") + 5 * D("0.14") + 2 * D("0.012"))
+    assert total == expected
+
+
+def test_unit_costs_fold_failures_requeues_and_storage_in(con):
+    row = one(con, "SELECT cost_usd, accepted_clips, delivered_seconds, "
+                   "cost_per_delivered_second, cost_per_accepted_clip FROM unit_costs "
+                   "WHERE model = 'kling-v3'")
+    cost = 1090 * D("0.14") + 10 * D("0.028") + 5 * D("0.14") + 2 * D("0.012")
+    seconds = 1080 * 5 + 10 * 20
+    assert row[0] == cost and row[1] == 1090 and row[2] == seconds
+    assert row[3] == pytest.approx(float(cost) / seconds)
+    assert row[4] == pytest.approx(float(cost) / 1090)
+
+
+def test_hidden_costs(con):
+    kling = one(con, "SELECT failed_generations_usd, requeues_usd, storage_usd, "
+                     "snapped_seconds_usd FROM hidden_costs WHERE model = 'kling-v3'")
+    assert kling[:3] == (D("0.28"), D("0.70"), D("0.024")) and kling[3] is None
+    sora = one(con, "SELECT snapped_seconds_usd FROM hidden_costs WHERE model = 'sora-2'")[0]
+    assert float(sora) == pytest.approx(4.26)
+
+
+def test_latency_percentiles_show_the_sora_spike(con):
+    rows = con.execute("SELECT hour_utc, p50_s, p95_s FROM latency WHERE model = 'sora-2' "
+                       "ORDER BY hour_utc").fetchall()
+    by_hour = {hour: (p50, p95) for hour, p50, p95 in rows}
+    assert by_hour[3] == (pytest.approx(200), pytest.approx(200))
+    assert by_hour[12] == (pytest.approx(80), pytest.approx(80))
+    kling = con.execute("SELECT sum(jobs) FROM latency WHERE model = 'kling-v3'").fetchone()[0]
+    assert kling == 1090
+
+
+def test_quality_rates(con):
+    row = one(con, "SELECT completed, failed, success_rate, downgrade_rate, flash_frame_rate "
+                   "FROM quality_rates WHERE model = 'kling-v3'")
+    assert row[:2] == (1090, 10)
+    assert row[2] == pytest.approx(1090 / 1100)
+    assert row[3] == pytest.approx(50 / 1090) and row[4] == pytest.approx(30 / 1090)
+
+
+def test_extensions_saved_against_regenerating(con):
+    row = one(con, "SELECT paid_usd, from_scratch_usd, saved_usd FROM continuation_savings "
+                   "WHERE mode = 'extend'")
+    assert row[0] == D("1.40")
+    assert float(row[1]) == pytest.approx(10 * 0.14 / 5 * 20)
+    assert float(row[2]) == pytest.approx(5.6 - 1.4)
+
+
+def test_duplicate_event_ids_count_once(tmp_path):
+    rows = clip_rows(n=3, provider="kling", model="kling-v3", tier="standard",
+                     seconds_asked=5, seconds_billed=5, cost="0.14")
+    write(tmp_path / "a", rows)
+    write(tmp_path / "a", {**rows, "flow_run_id": ["again"] * len(rows["flow_run_id"])})
+    db.build(tmp_path / "x.duckdb", str(tmp_path / "a"))
+    with db.connect(tmp_path / "x.duckdb", str(tmp_path / "a")) as con:
+        assert one(con, "SELECT sum(cost_usd) FROM ledger")[0] == D("0.42")
+
+
+def test_reconciliation_finds_a_planted_missing_charge(con):
+    jobs = con.execute("SELECT job_id, sum(cost_usd) FROM ledger WHERE job_id IS NOT NULL "
+                       "GROUP BY job_id ORDER BY job_id").fetchall()
+    usage = [{"job_id": job, "usd": str(usd)} for job, usd in jobs]
+    assert reconcile(con, usage).ok
+    planted = [*usage[:-1], {"job_id": "provider-only", "usd": "0.14"}]
+    planted[0] = {**planted[0], "usd": str(D(planted[0]["usd"]) + D("0.01"))}
+    result = reconcile(con, planted)
+    problems = {m.job_id: m.problem for m in result.mismatches}
+    assert problems == {jobs[-1][0]: "in the ledger, not on the provider's bill",
+                        "provider-only": "charged by the provider, missing from the ledger",
+                        jobs[0][0]: "amounts differ"}
+
+
+def test_advice_picks_pro_past_its_break_even(catalog):
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    busy = advise(catalog, Workload(clips_per_month=10_000, seconds_per_clip=5,
+                                    resolution="1080p", measured=True), now=now)
+    assert (busy.best.model, busy.best.tier, busy.best.effective_usd) == ("kling-v3", "pro",
+                                                                          D("1100.000"))
+    assert busy.pro_break_even_clips == 3572 and "you are past it" in busy.advice
+    quiet = advise(catalog, Workload(clips_per_month=1000, seconds_per_clip=5,
+                                     resolution="1080p", measured=True), now=now)
+    assert (quiet.best.tier, quiet.best.effective_usd) == ("standard", D("140.000"))
+    assert all(t.model != "sora-2" for t in quiet.tiers)  # sunset
+
+
+def test_month_to_date_spend_and_projection(con):
+    now = datetime(2026, 11, 16, 0, tzinfo=UTC)
+    result = budget(con, now, D("500"))
+    spent = one(con, "SELECT sum(cost_usd) FROM ledger")[0]
+    assert result.spent_usd == spent
+    assert result.projected_usd == (spent / 15 * 30).quantize(D("0.01"))
+    assert result.over_budget == (result.projected_usd > 500)
+
+
+def test_an_empty_home_still_builds(tmp_path):
+    db.build(tmp_path / "e.duckdb", str(tmp_path / "no-ledger"))
+    with db.connect(tmp_path / "e.duckdb", str(tmp_path / "no-ledger")) as con:
+        assert con.execute("SELECT count(*) FROM unit_costs").fetchone()[0] == 0
