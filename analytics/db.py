@@ -45,6 +45,7 @@ def connect(database: Path, ledger: str, *, read_only: bool = True
     if not database.exists():
         build(database, ledger)
     con = duckdb.connect(str(database), read_only=read_only)
+    con.execute("SET enable_progress_bar = false")  # reports print their own output
     _register_filesystem(con, ledger)
     return con
 
