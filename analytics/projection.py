@@ -53,7 +53,7 @@ def measured_workload(con: duckdb.DuckDBPyConnection, now: datetime) -> Workload
     row = con.execute("""
         SELECT count(*), avg(seconds_asked), mode(resolution_asked)
         FROM clips WHERE delivered AND first_event >= ?::TIMESTAMPTZ - INTERVAL 30 DAY""",
-                      [now]).fetchone()
+                      [now]).fetchall()[0]
     if not row or not row[0]:
         return None
     return Workload(clips_per_month=int(row[0]), seconds_per_clip=float(row[1]),
@@ -110,7 +110,7 @@ def budget(con: duckdb.DuckDBPyConnection, now: datetime, budget_usd: Decimal | 
     """Month-to-date spend and a straight-line projection to the month's end."""
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     spent = con.execute("SELECT coalesce(sum(cost_usd), 0) FROM ledger WHERE event_time >= ? "
-                        "AND event_time <= ?", [first, now]).fetchone()[0]
+                        "AND event_time <= ?", [first, now]).fetchall()[0][0]
     spent = Decimal(spent)
     days = calendar.monthrange(now.year, now.month)[1]
     elapsed = max((now - first).total_seconds() / 86400, 1 / 24)

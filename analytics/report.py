@@ -56,6 +56,9 @@ def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "
             now: datetime | None = None, budget_usd: Decimal | None = None) -> Report:
     now = now or datetime.now(UTC)
     since = period_start(period, now.date())
+    # One deduplicated snapshot for the whole report: every view then reads this temp table
+    # (it shadows main.ledger) instead of re-reading and re-deduplicating the part files.
+    con.execute("CREATE OR REPLACE TEMP TABLE ledger AS SELECT * FROM main.ledger")
     tables = {}
     for name in TABLES:
         if name == "spend_by_day" and since is not None:

@@ -14,7 +14,8 @@ from cli.plan import make_plan, render
 from models import ClipRequest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-GENERATED = ("coastal-city.json", "sora-named.json", "harbour-from-photo.json")
+GENERATED = ("coastal-city.json", "sora-named.json", "harbour-from-photo.json",
+             "wan-atlascloud.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -292,6 +292,13 @@ def plan(
         raise _no_plan(request, options, catalog, subject="no model can")
     eligible.sort(key=lambda o: _rank_key(ranking, o, volume))
     chosen = eligible[0]
+    if ranking == "best_quality":
+        better = [o.row for o in options if o.stage == "sunset"
+                  and o.row.quality.vbench_overall > chosen.row.quality.vbench_overall]
+        for row in {r.id: r for r in better}.values():
+            reasons.append(f"{row.name} (VBench++ {row.quality.vbench_overall}) is sunset since "
+                           f"{row.sunset}: {chosen.row.name} is the best-quality live model in "
+                           "its place")
     for other in eligible[1:]:
         other.reject("rank", _beaten_by(ranking, other, chosen, volume))
     return _to_plan(request, chosen, options, reasons, ranking, endpoints, volume)

@@ -8,6 +8,7 @@ from starlette.routing import Mount, Route
 
 from sandbox import files
 from sandbox.admin import Admin
+from sandbox.atlascloud_api import AtlasCloud
 from sandbox.errors import NotFound
 from sandbox.fal_api import FalQueue
 from sandbox.faults import FaultMiddleware, FaultQueue
@@ -41,6 +42,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
         Mount("/openai", routes=OpenAIVideos(sandbox).routes()),
         Mount("/fal", routes=FalQueue(sandbox).routes()),
         Mount("/kling", routes=KlingNative(sandbox).routes()),
+        Mount("/atlascloud", routes=AtlasCloud(sandbox).routes()),
         Route("/files/{name}", file_host, methods=["GET"]),
         Mount("/_admin", routes=Admin(sandbox, faults).routes()),
     ])

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-PREFIXES = {"/openai": "openai", "/fal": "fal", "/kling": "kling", "/files": "files"}
+PREFIXES = {"/openai": "openai", "/fal": "fal", "/kling": "kling", "/atlascloud": "atlascloud",
+            "/files": "files"}
 
 
 class Fault(BaseModel):
@@ -35,6 +36,8 @@ def _error_body(protocol: str, status: int, message: str) -> dict[str, Any]:
     if protocol == "kling":
         code = {500: 5000, 503: 5001, 504: 5002, 429: 1302}.get(status, 5000)
         return {"code": code, "message": message, "request_id": "fault"}
+    if protocol == "atlascloud":
+        return {"code": status, "message": message}
     return {"detail": message}
 
 
@@ -86,8 +89,7 @@ class FaultMiddleware:
             body = json.dumps(_error_body(protocol, status, "injected fault")).encode()
             headers = [(b"content-type", b"application/json")]
             if status == 429 and protocol != "kling":
-                retry = self.sandbox.scaled(self.sandbox.world(protocol).retry_after_s
-                                            if protocol in ("openai", "fal") else 1.0)
+                retry = self.sandbox.scaled(self.sandbox.world(protocol).retry_after_s)
                 headers.append((b"retry-after", str(max(1, round(retry))).encode()))
                 headers.append((b"retry-after-ms", str(max(1, int(retry * 1000))).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -108,7 +108,11 @@ def latency_s(world: World, seconds: float, pixels: int, hour: int, rng: random.
     return median * math.exp(sigma * rng.gauss(0.0, 1.0))
 
 
-def usd(prices: ProtocolPrices, tier: str, resolution: str, seconds: float) -> float:
+def usd(prices: ProtocolPrices, tier: str, resolution: str, seconds: float,
+        model: str = "") -> float:
+    for prefix, by_resolution in prices.models.items():
+        if model.startswith(prefix) and resolution in by_resolution:
+            return by_resolution[resolution] * seconds
     price = prices.tiers[tier]
     per_second = price.usd_per_second_4k if resolution == "4k" else price.usd_per_second
     return per_second * seconds
@@ -119,7 +123,7 @@ def charges_due(job: Job, now: float, prices: ProtocolPrices) -> list[dict]:
     rows = []
 
     def row(kind: str, at: float, share: float) -> dict:
-        amount = usd(prices, job.tier, job.resolution, job.seconds) * share
+        amount = usd(prices, job.tier, job.resolution, job.seconds, job.model) * share
         return {"at": at, "account": job.account, "protocol": job.protocol, "tier": job.tier,
                 "job_id": job.id, "model": job.model, "kind": kind, "seconds": job.seconds,
                 "resolution": job.resolution, "usd": f"{amount:.6f}"}

@@ -33,6 +33,7 @@ class ProtocolPrices(BaseModel):
     failed_share: float
     url_lifetime_s: float
     tiers: dict[str, TierPrice]
+    models: dict[str, dict[str, float]] = {}  # model prefix -> resolution -> USD per second
 
 
 def load_prices() -> dict[str, ProtocolPrices]:
@@ -104,6 +105,14 @@ class Knobs(BaseModel):
         p50_5s=38, p95_5s=94, p50_30s=143, failure_rate=0.0039, flash_frame_rate=0.03,
         policy_patterns=[r"\b(gore|beheading)\b"],
     ))
+    atlascloud: World = Field(default_factory=lambda: World(
+        p50_5s=60, p95_5s=120, p50_30s=240, failure_rate=0.005,
+        policy_patterns=[r"\b(gore|beheading)\b"],
+    ))
+    atlascloud_response: str = Field(
+        default="alternate", pattern="^(data|top|alternate)$",
+        description="Submit answers {data: {id}} or a top-level {id}; AtlasCloud's own pages "
+        "show both, so clients must accept both.")
 
     def calm(self) -> "Knobs":
         """The same world with every random misbehaviour off (tests turn on what they test)."""
@@ -112,5 +121,5 @@ class Knobs(BaseModel):
                   "truncate_rate": 0.0}
         return self.model_copy(update={
             name: getattr(self, name).model_copy(update=update)
-            for name in ("openai", "fal", "kling")
+            for name in ("openai", "fal", "kling", "atlascloud")
         })

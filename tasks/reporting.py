@@ -51,7 +51,7 @@ def reconcile_usage(settings: Settings, usage: list[dict]) -> Reconciliation:
     database, ledger = paths(settings)
     db.build(database, ledger)
     with db.connect(database, ledger) as con:
-        first = con.execute("SELECT min(event_time) FROM ledger").fetchone()[0]
+        first = con.execute("SELECT min(event_time) FROM ledger").fetchall()[0][0]
         if first is not None and usage and "at" in usage[0]:
             since = first.timestamp() - 300
             usage = [row for row in usage if float(row["at"]) >= since]

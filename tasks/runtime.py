@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from models import Endpoint, Protocol
 from providers.adapter import Adapter
+from providers.atlascloud import AtlasCloudAdapter
 from providers.catalog import Catalog, ModelRow, load_catalog
 from providers.credentials import ApiKey, KlingKeys
 from providers.fal_queue import FalQueue
@@ -25,6 +26,7 @@ from storage.ledger import LedgerWriter
 
 ADAPTERS: dict[Protocol, type[Adapter]] = {
     "openai_videos": OpenAIVideos, "fal_queue": FalQueue, "kling_native": KlingNative,
+    "atlascloud": AtlasCloudAdapter,
 }
 SECRET_PREFIX = "prefect-secret:"
 SANDBOX_KEY = "reelflow-sandbox"

@@ -47,6 +47,7 @@ def real_endpoints():
         openai_base_url="https://api.openai.com/v1", openai_api_key="sk-test",
         kling_base_url="https://api-singapore.klingai.com", kling_access_key="ak",
         kling_secret_key="sk", fal_queue_run_host="queue.fal.run", fal_key="fk",
+        atlascloud_base_url="https://api.atlascloud.ai", atlascloud_api_key="ak",
     ).endpoints()
 
 

@@ -61,7 +61,8 @@ def test_plan_text_output_is_readable(capsys):
          ["16:9", "9:16", "1:1", "auto"]),
         (["--prompt", "   ", "--duration", "5"], "request", None),
         (["--prompt", "x", "--duration", "5", "--policy", "priciest"], "policy",
-         ["cheapest", "fastest", "best_quality", "kling-v3", "kling-v3-fal", "sora-2"]),
+         ["cheapest", "fastest", "best_quality", "kling-v3", "kling-v3-fal", "sora-2",
+          "wan-2.6", "seedance-2", "kling-v3-atlas"]),
         (["--prompt", "x", "--duration", "5", "--budget", "0.05"], "budget_usd", None),
         (["--prompt", "x", "--duration", "5", "--subscriptions", "kling:gold"],
          "subscriptions", None),
@@ -151,5 +152,5 @@ def test_prompt_command_shows_camera_and_policy(capsys):
 def test_plan_routes_around_a_policy_refusal(capsys):
     code, body = run_json(capsys, "plan", "--prompt", "Napoleon crosses the Alps",
                           "--duration", "8", "--policy", "sora-2")
-    assert code == 0 and body["model"] == "kling-v3"
+    assert code == 0 and body["model"] != "sora-2"
     assert "content policy" in body["reasons"][0]

@@ -24,7 +24,8 @@ def home(tmp_path, monkeypatch, sandbox, prefect_server):
     monkeypatch.setenv("REELFLOW_SANDBOX", sandbox.url)
     monkeypatch.setenv("REELFLOW_SANDBOX_TIME_SCALE", "0.001")
     # the tiers the sandbox bills its default credentials at (a Kling account is on one plan)
-    monkeypatch.setenv("REELFLOW_SUBSCRIPTIONS", "kling:standard,fal:standard,sora:api")
+    monkeypatch.setenv("REELFLOW_SUBSCRIPTIONS",
+                       "kling:standard,fal:standard,sora:api,atlascloud:payg")
     return tmp_path / "home"
 
 

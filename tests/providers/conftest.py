@@ -9,6 +9,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from models import Endpoint, SubmitRequest
+from providers.atlascloud import AtlasCloudAdapter
 from providers.credentials import ApiKey, KlingKeys
 from providers.fal_queue import FalQueue
 from providers.kling_native import KlingNative
@@ -16,6 +17,7 @@ from providers.openai_videos import OpenAIVideos
 from sandbox.knobs import KLING_ACCESS_KEY, KLING_SECRET_KEY
 
 PROTOCOLS = ["openai_videos", "fal_queue", "kling_native"]
+ALL_PROTOCOLS = [*PROTOCOLS, "atlascloud"]
 
 
 def png(width: int, height: int) -> bytes:
@@ -33,6 +35,7 @@ def text_request(protocol: str, prompt: str = "A fox runs through snow", **updat
                           wire_params={"app": "fal-ai/kling-video/v3/standard"}),
         "kling_native": dict(model="kling-v3", endpoint="kling-v3", seconds=5,
                              wire_params={"mode": "std"}),
+        "atlascloud": dict(model="wan-2.6", endpoint="alibaba/wan-2.6", seconds=5),
     }[protocol]
     fields = {"mode": "text", "prompt": prompt, "resolution": "720p", "aspect_ratio": "16:9",
               **base, **update}
@@ -73,7 +76,8 @@ def make_adapter(sandbox, event_loop_for_adapters):
             adapter = KlingNative(endpoint, credential, account=f"kling:{account}", **kwargs)
         else:
             credential = ApiKey(key=SecretStr(f"sk-{account}"), ref="TEST_KEY")
-            cls = OpenAIVideos if protocol == "openai_videos" else FalQueue
+            cls = {"openai_videos": OpenAIVideos, "fal_queue": FalQueue,
+                   "atlascloud": AtlasCloudAdapter}[protocol]
             adapter = cls(endpoint, credential, account=account, **kwargs)
         made.append(adapter)
         return adapter

@@ -14,8 +14,11 @@ def broken(tmp_path, old: str, new: str, count: int = 1):
     return path
 
 
-def test_the_shipped_catalog_holds_kling_native_fal_and_sora(catalog):
-    assert catalog.ids == ["kling-v3", "kling-v3-fal", "sora-2"]
+def test_the_shipped_catalog_holds_kling_sora_and_the_atlascloud_models(catalog):
+    assert catalog.ids == ["kling-v3", "kling-v3-fal", "sora-2", "wan-2.6", "seedance-2",
+                           "kling-v3-atlas"]
+    assert {catalog.row(i).protocol for i in ("wan-2.6", "seedance-2", "kling-v3-atlas")} == {
+        "atlascloud"}
     kling = catalog.row("kling-v3")
     assert [t.name for t in kling.tier] == ["free", "standard", "pro", "master"]
     assert [t.name for t in catalog.row("sora-2").tier] == ["api", "enterprise"]

@@ -19,11 +19,12 @@ from providers.errors import (
 from providers.poller import PollPlan, await_job
 from sandbox.render import probe
 from sandbox.service import account_of
-from tests.providers.conftest import PROTOCOLS, png, run, text_request
+from tests.providers.conftest import ALL_PROTOCOLS, PROTOCOLS, png, run, text_request
 
 FAST = PollPlan(p50_s=0.05, sigma=0.5, p95_s=0.12, k=50, min_interval_s=0.005)
 SLOW = {"p50_5s": 1e6, "p95_5s": 2e6, "p50_30s": 2e6}
-WORLD = {"openai_videos": "openai", "fal_queue": "fal", "kling_native": "kling"}
+WORLD = {"openai_videos": "openai", "fal_queue": "fal", "kling_native": "kling",
+         "atlascloud": "atlascloud"}
 
 
 async def finish(adapter, request, key="k-" + "0" * 60, tmp_path=None):
@@ -37,10 +38,11 @@ def sandbox_account(adapter) -> str:
     if adapter.protocol == "kling_native":
         return account_of("kling:" + adapter.credential.access_key.get_secret_value())
     key = adapter.credential.key.get_secret_value()
-    return account_of(("fal:" + key) if adapter.protocol == "fal_queue" else key)
+    prefix = {"fal_queue": "fal:", "atlascloud": "atlascloud:"}.get(adapter.protocol, "")
+    return account_of(prefix + key)
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_text_to_video_end_to_end(make_adapter, sandbox, tmp_path, protocol):
     adapter = make_adapter(protocol)
 
@@ -59,6 +61,8 @@ def test_text_to_video_end_to_end(make_adapter, sandbox, tmp_path, protocol):
     info = probe(tmp_path / "out.mp4")
     assert (info["width"], info["height"]) == (1280, 720)
     assert info["seconds"] == (4.0 if protocol == "openai_videos" else 5.0)
+    usd = {"openai_videos": "0.284000", "atlascloud": "0.425000"}.get(protocol, "0.140000")
+    assert [r["usd"] for r in sandbox.usage(job_id=handle.job_id)] == [usd]
     assert [r["kind"] for r in sandbox.usage(job_id=handle.job_id)] == ["complete"]
 
 
@@ -107,11 +111,11 @@ def test_native_storyboard(make_adapter, sandbox, protocol):
     assert sandbox.usage(job_id=handle.job_id)[0]["seconds"] == 7
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_concurrency_beyond_the_tier_is_rate_limited(make_adapter, sandbox, protocol):
     sandbox.knobs(**{WORLD[protocol]: SLOW})
     adapter = make_adapter(protocol)
-    limit = {"openai_videos": 5, "fal_queue": 10, "kling_native": 10}[protocol]
+    limit = {"openai_videos": 5, "fal_queue": 10, "kling_native": 10, "atlascloud": 10}[protocol]
 
     async def scenario():
         for i in range(limit):
@@ -125,10 +129,10 @@ def test_concurrency_beyond_the_tier_is_rate_limited(make_adapter, sandbox, prot
     elif protocol == "openai_videos":
         assert err.value.retry_after_s == pytest.approx(0.01)  # retry-after-ms, time-scaled
     else:
-        assert err.value.retry_after_s is not None  # whole seconds on fal
+        assert err.value.retry_after_s is not None  # whole seconds on fal and AtlasCloud
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_an_account_error_stops_further_submits(make_adapter, sandbox, protocol):
     adapter = make_adapter(protocol)
     sandbox.knobs(account_status={sandbox_account(adapter): "arrears"})
@@ -160,7 +164,7 @@ def test_sora_policy_fails_the_job_and_result_says_so(make_adapter):
     assert err.value.policy
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_a_failed_job_is_job_failed_and_billed_as_the_provider_bills(make_adapter, sandbox,
                                                                       protocol):
     sandbox.knobs(**{WORLD[protocol]: {"failure_rate": 1.0}})
@@ -177,10 +181,10 @@ def test_a_failed_job_is_job_failed_and_billed_as_the_provider_bills(make_adapte
 
     handle = run(scenario())
     usd = [float(r["usd"]) for r in sandbox.usage(job_id=handle.job_id)]
-    assert usd == ([0.0] if protocol == "openai_videos" else [0.028])
+    assert usd == ([0.028] if protocol in ("fal_queue", "kling_native") else [0.0])
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_invalid_requests_are_invalid(make_adapter, protocol):
     bad = text_request(protocol, seconds=7 if protocol == "openai_videos" else 20)
     with pytest.raises(InvalidRequest):
@@ -250,7 +254,7 @@ def test_an_expired_url_is_expired(make_adapter, sandbox, tmp_path, protocol):
         run(scenario())
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_a_truncated_download_is_detected_and_resumed(make_adapter, sandbox, tmp_path,
                                                       protocol):
     adapter = make_adapter(protocol)
@@ -285,7 +289,7 @@ def test_retry_after_is_honoured_on_status(make_adapter, sandbox, protocol):
     assert status.state in ("queued", "running", "succeeded") and waited >= 0.1
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_a_5xx_burst_on_status_is_ridden_out(make_adapter, sandbox, protocol):
     adapter = make_adapter(protocol, retry_deadline_s=10)
 
@@ -298,7 +302,7 @@ def test_a_5xx_burst_on_status_is_ridden_out(make_adapter, sandbox, protocol):
     assert run(scenario()).state in ("queued", "running", "succeeded")
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
 def test_the_deadline_returns_pending_with_the_handle_kept(make_adapter, sandbox, protocol):
     sandbox.knobs(**{WORLD[protocol]: SLOW})
     adapter = make_adapter(protocol)
@@ -364,3 +368,38 @@ def test_poll_plan_comes_from_the_catalog_prior(catalog):
                      datetime(2026, 11, 25, 12, tzinfo=UTC))
     plan = plan_for(prior, time_scale=0.01)
     assert (plan.p50_s, plan.deadline_s) == (pytest.approx(0.38), pytest.approx(3 * 0.94))
+
+
+@pytest.mark.parametrize("shape", ["data", "top"])
+def test_atlascloud_reads_both_submit_shapes(make_adapter, sandbox, shape):
+    sandbox.knobs(atlascloud_response=shape)
+    adapter = make_adapter("atlascloud")
+    handle, outcome = run(finish(adapter, text_request("atlascloud")))
+    assert handle.job_id.startswith("pred_") and outcome.state == "succeeded"
+
+
+def test_atlascloud_uploads_the_image_first(make_adapter, sandbox):
+    adapter = make_adapter("atlascloud")
+    request = text_request("atlascloud", mode="image", image=png(1280, 720),
+                           image_type="image/png")
+    _handle, outcome = run(finish(adapter, request))
+    assert outcome.state == "succeeded"
+    assert sandbox.stats().get("requests:atlascloud", 0) >= 3  # upload, submit, status
+
+
+def test_a_reset_atlascloud_submit_is_unknown_and_never_resent(make_adapter, sandbox):
+    adapter = make_adapter("atlascloud")
+    sandbox.faults({"kind": "reset", "protocol": "atlascloud", "method": "POST"})
+    jobs_before = sandbox.stats().get("jobs:atlascloud", 0)
+    with pytest.raises(SubmitUnknown):
+        run(adapter.submit(text_request("atlascloud"), "k"))
+    assert sandbox.stats().get("jobs:atlascloud", 0) == jobs_before + 1  # sent exactly once
+    time.sleep(0.3)
+    rows = [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]
+    assert len(rows) <= 1
+
+
+def test_atlascloud_policy_is_rejected_at_submit(make_adapter):
+    with pytest.raises(Rejected):
+        run(make_adapter("atlascloud").submit(text_request("atlascloud", prompt="pure gore"),
+                                              "k"))

@@ -75,19 +75,21 @@ def test_best_quality_picks_sora_before_its_sunset(catalog, real_endpoints):
     assert (decision.model, decision.tier) == ("sora-2", "api")
 
 
-def test_after_sunset_a_real_endpoint_gets_no_work_and_best_quality_falls_back(
+def test_after_sunset_best_quality_picks_an_atlascloud_model_and_says_why(
     catalog, real_endpoints
 ):
-    request = ClipRequest(prompt="x", duration=8, policy="best_quality")
+    request = ClipRequest(prompt="x", duration=5, policy="best_quality")
     decision = route(catalog, request, real_endpoints)
-    assert decision.model == "kling-v3"
+    assert (decision.model, decision.protocol, decision.endpoint) == ("wan-2.6", "atlascloud",
+                                                                      "real")
+    assert decision.reasons[0].startswith("Sora 2 (VBench++ 87.4) is sunset since 2026-09-24")
     assert "no new work on a real endpoint" in reason_of(decision, "sora-2", "api")
 
 
 def test_naming_a_sunset_model_on_a_real_endpoint_names_the_fallback(catalog, real_endpoints):
-    decision = route(catalog, ClipRequest(prompt="x", duration=8, policy="sora-2"),
+    decision = route(catalog, ClipRequest(prompt="x", duration=5, policy="sora-2"),
                      real_endpoints)
-    assert decision.model == "kling-v3"
+    assert decision.model == "wan-2.6"
     assert decision.reasons[0].startswith("sora-2 is sunset since 2026-09-24")
 
 
@@ -174,8 +176,7 @@ def test_unknown_policy_lists_policies_and_models(catalog, sandbox_endpoints):
     with pytest.raises(PlanError) as err:
         route(catalog, ClipRequest(prompt="x", duration=5, policy="veo-3"), sandbox_endpoints)
     assert err.value.field == "policy"
-    assert err.value.allowed == ["cheapest", "fastest", "best_quality", "kling-v3",
-                                 "kling-v3-fal", "sora-2"]
+    assert err.value.allowed == ["cheapest", "fastest", "best_quality", *catalog.ids]
 
 
 def test_unknown_subscription_lists_the_known_ones(catalog):
@@ -186,7 +187,8 @@ def test_unknown_subscription_lists_the_known_ones(catalog):
 
 def test_default_subscriptions_are_the_tiers_without_a_minimum(catalog):
     assert parse_subscriptions(None, catalog) == {
-        ("kling", "free"), ("kling", "standard"), ("fal", "standard"), ("sora", "api")}
+        ("kling", "free"), ("kling", "standard"), ("fal", "standard"), ("sora", "api"),
+        ("atlascloud", "payg")}
 
 
 def test_a_protocol_without_endpoint_is_rejected_with_the_reason(catalog, monkeypatch):

@@ -1,0 +1,115 @@
+"""AtlasCloud adapter (Bearer auth): one API reaching Kling, Seedance, Wan and others.
+
+Guarantees: a submit is sent once. AtlasCloud has no idempotency key and no lookup by client
+id, so a submit whose outcome is unknown raises SubmitUnknown — a possible charge the caller
+records — and is never re-sent. The submit answer comes in two shapes (`{data: {id}}` or a
+top-level `{id}`: AtlasCloud's own pages show both); both are read. `completed` and
+`succeeded` both mean done. Images are uploaded first (uploadMedia) and passed as a URL.
+"""
+
+from typing import Any
+
+import httpx
+
+from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
+from providers import http
+from providers.adapter import Adapter
+from providers.errors import (
+    AccountError,
+    InvalidRequest,
+    JobFailed,
+    RateLimited,
+    Rejected,
+    SubmitUnknown,
+    Transient,
+)
+
+DONE = {"completed", "succeeded"}
+
+
+def raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        text = body.get("message") or body.get("msg") or body.get("error") or ""
+    except ValueError:
+        text = response.text[:200]
+    status = response.status_code
+    message = f"AtlasCloud {status}: {text}"
+    if status in (401, 402, 403):
+        raise AccountError(message, status=status)
+    if status == 429:
+        raise RateLimited(message, status=status, retry_after_s=http.retry_after_s(response))
+    if "policy" in str(text).lower() or "moderation" in str(text).lower():
+        raise Rejected(message, status=status)
+    if status >= 500 or status == 408:
+        raise Transient(message, status=status)
+    raise InvalidRequest(message, status=status)
+
+
+class AtlasCloudAdapter(Adapter):
+    protocol = "atlascloud"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential.key.get_secret_value()}"}
+
+    async def _upload(self, request: SubmitRequest) -> str:
+        response = await self.send("POST", "/api/v1/model/uploadMedia", files={
+            "file": ("input.jpg", request.image or b"", request.image_type)})
+        raise_for(response)
+        data = response.json().get("data", response.json())
+        return data.get("download_url") or data["url"]
+
+    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+        if request.mode in ("extend", "storyboard"):
+            raise InvalidRequest(f"AtlasCloud models here take no {request.mode}")
+        kind = "image-to-video" if request.mode == "image" else "text-to-video"
+        body: dict[str, Any] = {"model": f"{request.endpoint}/{kind}", "prompt": request.prompt,
+                                "duration": request.seconds, "resolution": request.resolution,
+                                "aspect_ratio": request.aspect_ratio, **request.wire_params}
+        if request.negative_prompt:
+            body["negative_prompt"] = request.negative_prompt
+        if request.mode == "image":
+            body["image_url"] = await self._upload(request)
+        try:
+            response = await self.send("POST", "/api/v1/model/generateVideo", json=body)
+        except Transient:
+            raise SubmitUnknown("AtlasCloud submit outcome unknown (no response); it may be "
+                                "charged and there is no lookup to tell") from None
+        if response.status_code >= 500:
+            raise SubmitUnknown(f"AtlasCloud submit answered {response.status_code}; it may "
+                                "have started and there is no lookup to tell")
+        raise_for(response)
+        answer = response.json()
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else answer
+        return self.handle(str(data["id"]))
+
+    async def _prediction(self, handle: JobHandle) -> dict[str, Any]:
+        response = await self.send("GET", f"/api/v1/model/prediction/{handle.job_id}")
+        raise_for(response)
+        answer = response.json()
+        return answer.get("data") if isinstance(answer.get("data"), dict) else answer
+
+    async def _status(self, handle: JobHandle) -> JobStatus:
+        data = await self._prediction(handle)
+        status = data.get("status", "processing")
+        if status in DONE:
+            return JobStatus(state="succeeded", progress=100.0)
+        if status == "failed":
+            error = data.get("error") or "failed"
+            return JobStatus(state="failed", message=error,
+                             policy="policy" in error.lower() or "moderation" in error.lower())
+        return JobStatus(state="queued" if status in ("queued", "pending") else "running")
+
+    async def _result(self, handle: JobHandle) -> RemoteVideo:
+        data = await self._prediction(handle)
+        if data.get("status") == "failed":
+            raise JobFailed(data.get("error") or "failed")
+        if data.get("status") not in DONE or not data.get("outputs"):
+            raise InvalidRequest(f"prediction {handle.job_id} is {data.get('status')}")
+        return RemoteVideo(url=data["outputs"][0])
+
+    async def cancel(self, handle: JobHandle) -> bool:
+        """No cancel is documented."""
+        return False

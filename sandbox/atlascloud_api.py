@@ -1,0 +1,141 @@
+"""AtlasCloud's unified API under /atlascloud: generateVideo (answering in either of the two
+shapes its own pages show), prediction polling (`completed` or `succeeded` when done), and
+uploadMedia; Bearer auth; one price per model. No idempotency key exists on this API."""
+
+import hashlib
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.errors import (
+    AccountProblem,
+    BadRequest,
+    NotFound,
+    SandboxError,
+    Unauthorized,
+    Unprocessable,
+)
+from sandbox.jobs import Job, Shot
+from sandbox.service import Sandbox, account_of
+from sandbox.wire import body, image_from_bytes, resolution_of
+
+# model family -> (modes, durations, default short side)
+MODELS: dict[str, tuple[set[str], set[int]]] = {
+    "bytedance/seedance-2.0": ({"text-to-video", "image-to-video"}, set(range(4, 16))),
+    "alibaba/wan-2.6": ({"text-to-video", "image-to-video"}, {5, 10}),
+    "kwaivgi/kling-v3.0": ({"text-to-video", "image-to-video"}, set(range(3, 16))),
+}
+SIDES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def error(err: SandboxError) -> JSONResponse:
+    status = 403 if isinstance(err, AccountProblem) and err.code != "exhausted" else (
+        402 if isinstance(err, AccountProblem) else err.status)
+    headers = {}
+    if err.retry_after_s is not None:
+        headers["retry-after"] = str(max(1, round(err.retry_after_s)))
+    return JSONResponse({"code": status, "message": err.message}, status_code=status,
+                        headers=headers)
+
+
+class AtlasCloud:
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+        self.submits = 0
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/model/generateVideo", self.handle(self.generate), methods=["POST"]),
+            Route("/api/v1/model/prediction/{id}", self.handle(self.prediction),
+                  methods=["GET"]),
+            Route("/api/v1/model/uploadMedia", self.handle(self.upload), methods=["POST"]),
+        ]
+
+    def handle(self, endpoint):
+        async def wrapped(request: Request) -> Response:
+            try:
+                header = request.headers.get("authorization", "")
+                if not header.startswith("Bearer ") or not header[7:].strip():
+                    raise Unauthorized("missing or invalid API key")
+                key = header[7:].strip()
+                account = account_of("atlascloud:" + key)
+                return await endpoint(request, account,
+                                      self.sandbox.tier_for_key("atlascloud", key))
+            except SandboxError as err:
+                return error(err)
+        return wrapped
+
+    async def generate(self, request: Request, account: str, tier: str) -> Response:
+        data = await body(request)
+        model = str(data.get("model", ""))
+        family, _, mode = model.rpartition("/")
+        if family not in MODELS or mode not in MODELS[family][0]:
+            raise NotFound(f"model {model!r} not found")
+        prompt = data.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise BadRequest("prompt is required")
+        duration = data.get("duration", 5)
+        if not isinstance(duration, int) or duration not in MODELS[family][1]:
+            raise Unprocessable(f"duration must be an integer in "
+                                f"{sorted(MODELS[family][1])}")
+        resolution = data.get("resolution", "720p")
+        if resolution not in SIDES:
+            raise Unprocessable("resolution must be 720p or 1080p")
+        width, height = SIDES[resolution]
+        if data.get("aspect_ratio") == "9:16":
+            width, height = height, width
+        elif data.get("aspect_ratio") == "1:1":
+            width = height
+        if mode == "image-to-video":
+            url = data.get("image_url")
+            if not isinstance(url, str) or "/atlascloud/media/" not in url:
+                raise Unprocessable("image_url must be a URL from uploadMedia")
+            image = self.sandbox.state / "media" / url.rsplit("/", 1)[-1]
+            if not image.exists():
+                raise Unprocessable("image_url does not exist")
+        job = self.sandbox.submit(
+            protocol="atlascloud", family=mode, account=account, tier=tier, model=model,
+            kind="generate", prompt=prompt, shots=[Shot(text=prompt, seconds=duration)],
+            seconds=duration, total_seconds=duration, width=width, height=height,
+            resolution=resolution_of(width, height), job_id="pred_" + uuid.uuid4().hex,
+        )
+        self.submits += 1
+        shape = self.sandbox.knobs.atlascloud_response
+        top = shape == "top" or (shape == "alternate" and self.submits % 2 == 0)
+        answer = {"id": job.id, "status": "processing", "model": model,
+                  "created_at": int(job.created_at)}
+        return JSONResponse(answer if top else {"code": 200, "data": answer})
+
+    def _prediction(self, request: Request, job: Job) -> dict[str, Any]:
+        state = job.state(self.sandbox.clock.now())
+        status = {"queued": "processing", "running": "processing",
+                  "succeeded": "completed" if int(job.id[-1], 16) % 2 else "succeeded",
+                  "failed": "failed", "cancelled": "failed"}[state]
+        outputs = [f"{str(request.base_url).rstrip('/')}/files/{job.id}.mp4"] if (
+            state == "succeeded") else []
+        return {"id": job.id, "model": job.model, "status": status, "outputs": outputs,
+                "error": (job.failure_message or "failed") if status == "failed" else ""}
+
+    async def prediction(self, request: Request, account: str, tier: str) -> Response:
+        job = self.sandbox.store.get(request.path_params["id"])
+        if job is None or job.protocol != "atlascloud" or job.account != account:
+            raise NotFound("prediction not found")
+        job = self.sandbox.settle(job)
+        return JSONResponse({"code": 200, "data": self._prediction(request, job)})
+
+    async def upload(self, request: Request, account: str, tier: str) -> Response:
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or not hasattr(upload, "read"):
+            raise BadRequest("multipart field 'file' is required")
+        data = await upload.read()
+        image_from_bytes(data)  # refuse what is not an image
+        name = hashlib.sha256(data).hexdigest()[:32] + ".img"
+        folder = self.sandbox.state / "media"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        url = f"{str(request.base_url).rstrip('/')}/atlascloud/media/{name}"
+        return JSONResponse({"code": 200, "data": {"download_url": url}})
