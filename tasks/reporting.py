@@ -53,7 +53,7 @@ def reconcile_usage(settings: Settings, usage: list[dict]) -> Reconciliation:
     with db.connect(database, ledger) as con:
         first = con.execute("SELECT min(event_time) FROM ledger").fetchall()[0][0]
         if first is not None and usage and "at" in usage[0]:
-            since = first.timestamp() - 300
+            since = first.timestamp() - 1  # the provider and we share a clock within a second
             usage = [row for row in usage if float(row["at"]) >= since]
         return reconcile(con, usage)
 
