@@ -20,7 +20,7 @@ import httpx
 from models import Download, Endpoint, JobHandle, JobStatus, Protocol, RemoteVideo, SubmitRequest
 from providers import http
 from providers.download import stream_to
-from providers.errors import AccountError, SubmitUnknown
+from providers.errors import AccountError, SubmitUnknown, Transient
 
 SANDBOX_PREFIX: dict[Protocol, str] = {
     "openai_videos": "/openai/v1", "fal_queue": "/fal", "kling_native": "/kling",
@@ -121,6 +121,19 @@ class Adapter(abc.ABC):
                          endpoint_kind=self.endpoint.kind, account=self.account,
                          credential_ref=self.credential.ref, job_id=job_id,
                          submitted_at=datetime.now(UTC), extra=extra)
+
+    async def send_once(self, url: str, **kwargs: Any) -> httpx.Response:
+        """A paid POST on a protocol with no lookup: sent exactly once. No answer, or a 5xx,
+        leaves the outcome unknown — SubmitUnknown, a possible charge, never a resend."""
+        try:
+            response = await self.send("POST", url, **kwargs)
+        except Transient:
+            raise SubmitUnknown(f"{self.protocol} submit got no answer; it may be charged and "
+                                "there is no lookup to tell") from None
+        if response.status_code >= 500:
+            raise SubmitUnknown(f"{self.protocol} submit answered {response.status_code}; it "
+                                "may have started and there is no lookup to tell")
+        return response
 
     async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request with the credential; transport failures become Transient."""

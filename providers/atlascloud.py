@@ -14,15 +14,7 @@ import httpx
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
 from providers import http
 from providers.adapter import Adapter
-from providers.errors import (
-    AccountError,
-    InvalidRequest,
-    JobFailed,
-    RateLimited,
-    Rejected,
-    SubmitUnknown,
-    Transient,
-)
+from providers.errors import InvalidRequest, JobFailed, raise_by_status
 
 DONE = {"completed", "succeeded"}
 
@@ -35,17 +27,11 @@ def raise_for(response: httpx.Response) -> None:
         text = body.get("message") or body.get("msg") or body.get("error") or ""
     except ValueError:
         text = response.text[:200]
-    status = response.status_code
-    message = f"AtlasCloud {status}: {text}"
-    if status in (401, 402, 403):
-        raise AccountError(message, status=status)
-    if status == 429:
-        raise RateLimited(message, status=status, retry_after_s=http.retry_after_s(response))
-    if "policy" in str(text).lower() or "moderation" in str(text).lower():
-        raise Rejected(message, status=status)
-    if status >= 500 or status == 408:
-        raise Transient(message, status=status)
-    raise InvalidRequest(message, status=status)
+    lowered = str(text).lower()
+    raise_by_status(response.status_code, f"AtlasCloud {response.status_code}: {text}",
+                    policy="policy" in lowered or "moderation" in lowered,
+                    account_statuses=(401, 402, 403),
+                    retry_after_s=http.retry_after_s(response))
 
 
 class AtlasCloudAdapter(Adapter):
@@ -72,14 +58,7 @@ class AtlasCloudAdapter(Adapter):
             body["negative_prompt"] = request.negative_prompt
         if request.mode == "image":
             body["image_url"] = await self._upload(request)
-        try:
-            response = await self.send("POST", "/api/v1/model/generateVideo", json=body)
-        except Transient:
-            raise SubmitUnknown("AtlasCloud submit outcome unknown (no response); it may be "
-                                "charged and there is no lookup to tell") from None
-        if response.status_code >= 500:
-            raise SubmitUnknown(f"AtlasCloud submit answered {response.status_code}; it may "
-                                "have started and there is no lookup to tell")
+        response = await self.send_once("/api/v1/model/generateVideo", json=body)
         raise_for(response)
         answer = response.json()
         data = answer.get("data") if isinstance(answer.get("data"), dict) else answer

@@ -55,3 +55,18 @@ class Expired(ProviderError):
 
 class SubmitUnknown(ProviderError):
     """The submit's outcome is unknown and cannot be looked up: a charge may have happened."""
+
+
+def raise_by_status(status: int, message: str, *, policy: bool = False,
+                    account_statuses: tuple[int, ...] = (401, 403),
+                    retry_after_s: float | None = None) -> None:
+    """The common mapping for protocols whose errors are read from the HTTP status."""
+    if status in account_statuses:
+        raise AccountError(message, status=status)
+    if status == 429:
+        raise RateLimited(message, status=status, retry_after_s=retry_after_s)
+    if policy:
+        raise Rejected(message, status=status)
+    if status >= 500 or status == 408:
+        raise Transient(message, status=status)
+    raise InvalidRequest(message, status=status)

@@ -14,15 +14,7 @@ import httpx
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
 from providers import http
 from providers.adapter import Adapter
-from providers.errors import (
-    AccountError,
-    InvalidRequest,
-    JobFailed,
-    RateLimited,
-    Rejected,
-    SubmitUnknown,
-    Transient,
-)
+from providers.errors import InvalidRequest, JobFailed, raise_by_status
 
 POLICY_TYPES = {"content_policy_violation"}
 
@@ -34,19 +26,11 @@ def raise_for(response: httpx.Response) -> None:
         detail = response.json().get("detail")
     except ValueError:
         detail = response.text[:200]
-    status = response.status_code
     kinds = {d.get("type") for d in detail if isinstance(d, dict)} if isinstance(
         detail, list) else set()
-    message = f"fal {status}: {detail}"
-    if status in (401, 403):
-        raise AccountError(message, status=status)
-    if status == 429:
-        raise RateLimited(message, status=status, retry_after_s=http.retry_after_s(response))
-    if kinds & POLICY_TYPES:
-        raise Rejected(message, status=status)
-    if status >= 500 or status == 408:
-        raise Transient(message, status=status)
-    raise InvalidRequest(message, status=status)
+    raise_by_status(response.status_code, f"fal {response.status_code}: {detail}",
+                    policy=bool(kinds & POLICY_TYPES),
+                    retry_after_s=http.retry_after_s(response))
 
 
 class FalQueue(Adapter):
@@ -78,15 +62,7 @@ class FalQueue(Adapter):
     async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
         if request.mode == "extend":
             raise InvalidRequest("fal has no extension endpoint for this model")
-        try:
-            response = await self.send("POST", self.app_path(request),
-                                       json=self.arguments(request))
-        except Transient:
-            raise SubmitUnknown("fal submit outcome unknown (no response); it may be charged "
-                                "and fal has no lookup to tell") from None
-        if response.status_code >= 500:
-            raise SubmitUnknown(f"fal submit answered {response.status_code}; it may have "
-                                "been queued and fal has no lookup to tell")
+        response = await self.send_once(self.app_path(request), json=self.arguments(request))
         raise_for(response)
         body = response.json()
         return self.handle(body["request_id"], status_url=body["status_url"],
