@@ -5,7 +5,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import crop, demo, generate, plan, prices, prompt, report, sandbox
+from cli import crop, demo, extend, generate, plan, prices, prompt, report, sandbox
 from cli.errors import UserError, as_user_error, report_error
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "prompt": (prompt.add_arguments, prompt.run),
     "generate": (generate.add_arguments, generate.run),
     "report": (report.add_arguments, report.run),
+    "extend": (extend.add_arguments, extend.run),
 }
 
 

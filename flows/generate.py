@@ -66,8 +66,10 @@ archive_output = task(archive_step, name="archive output", retries=2, retry_dela
 inspect_clip = task(inspect_and_trim, name="inspect clip", retries=0, cache_policy=NO_CACHE)
 
 
-async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run_id: str):
-    """All steps of one plan; returns (last handle, aspect sent, prepared prompt, crop)."""
+async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run_id: str,
+                     parent_video: str | None = None):
+    """All steps of one plan; returns (last handle, aspect sent, prepared prompt, crop).
+    An extension starts from the parent's provider video id."""
     row = rt.catalog.row(decision.model)
     labels = {f"provider:{decision.provider}", f"model:{decision.model}",
               f"tier:{decision.tier}"}
@@ -82,7 +84,7 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
     aspect = "16:9" if aspect == "auto" else aspect
     size = row.wire[request.resolution].sizes.get(aspect)
     shots = [Shot(prompt=s.prompt, seconds=max(1, round(s.duration))) for s in request.scenes]
-    handle, parent_video = None, None
+    handle = None
     for index, step in enumerate(decision.steps):
         mode = request.mode if index == 0 else "extend"
         submit = SubmitRequest(
@@ -113,6 +115,9 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
     excluded: dict[str, str] = {}
     failures: dict[str, int] = {}
     waited: dict[str, float] = {}
+    parent_video, expected = None, request.seconds
+    if request.mode == "extend":
+        request, parent_video, expected = _extension_of(rt, request)
     while True:
         record = rt.journal.read(request.clip_id)
         if record and record.state == "done":
@@ -135,7 +140,8 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
                 locked.write(existing)
         why = None
         try:
-            handle, aspect, prepared, crop = await _make_clip(rt, request, decision, run_id)
+            handle, aspect, prepared, crop = await _make_clip(rt, request, decision, run_id,
+                                                              parent_video)
         except RateLimited as err:
             scale = rt.time_scale(rt.catalog.row(decision.model).protocol)
             pause = err.retry_after_s or scale * min(30.0, 1.0 + waited.get(decision.model, 0))
@@ -159,7 +165,7 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
             logger.warning("falling back from %s: %s", decision.model, why)
             continue
         archived = await archive_output(rt, request, decision, len(decision.steps) - 1, handle)
-        inspection, trimmed = inspect_clip(rt, request, archived)
+        inspection, trimmed = inspect_clip(rt, request, archived, expected)
         expected = asked_size(request, aspect)
         downgraded = min(inspection.width, inspection.height) < min(expected)
         if downgraded and request.downgrade == "fail":
@@ -173,6 +179,24 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
             return await generate(rt, request.model_copy(update={"take": request.take + 1}),
                                   run_id, regenerated=True)
         return result
+
+
+def _extension_of(rt: Runtime, request: ClipRequest) -> tuple[ClipRequest, str, float]:
+    """The request pinned to the parent's model, the provider's video id to continue, and the
+    length the extended clip must have. Native extension only: it needs that video id."""
+    parent = rt.journal.read(request.source_clip or "")
+    if parent is None or parent.state != "done" or not parent.steps:
+        raise PlanError("source_clip", f"no archived clip {request.source_clip!r} in this home")
+    remote = parent.steps[-1].remote
+    if remote is None or not remote.video_id:
+        raise PlanError("source_clip", f"the provider gave no video id for "
+                        f"{request.source_clip}: its model cannot extend it natively")
+    model = parent.plan["model"]
+    delivered = parent.inspection["inspection"]["seconds"]
+    pinned = request.model_copy(update={
+        "policy": model, "resolution": parent.request["resolution"],
+        "aspect_ratio": parent.request["aspect_ratio"]})
+    return pinned, remote.video_id, delivered + request.seconds
 
 
 def _fallback_reason(err: Exception, decision: RoutePlan, failures: dict[str, int]

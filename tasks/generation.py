@@ -239,10 +239,12 @@ def _fail(rt: Runtime, clip_id: str, message: str) -> None:
         locked.write(record)
 
 
-def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived
-                     ) -> tuple[Inspection, dict]:
+def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
+                     expected_seconds: float | None = None) -> tuple[Inspection, dict]:
     """Inspect the original; write a trimmed copy when a flash frame or extra seconds call for
-    it. Returns the inspection and what was done."""
+    it (an extension is expected to be parent + added). Returns the inspection and what was
+    done."""
+    expected = request.seconds if expected_seconds is None else expected_seconds
     path = Path(archived.path)
     started = time.monotonic()
     found = inspect_file(path)
@@ -251,9 +253,9 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived
     if found.flash_frame:
         keep -= 1 / found.fps
         reasons.append("flash frame on the last frame")
-    if keep > request.seconds + 0.5 / found.fps:
-        keep = request.seconds
-        reasons.append(f"longer than asked ({found.seconds:g} s for {request.seconds:g} s)")
+    if keep > expected + 0.5 / found.fps:
+        keep = expected
+        reasons.append(f"longer than asked ({found.seconds:g} s for {expected:g} s)")
     outcome: dict = {"inspection_s": 0.0, "trimmed_path": None, "trimmed_sha256": None,
                      "trim_reasons": reasons, "trim_method": None}
     if reasons:
