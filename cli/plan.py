@@ -10,6 +10,7 @@ from cli.context import Context, load_context, require
 from cli.errors import UserError
 from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
 from providers.router import parse_subscriptions, plan
+from tasks.images import ImageError, with_image_digest
 from tasks.prompts import policy_exclusions
 
 # flag -> request field; values stay strings so the request model validates them all alike.
@@ -73,7 +74,10 @@ def request_from_args(args: argparse.Namespace) -> ClipRequest:
         parts = args.focus.split(",")
         require(len(parts) == 2, "focus", f"{args.focus!r} is not X,Y", ["0..1,0..1"])
         data["focus"] = parts
-    return ClipRequest.model_validate(data)
+    try:
+        return with_image_digest(ClipRequest.model_validate(data))
+    except ImageError as err:
+        raise UserError("image", str(err)) from None
 
 
 def _volume(text: str | None) -> int | None:

@@ -29,7 +29,7 @@ from tasks.generation import (
     journal_for,
     submit_step,
 )
-from tasks.images import prepare_image
+from tasks.images import prepare_image, with_image_digest
 from tasks.prompts import policy_exclusions, prepare_prompt
 from tasks.runtime import Runtime, build_runtime
 
@@ -115,6 +115,7 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
     excluded: dict[str, str] = {}
     failures: dict[str, int] = {}
     waited: dict[str, float] = {}
+    request = with_image_digest(request)
     parent_video, expected = None, request.seconds
     if request.mode == "extend":
         request, parent_video, expected = _extension_of(rt, request)

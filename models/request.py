@@ -98,6 +98,12 @@ class ClipRequest(BaseModel):
         description="Path or URL of the input image (image mode).",
         examples=["examples/harbour-4x3.jpg"],
     )
+    image_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Checksum of the image's bytes, filled in when the request is made: part of "
+        "the clip id, so a new photo at the same path is a new clip.",
+    )
     focus: tuple[float, float] | None = Field(
         default=None,
         description="Point to keep inside the crop, as (x, y) fractions of width and height.",
@@ -194,6 +200,8 @@ class ClipRequest(BaseModel):
     @property
     def clip_id(self) -> str:
         """The idempotency key: sha256 of the normalised request and its take."""
-        content = self.model_dump(mode="json", exclude=_EXECUTION_ONLY)
+        # with the image's checksum known, where the file lies is not part of what is made
+        exclude = _EXECUTION_ONLY | ({"image"} if self.image_sha256 else set())
+        content = self.model_dump(mode="json", exclude=exclude)
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -12,6 +12,7 @@ images are converted to RGB; alpha is flattened onto white; an animated image gi
 frame (said so); an image below the model's minimum side is refused.
 """
 
+import hashlib
 import io
 import math
 import warnings
@@ -183,6 +184,18 @@ def prepare_image_bytes(data: bytes, row: ModelRow, *, aspect: str = "auto",
         output_size=result.size, resized=resized, draft_scale=draft_scale, focus=focus,
         focus_source=focus_source, conversions=conversions, reason=reason, format="JPEG",
         bytes=len(payload))
+
+
+def with_image_digest(request):
+    """The request with the checksum of its local image (the clip id then follows the image's
+    content, not its path). URLs and requests without an image are returned unchanged."""
+    if not request.image or request.image_sha256 or "://" in request.image:
+        return request
+    try:
+        data = Path(request.image).read_bytes()
+    except OSError as err:
+        raise ImageError(f"cannot read the image {request.image}: {err.strerror}") from None
+    return request.model_copy(update={"image_sha256": hashlib.sha256(data).hexdigest()})
 
 
 def prepare_image_file(path: Path | str, row: ModelRow, **kwargs) -> tuple[bytes, CropResult]:

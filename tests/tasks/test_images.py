@@ -152,3 +152,23 @@ def test_an_aspect_the_model_does_not_take_is_refused(catalog):
 def test_webp_is_read(catalog):
     data, _ = prepare_image_bytes(encode(photo(800, 450), "WEBP"), catalog.row("kling-v3"))
     assert decoded(data).format == "JPEG"
+
+
+def test_the_clip_id_follows_the_image_s_content_not_its_path(tmp_path):
+    from models import ClipRequest
+    from tasks.images import with_image_digest
+
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(encode(photo(800, 450)))
+    first = with_image_digest(ClipRequest(mode="image", prompt="x", duration=5, image=str(path)))
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(path.read_bytes())
+    moved = with_image_digest(ClipRequest(mode="image", prompt="x", duration=5, image=str(copy)))
+    path.write_bytes(encode(photo(900, 450)))
+    changed = with_image_digest(ClipRequest(mode="image", prompt="x", duration=5,
+                                            image=str(path)))
+    assert first.image_sha256 == moved.image_sha256 != changed.image_sha256
+    assert first.clip_id == moved.clip_id != changed.clip_id
+    with pytest.raises(ImageError, match="cannot read the image"):
+        with_image_digest(ClipRequest(mode="image", prompt="x", duration=5,
+                                      image=str(tmp_path / "gone.jpg")))
