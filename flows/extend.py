@@ -4,29 +4,20 @@ clip — its own id, archive entry, inspection and ledger rows — whose parent 
 and the ledger (parent_clip_id). The last-frame fallback for models without extension comes with
 generate_storyboard's continuity work."""
 
-import asyncio
 import sys
 
 from prefect import flow
-from prefect.context import get_run_context
 
 from flows.clip_result import ClipResult
-from flows.generate import generate
+from flows.generate import generate_in_run
 from models import ClipRequest
-from tasks.runtime import build_runtime
 
 
 @flow(name="extend-clip", retries=0, log_prints=True)
 async def extend_clip(clip_id: str, prompt: str, seconds: float, take: int = 0) -> ClipResult:
     """Add `seconds` to the archived clip `clip_id`, described by `prompt`."""
-    run_id = str(get_run_context().flow_run.id)
-    rt = await asyncio.to_thread(build_runtime, run_id)
-    request = ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt, duration=seconds,
-                          take=take)
-    try:
-        return await generate(rt, request, run_id)
-    finally:
-        await rt.aclose()
+    return await generate_in_run(ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt,
+                                             duration=seconds, take=take))
 
 
 if __name__ == "__main__":

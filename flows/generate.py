@@ -222,15 +222,20 @@ def _note_attempt(rt: Runtime, clip_id: str, why: str) -> None:
         locked.write(record)
 
 
-@flow(name="generate-clip", retries=0, log_prints=True)
-async def generate_clip(request: ClipRequest) -> ClipResult:
-    """One request in; one verified, archived clip out, paid for once."""
+async def generate_in_run(request: ClipRequest) -> ClipResult:
+    """`generate` inside the current flow run, with a runtime built for it and closed after."""
     run_id = str(get_run_context().flow_run.id)
     rt = await asyncio.to_thread(build_runtime, run_id)
     try:
         return await generate(rt, request, run_id)
     finally:
         await rt.aclose()
+
+
+@flow(name="generate-clip", retries=0, log_prints=True)
+async def generate_clip(request: ClipRequest) -> ClipResult:
+    """One request in; one verified, archived clip out, paid for once."""
+    return await generate_in_run(request)
 
 
 if __name__ == "__main__":
