@@ -7,7 +7,7 @@ sends paid work anywhere. A real endpoint without its key is an error at start n
 """
 
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,8 +41,19 @@ class Settings(BaseSettings):
 
     home: str = Field(
         default="./.reelflow",
-        description="Archive, journal, ledger, DuckDB file and sandbox state. A local path is "
-        "made absolute at load; an object-store URL (s3://...) is kept as given.",
+        description="Journal, ledger, DuckDB file, sandbox state and (by default) the archive: "
+        "a local or shared folder (the journal relies on POSIX locks), made absolute at load.",
+    )
+    archive: str | None = Field(
+        default=None,
+        description="Where clips are archived: a folder, or an fsspec URL such as "
+        "s3://bucket/prefix (write-once by conditional put). Default: the home.",
+    )
+    archive_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='fsspec storage options for the archive as JSON, e.g. {"client_kwargs": '
+        '{"endpoint_url": "http://127.0.0.1:9000"}}. Credentials come from the store\'s own '
+        "environment (AWS_ACCESS_KEY_ID, ...), never from here.",
     )
     sandbox: str = Field(
         default="auto",
@@ -80,7 +91,17 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("REELFLOW_HOME must not be empty")
         if "://" in value and not value.startswith("file://"):
-            return value
+            raise ValueError(f"REELFLOW_HOME is {value!r}; allowed: a local or shared folder "
+                             "(put clips on an object store with REELFLOW_ARCHIVE)")
+        return str(Path(value.removeprefix("file://")).expanduser().resolve())
+
+    @field_validator("archive")
+    @classmethod
+    def _absolute_archive(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        if "://" in value and not value.startswith("file://"):
+            return value.strip().rstrip("/")
         return str(Path(value.removeprefix("file://")).expanduser().resolve())
 
     @field_validator("sandbox")
@@ -124,10 +145,11 @@ class Settings(BaseSettings):
 
     @property
     def home_path(self) -> Path:
-        """The home as a local folder (sandbox state and the DuckDB file always live locally)."""
-        if "://" in self.home:
-            return Path(".reelflow").resolve()
         return Path(self.home)
+
+    @property
+    def archive_url(self) -> str:
+        return self.archive or self.home
 
     def endpoints(self) -> dict[Protocol, Endpoint]:
         """Each protocol's destination: real where configured, otherwise the sandbox.

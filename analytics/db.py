@@ -4,8 +4,8 @@ Nothing is copied: `ledger_raw` reads the part files (hive-partitioned, union_by
 parts with fewer columns still read) every time a view is queried, so reports are always current.
 The ledger's location is configuration, not user input; it is the only literal in the SQL and is
 quoted. Every query that takes input binds parameters. Reports open the file read-only.
-An object-store ledger (s3://...) is read through an fsspec filesystem registered with DuckDB
-(its own httpfs extension cannot be downloaded here).
+The ledger is a folder (the home is a local or shared folder; only the archive goes to an object
+store).
 """
 
 from pathlib import Path
@@ -26,10 +26,9 @@ def ledger_glob(ledger: str) -> str:
 
 
 def build(database: Path, ledger: str) -> None:
-    """(Re)create the views in `database` over the ledger at `ledger` (a folder or URL)."""
+    """(Re)create the views in `database` over the ledger at `ledger` (a folder)."""
     database.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(database)) as con:
-        _register_filesystem(con, ledger)
         if _has_parts(ledger):
             source = (f"read_parquet({_quote(ledger_glob(ledger))}, hive_partitioning = true,"
                       " union_by_name = true)")
@@ -46,21 +45,11 @@ def connect(database: Path, ledger: str, *, read_only: bool = True
         build(database, ledger)
     con = duckdb.connect(str(database), read_only=read_only)
     con.execute("SET enable_progress_bar = false")  # reports print their own output
-    _register_filesystem(con, ledger)
     return con
 
 
 def _has_parts(ledger: str) -> bool:
-    if "://" in ledger:
-        return True
     return any(Path(ledger).rglob("*.parquet"))
-
-
-def _register_filesystem(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
-    if "://" in ledger and not ledger.startswith("file://"):
-        import fsspec
-
-        con.register_filesystem(fsspec.filesystem(ledger.split("://", 1)[0]))
 
 
 def _empty_ledger() -> str:

@@ -2,14 +2,15 @@
 `done`, and the Prefect artifacts a person reads (plan and reasons, cost, timings, checks, path).
 """
 
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 from pydantic import BaseModel, Field
 
 from models import ClipRequest, LedgerRow, RoutePlan, usd_text
+from storage.archive import AlreadyArchived
 from storage.ledger import event_id
 from tasks.generation import Archived
 from tasks.inspection import Inspection
@@ -31,6 +32,10 @@ class ClipResult(BaseModel):
     flash_frame: bool
     cost_usd: float = Field(description="Every charge of this clip, from the ledger.")
     job_ids: list[str]
+    scene_clip_ids: list[str] = Field(
+        default_factory=list, description="An emulated storyboard's scenes, in order.")
+    stitch_method: str | None = Field(
+        default=None, description="How its scenes were joined: remux or re-encode.")
 
 
 async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: Archived,
@@ -49,11 +54,10 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
         event_time=datetime.now(UTC), event_kind="inspection", provider=plan.provider,
         model=plan.model, tier=plan.tier, account=f"{plan.provider}:{plan.tier}",
         endpoint=plan.endpoint, job_id=job_ids[-1] if job_ids else None,
-        clip_id=request.clip_id, parent_clip_id=request.source_clip, mode=request.mode,
-        seconds_asked=request.seconds, seconds_billed=plan.seconds_billed,
-        seconds_delivered=inspection.seconds, resolution_asked=request.resolution,
-        resolution_actual=size, download_s=archived.download_s,
-        inspection_s=trimmed["inspection_s"], cost_usd=Decimal(0), charge_kind="none",
+        **request.ledger_columns(), seconds_billed=plan.seconds_billed,
+        seconds_delivered=inspection.seconds, resolution_actual=size,
+        download_s=archived.download_s, inspection_s=trimmed["inspection_s"], cost_usd=Decimal(0),
+        charge_kind="none",
         inspection_outcome=outcome, flow_run_id=run_id)])
     result = ClipResult(
         clip_id=request.clip_id, model=plan.model, tier=plan.tier, path=archived.path,
@@ -61,27 +65,29 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
         seconds_delivered=inspection.seconds, resolution_actual=size, downgraded=downgraded,
         flash_frame=inspection.flash_frame, cost_usd=float(Decimal(record.spent_usd)),
         job_ids=job_ids)
-    sidecar = Path(archived.path).with_suffix(".json")
-    if not sidecar.exists():
-        rt.archive.write_json(sidecar, {
-            "request": request.model_dump(mode="json"), "plan": plan.model_dump(mode="json"),
-            "jobs": [s.handle.model_dump(mode="json") for s in record.steps if s.handle],
-            "sha256": archived.sha256, "trimmed_sha256": trimmed["trimmed_sha256"],
-            "inspection": inspection.model_dump(), "trim": trimmed,
-            "prompt": prepared.model_dump(mode="json"),
-            "crop": crop.model_dump(mode="json") if crop else None})
+    sidecar = rt.archive.beside(archived.path, ".json")
+    if not rt.archive.exists(sidecar):
+        with suppress(AlreadyArchived):  # a concurrent run of this clip wrote the same sidecar
+            rt.archive.write_json(sidecar, {
+                "request": request.model_dump(mode="json"),
+                "plan": plan.model_dump(mode="json"),
+                "jobs": [s.handle.model_dump(mode="json") for s in record.steps if s.handle],
+                "sha256": archived.sha256, "trimmed_sha256": trimmed["trimmed_sha256"],
+                "inspection": inspection.model_dump(), "trim": trimmed,
+                "prompt": prepared.model_dump(mode="json"),
+                "crop": crop.model_dump(mode="json") if crop else None})
     with rt.journal.locked(request.clip_id) as locked:
         current = locked.read()
         current.state = "done"
         current.inspection = {"result": result.model_dump(mode="json"),
                               "inspection": inspection.model_dump(), "trim": trimmed}
         locked.write(current)
-    await _artifacts(request, plan, result, inspection, trimmed, archived)
+    await _artifacts(rt, request, plan, result, inspection, trimmed, archived)
     return result
 
 
-async def _artifacts(request: ClipRequest, plan: RoutePlan, result: ClipResult,
-               inspection: Inspection, trimmed: dict, archived: Archived) -> None:
+async def _artifacts(rt: Runtime, request: ClipRequest, plan: RoutePlan, result: ClipResult,
+                     inspection: Inspection, trimmed: dict, archived: Archived) -> None:
     key = f"clip-{request.clip_id[:16]}"
     reasons = "\n".join(f"- {r}" for r in plan.reasons)
     checks = [f"- duration {inspection.seconds:g} s (asked {request.seconds:g} s, billed "
@@ -102,5 +108,24 @@ async def _artifacts(request: ClipRequest, plan: RoutePlan, result: ClipResult,
                   + "\n".join(checks) + f"\n\n## Timings\n- download {archived.download_s} s\n"
                   f"- inspection {trimmed['inspection_s']} s\n\n## Archive\n`{result.path}`\n"
                   f"sha256 `{result.sha256}`\n"))
-    await acreate_link_artifact(key=f"{key}-file", link=Path(result.path).resolve().as_uri(),
-                         link_text=Path(result.path).name)
+    await acreate_link_artifact(key=f"{key}-file", link=rt.archive.link(result.path),
+                                link_text=result.path.rsplit("/", 1)[-1])
+
+
+def reject(rt: Runtime, result: ClipResult, request: ClipRequest, plan: RoutePlan, why: str,
+           run_id: str) -> None:
+    """A delivered take replaced by a later one: still paid for and kept in the archive, but
+    not accepted — the ledger says so (analytics counts it as a hidden cost)."""
+    rt.ledger.append([LedgerRow(
+        event_id=event_id(request.clip_id, "rejection"), event_time=datetime.now(UTC),
+        event_kind="rejection", provider=plan.provider, model=plan.model, tier=plan.tier,
+        account=f"{plan.provider}:{plan.tier}", endpoint=plan.endpoint,
+        job_id=result.job_ids[-1] if result.job_ids else None, **request.ledger_columns(),
+        seconds_billed=plan.seconds_billed, seconds_delivered=result.seconds_delivered,
+        resolution_actual=result.resolution_actual,
+        cost_usd=Decimal(0), charge_kind="none", inspection_outcome=f"rejected: {why}",
+        flow_run_id=run_id)])
+    with rt.journal.locked(request.clip_id) as locked:
+        current = locked.read()
+        current.inspection["rejected"] = why
+        locked.write(current)

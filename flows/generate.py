@@ -16,9 +16,11 @@ from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
-from flows.clip_result import ClipResult, publish
-from models import ClipRequest, RoutePlan, Shot, SubmitRequest
+from flows.clip_result import ClipResult, publish, reject
+from flows.progress import JobProgress
+from models import ClipRequest, JobHandle, RoutePlan, Shot, SubmitRequest
 from providers.errors import AccountError, JobFailed, RateLimited, Rejected, Transient
+from providers.poller import PollOutcome
 from providers.router import PlanError, plan
 from tasks.generation import (
     PendingAtDeadline,
@@ -59,7 +61,16 @@ def plan_route(request: ClipRequest, rt: Runtime, excluded: dict[str, str]) -> R
 
 # The runtime (journal, adapters) is not data: nothing here is cached (NO_CACHE).
 submit_job = task(submit_step, name="submit job", retries=0, cache_policy=NO_CACHE)
-await_job = task(await_step, name="await job", retries=0, cache_policy=NO_CACHE)
+
+
+@task(name="await job", retries=0, cache_policy=NO_CACHE)
+async def await_job(rt: Runtime, request: ClipRequest, decision: RoutePlan, index: int,
+                    handle: JobHandle, run_id: str) -> PollOutcome:
+    """No Prefect timeout: the deadline is the poller's (k x p95); progress goes to the UI."""
+    label = f"{decision.model_name} job {handle.job_id}"
+    async with JobProgress(f"job-{request.clip_id[:16]}-{index}", label) as progress:
+        return await await_step(rt, request, decision, index, handle, run_id,
+                                on_progress=progress.seen)
 archive_output = task(archive_step, name="archive output", retries=2, retry_delay_seconds=[1, 4],
                       retry_jitter_factor=0.5, retry_condition_fn=only_transient,
                       cache_policy=NO_CACHE)
@@ -132,7 +143,7 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
         logger.info("plan: %s", "; ".join(decision.reasons))
         if decision.storyboard == "emulated":
             raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
-                            "storyboards are generate_storyboard's (not built yet)",
+                            "storyboards are generate_storyboard's (reelflow storyboard FILE)",
                             ["text", "image", "extend", "storyboard on a native model"])
         with rt.journal.locked(request.clip_id) as locked:
             existing, _ = locked.ensure(journal_for(request, decision))
@@ -177,6 +188,8 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
         if downgraded and request.downgrade == "regenerate" and not regenerated:
             logger.warning("silently downgraded; regenerating once as take %d",
                            request.take + 1)
+            reject(rt, result, request, decision, f"silently downgraded to "
+                   f"{result.resolution_actual}; replaced by take {request.take + 1}", run_id)
             return await generate(rt, request.model_copy(update={"take": request.take + 1}),
                                   run_id, regenerated=True)
         return result

@@ -17,7 +17,9 @@ from pydantic import BaseModel, Field
 
 from models.terms import USD, Mode, Resolution
 
-EventKind = Literal["submit", "complete", "fail", "requeue", "storage", "inspection"]
+# rejection: a delivered clip that a later take replaced (its charge stays; it is not accepted)
+EventKind = Literal["submit", "complete", "fail", "requeue", "storage", "inspection",
+                   "rejection"]
 ChargeKind = Literal["generation", "failed_generation", "requeue", "storage", "none"]
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
@@ -61,7 +63,8 @@ class LedgerRow(BaseModel):
     cost_usd: USD = Field(default=Decimal(0), description="Charge of this event, USD.")
     charge_kind: ChargeKind = Field(default="none", description="What the charge is for.")
     inspection_outcome: str | None = Field(
-        default=None, description="ok, downgraded, flash_frame_trimmed, too_long_trimmed, ..."
+        default=None, description="ok, downgraded, flash_frame_trimmed, too_long_trimmed, ...; "
+        "on a rejection row: rejected: <why>"
     )
     flow_run_id: str | None = Field(default=None, description="Prefect flow run that wrote it.")
 

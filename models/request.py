@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.terms import AspectRatio, DowngradePolicy, Mode, Resolution
 
-_EXECUTION_ONLY = {"budget_usd", "fallback_wait_s", "downgrade"}
+# How a clip is run and accounted for, not what it shows: not part of its clip id.
+_EXECUTION_ONLY = {"budget_usd", "fallback_wait_s", "downgrade", "storyboard_id", "batch_id"}
 
 
 def normalise_text(text: str) -> str:
@@ -153,6 +154,14 @@ class ClipRequest(BaseModel):
         description="0 for the first take; raise it to pay for another take of the same request.",
         examples=[0],
     )
+    storyboard_id: str | None = Field(
+        default=None,
+        description="Set by generate_storyboard on each scene it generates: the storyboard's "
+        "clip id, written to the ledger.",
+    )
+    batch_id: str | None = Field(
+        default=None, description="Set by run_batch: the manifest's batch id, for the ledger."
+    )
 
     @field_validator("prompt", "negative_prompt")
     @classmethod
@@ -196,6 +205,13 @@ class ClipRequest(BaseModel):
         """Duration after validation (always set)."""
         assert self.duration is not None
         return self.duration
+
+    def ledger_columns(self) -> dict:
+        """What every ledger row of this clip says about the request."""
+        return {"clip_id": self.clip_id, "parent_clip_id": self.source_clip,
+                "storyboard_id": self.storyboard_id, "batch_id": self.batch_id,
+                "mode": self.mode, "seconds_asked": self.seconds,
+                "resolution_asked": self.resolution}
 
     @property
     def clip_id(self) -> str:

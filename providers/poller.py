@@ -49,6 +49,13 @@ class PollPlan(BaseModel):
     def deadline_s(self) -> float:
         return self.k * self.p95_s
 
+    def share_done(self, elapsed: float) -> float:
+        """The share of jobs like this one that have finished after `elapsed` seconds: the
+        progress a person is shown when the provider reports none."""
+        if elapsed <= 0:
+            return 0.0
+        return NORMAL.cdf((math.log(elapsed) - math.log(self.p50_s)) / max(self.sigma, 1e-6))
+
     def next_interval(self, elapsed: float) -> float:
         """Seconds to the next poll after `elapsed` seconds of waiting."""
         t = max(elapsed, 1e-9)
@@ -73,6 +80,14 @@ def plan_for(estimate: LatencyEstimate, *, time_scale: float = 1.0, k: float = 3
                     p95_s=estimate.p95_s * time_scale, k=k)
 
 
+def _share(status: JobStatus, plan: PollPlan, elapsed: float) -> float:
+    if status.state in ("succeeded", "failed"):
+        return 1.0
+    if status.progress is not None:
+        return min(max(status.progress / 100, 0.0), 0.99)
+    return 0.0 if status.state == "queued" else min(plan.share_done(elapsed), 0.95)
+
+
 class PollOutcome(BaseModel):
     state: Literal["succeeded", "failed", "pending"]
     status: JobStatus
@@ -92,7 +107,7 @@ async def await_job(
     plan: PollPlan,
     *,
     cancel: Callable[[JobHandle], Awaitable[bool]] | None = None,
-    on_progress: Callable[[JobStatus], None] | None = None,
+    on_progress: Callable[[JobStatus, float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     elapsed_at_start: float = 0.0,
@@ -100,7 +115,10 @@ async def await_job(
     """Poll `status` until the job ends or the deadline passes.
 
     `elapsed_at_start` is how long ago the job was submitted (a resumed job): it places the
-    schedule on the job's latency curve; the deadline is counted from this call."""
+    schedule on the job's latency curve; the deadline is counted from this call.
+    `on_progress(status, done)` sees every status with the share done in [0, 1]: the provider's
+    own percentage when it reports one, else the latency curve's, capped below 1 until the job
+    ends."""
     call_start = clock()
     start = call_start - elapsed_at_start
     polls = errors = 0
@@ -124,9 +142,9 @@ async def await_job(
             except Transient:
                 errors += 1
                 current = current.model_copy()
-            if on_progress:
-                on_progress(current)
             elapsed = clock() - start
+            if on_progress:
+                on_progress(current, _share(current, plan, elapsed))
             if current.state == "running" and running_seen is None:
                 running_seen = elapsed
             if current.state in ("succeeded", "failed"):

@@ -58,6 +58,10 @@ class World(BaseModel):
     downgrade_rate: float = Field(default=0.0, description="Chance under load.")
     downgrade_load: float = Field(default=0.5, description="Share of slots in use = load.")
     policy_patterns: list[str] = Field(default_factory=list, description="Regexes refused.")
+    downgrade_patterns: list[str] = Field(
+        default_factory=list,
+        description="Regexes of prompts always silently downgraded, load or not (a test "
+        "picks the scene the provider degrades).")
     error_5xx_rate: float = 0.0
     reset_rate: float = 0.0
     truncate_rate: float = 0.0

@@ -116,7 +116,9 @@ class Sandbox:
         fails = rng.random() < world.failure_rate
         flash = rng.random() < world.flash_frame_rate
         actual_w, actual_h = width, height
-        if in_use + 1 >= world.downgrade_load * limit and rng.random() < world.downgrade_rate:
+        loaded = in_use + 1 >= world.downgrade_load * limit
+        if (loaded and rng.random() < world.downgrade_rate) or any(
+                re.search(p, text, re.I) for p in world.downgrade_patterns):
             actual_w, actual_h = _downgraded(width, height)
         code = message = None
         if blocked:

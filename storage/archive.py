@@ -1,23 +1,32 @@
 """The archive: clips/<yyyy>/<mm>/<dd>/<clip_id>.mp4 (submit date, UTC) plus a sidecar JSON.
 
-Invariant: write-once. A file is streamed to a temporary name beside its final place and then
-hard-linked to the final name — link(2) fails if the name exists, so nothing is ever overwritten,
-and a reader sees the whole file or none. A trimmed copy sits beside the original as
-<clip_id>.trimmed.mp4; the sidecar holds both checksums. Whether a clip is archived is read from
-the journal first, so nothing is downloaded twice.
+Invariant: write-once, on a local folder or on any fsspec object store (s3://, gs://, ...).
+Locally a file is streamed to a temporary name beside its final place and then hard-linked to
+the final name — link(2) fails if the name exists, so nothing is ever overwritten, and a reader
+sees the whole file or none. On an object store the bytes are staged in a local temporary file
+(MP4 muxers seek, object-store writers do not) and then put with a condition that the key does
+not exist (S3 `If-None-Match: *`): a second writer gets 412 and learns the clip is archived.
+A trimmed copy sits beside the original as <clip_id>.trimmed.mp4; the sidecar holds both
+checksums. Whether a clip is archived is read from the journal first, so nothing is downloaded
+twice.
 
-(Object stores through fsspec — a conditional put — are the next step; this is the local folder.)
+Locations are strings: an absolute path for a local archive, a full URL (s3://bucket/...) for an
+object store — what the journal, the ledger's sidecar and the artifacts show.
 """
 
 import hashlib
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 
 class AlreadyArchived(FileExistsError):
@@ -25,42 +34,77 @@ class AlreadyArchived(FileExistsError):
 
 
 class Archive:
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, url: str | Path, storage_options: dict[str, Any] | None = None):
+        self.fs, root = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = root.rstrip("/")
 
-    def path_for(self, clip_id: str, submitted_at: datetime, suffix: str = ".mp4") -> Path:
+    def path_for(self, clip_id: str, submitted_at: datetime, suffix: str = ".mp4") -> str:
         day = submitted_at.strftime("%Y/%m/%d")
-        return self.root / "clips" / day / f"{clip_id}{suffix}"
+        return self._location(f"{self.root}/clips/{day}/{clip_id}{suffix}")
+
+    @staticmethod
+    def beside(location: str, suffix: str) -> str:
+        """<clip_id>.mp4 → <clip_id><suffix> in the same folder (sidecar, trimmed copy)."""
+        return location.removesuffix(".mp4") + suffix
+
+    def _location(self, path: str) -> str:
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    def exists(self, location: str) -> bool:
+        return self.fs.exists(location)
+
+    def size(self, location: str) -> int:
+        return self.fs.size(location)
+
+    def sha256(self, location: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(location, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     @contextmanager
-    def writing(self, final: Path) -> Iterator[BinaryIO]:
-        """A temporary file beside `final`; on success it becomes `final` (never replacing)."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+    def reading(self, location: str) -> Iterator[str | BinaryIO]:
+        """Something PyAV opens: the path itself locally, a seekable remote file otherwise."""
+        if self.local:
+            yield location
+            return
+        with self.fs.open(location, "rb") as handle:
+            yield handle
+
+    def link(self, location: str) -> str:
+        """What a person clicks in the UI: a file:// URI locally, the object's URL otherwise."""
+        return Path(location).resolve().as_uri() if self.local else location
+
+    @contextmanager
+    def writing(self, final: str) -> Iterator[BinaryIO]:
+        """A temporary file; on success it becomes `final`, never replacing what is there."""
+        if self.local:
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(final).with_name(f".{Path(final).name}.{uuid.uuid4().hex}.part")
+        else:
+            fd, name = tempfile.mkstemp(prefix="reelflow-", suffix=".part")
+            os.close(fd)
+            tmp = Path(name)
         try:
             with tmp.open("wb") as handle:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
-            self.commit(tmp, final)
+            self._commit(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
 
-    @staticmethod
-    def commit(tmp: Path, final: Path) -> None:
+    def _commit(self, tmp: Path, final: str) -> None:
         try:
-            os.link(tmp, final)
+            if self.local:
+                os.link(tmp, final)
+            else:
+                self.fs.put_file(str(tmp), final, mode="create")
         except FileExistsError:
             raise AlreadyArchived(f"{final} exists; the archive never overwrites") from None
 
-    def write_json(self, final: Path, data: dict) -> None:
+    def write_json(self, final: str, data: dict) -> None:
         with self.writing(final) as handle:
             handle.write(json.dumps(data, indent=2, default=str).encode())
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

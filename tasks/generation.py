@@ -10,7 +10,6 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -19,7 +18,7 @@ from providers import latency
 from providers.errors import Expired, ProviderError, SubmitUnknown
 from providers.poller import PollOutcome, await_job, plan_for
 from providers.pricebook import clip_cost, failed_charge, requeue_charge
-from storage.archive import AlreadyArchived, sha256_of
+from storage.archive import AlreadyArchived
 from storage.journal import ClipJournal, StepRecord
 from storage.ledger import event_id
 from tasks.inspection import Inspection, inspect_file, trim
@@ -58,10 +57,9 @@ def row(rt: Runtime, request: ClipRequest, plan: RoutePlan, step: StepRecord, ki
         event_id=event_id(request.clip_id, step.index, step.model, job_id, event_key or kind),
         event_time=datetime.now(UTC), event_kind=kind, provider=plan.provider,
         model=step.model, tier=step.tier, account=f"{plan.provider}:{step.tier}",
-        endpoint=plan.endpoint, job_id=job_id, clip_id=request.clip_id,
-        parent_clip_id=request.source_clip, mode=request.mode, seconds_asked=request.seconds,
-        seconds_billed=step.seconds, resolution_asked=request.resolution, cost_usd=cost,
-        charge_kind=charge, flow_run_id=flow_run_id, **fields)
+        endpoint=plan.endpoint, job_id=job_id, **request.ledger_columns(),
+        seconds_billed=step.seconds, cost_usd=cost, charge_kind=charge, flow_run_id=flow_run_id,
+        **fields)
 
 
 async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
@@ -131,13 +129,13 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
                          k=rt.settings.poll_deadline_k)
     states: list[str] = []
 
-    def seen(status: JobStatus) -> None:
+    def seen(status: JobStatus, done: float) -> None:
         if states and states[-1] == "running" and status.state == "queued":
             _charge(rt, request, plan, index, "requeue",
                     requeue_charge(row_, tier, request.resolution, seconds), "requeue", run_id)
         states.append(status.state)
         if on_progress:
-            on_progress(status)
+            on_progress(status, done)
 
     elapsed = (datetime.now(UTC) - handle.submitted_at).total_seconds()
     outcome = await await_job(adapter.status, handle, poll_plan, cancel=adapter.cancel,
@@ -196,8 +194,8 @@ async def archive_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index
         else handle.submitted_at
     final = rt.archive.path_for(request.clip_id, submitted)
     started = time.monotonic()
-    if final.exists():  # archived by a run killed before it journalled
-        digest, size = sha256_of(final), final.stat().st_size
+    if rt.archive.exists(final):  # archived by a run killed before it journalled
+        digest, size = rt.archive.sha256(final), rt.archive.size(final)
     else:
         for attempt in range(2):
             remote = await adapter.result(handle)
@@ -208,14 +206,14 @@ async def archive_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index
                 digest, size = download.sha256, download.bytes
                 break
             except AlreadyArchived:
-                digest, size = sha256_of(final), final.stat().st_size
+                digest, size = rt.archive.sha256(final), rt.archive.size(final)
                 break
             except Expired as err:
                 if attempt:
                     _fail(rt, request.clip_id, f"output expired before archival: {err}")
                     raise ClipLost(f"the output of {handle.job_id} expired before it could "
                                    "be archived; its charge is recorded") from None
-    archived = Archived(path=str(final), sha256=digest, bytes=size,
+    archived = Archived(path=final, sha256=digest, bytes=size,
                         download_s=round(time.monotonic() - started, 3), submitted_at=submitted)
     with rt.journal.locked(request.clip_id) as locked:
         record = locked.read()
@@ -245,9 +243,9 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
     it (an extension is expected to be parent + added). Returns the inspection and what was
     done."""
     expected = request.seconds if expected_seconds is None else expected_seconds
-    path = Path(archived.path)
     started = time.monotonic()
-    found = inspect_file(path)
+    with rt.archive.reading(archived.path) as source:
+        found = inspect_file(source)
     keep = found.seconds
     reasons = []
     if found.flash_frame:
@@ -259,14 +257,16 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
     outcome: dict = {"inspection_s": 0.0, "trimmed_path": None, "trimmed_sha256": None,
                      "trim_reasons": reasons, "trim_method": None}
     if reasons:
-        trimmed = path.with_name(path.name.replace(".mp4", ".trimmed.mp4"))
-        if not trimmed.exists():
+        trimmed = rt.archive.beside(archived.path, ".trimmed.mp4")
+        if not rt.archive.exists(trimmed):
             try:
-                with rt.archive.writing(trimmed) as sink:
-                    outcome["trim_method"] = trim(path, sink, keep, b_frames=found.b_frames)
-            except FileExistsError:
+                with rt.archive.writing(trimmed) as sink, \
+                        rt.archive.reading(archived.path) as source:
+                    outcome["trim_method"] = trim(source, sink, keep, b_frames=found.b_frames)
+            except AlreadyArchived:
                 pass
-        outcome["trimmed_path"], outcome["trimmed_sha256"] = str(trimmed), sha256_of(trimmed)
+        outcome["trimmed_path"] = trimmed
+        outcome["trimmed_sha256"] = rt.archive.sha256(trimmed)
     outcome["inspection_s"] = round(time.monotonic() - started, 3)
     return found, outcome
 

@@ -34,8 +34,9 @@ class Inspection(BaseModel):
     flash_frame: bool
 
 
-def inspect_file(path: Path) -> Inspection:
-    with av.open(str(path)) as container:
+def inspect_file(source: str | Path | BinaryIO) -> Inspection:
+    """`source`: a path, or a seekable file (an object-store archive)."""
+    with av.open(_openable(source)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(24)
         base = stream.time_base
@@ -59,9 +60,10 @@ def inspect_file(path: Path) -> Inspection:
             neighbour_luma=reference, flash_frame=abs(last_luma - reference) > FLASH_JUMP)
 
 
-def trim(source: Path, sink: BinaryIO, seconds: float, *, b_frames: bool) -> str:
+def trim(source: str | Path | BinaryIO, sink: BinaryIO, seconds: float, *, b_frames: bool
+         ) -> str:
     """Keep the first `seconds` of `source`; 'remux' or 're-encode', as it had to."""
-    with av.open(str(source)) as src:
+    with av.open(_openable(source)) as src:
         stream = src.streams.video[0]
         cut = seconds / float(stream.time_base) - 0.5
         with av.open(sink, "w", format="mp4") as out:
@@ -82,3 +84,7 @@ def trim(source: Path, sink: BinaryIO, seconds: float, *, b_frames: bool) -> str
                     out.mux(target.encode(frame))
             out.mux(target.encode(None))
             return "re-encode"
+
+
+def _openable(source: str | Path | BinaryIO) -> str | BinaryIO:
+    return str(source) if isinstance(source, Path) else source

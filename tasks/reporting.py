@@ -19,10 +19,9 @@ class ReportFiles(BaseModel):
 
 
 def paths(settings: Settings) -> tuple[Path, str]:
-    """(the DuckDB file, the ledger location)."""
+    """(the DuckDB file, the ledger folder)."""
     home = settings.home_path
-    return home / "analytics.duckdb", str(Path(settings.home) / "ledger") if "://" not in (
-        settings.home) else settings.home.rstrip("/") + "/ledger"
+    return home / "analytics.duckdb", str(home / "ledger")
 
 
 def make_report(settings: Settings, *, period: str = "month", budget_usd: Decimal | None = None,

@@ -5,7 +5,6 @@ adapter per protocol and account, closed when the run ends."""
 import os
 import ssl
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -108,9 +107,10 @@ def resolve_endpoints(settings: Settings) -> dict[Protocol, Endpoint]:
 
 def build_runtime(run_id: str, settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
-    home = Path(settings.home)
+    home = settings.home_path
     return Runtime(
         settings=settings, catalog=load_catalog(settings.catalog),
-        journal=Journal(home / "journal"), archive=Archive(home),
+        journal=Journal(home / "journal"),
+        archive=Archive(settings.archive_url, settings.archive_options),
         ledger=LedgerWriter(home / "ledger", run_id), endpoints=resolve_endpoints(settings),
     )

@@ -17,9 +17,20 @@ def test_relative_home_from_the_environment_is_made_absolute(monkeypatch, tmp_pa
     assert load_settings().home == str((tmp_path / "data/home").resolve())
 
 
-def test_object_store_home_is_kept_as_given(monkeypatch):
+def test_an_object_store_home_is_refused_with_the_setting_that_fits(monkeypatch):
     monkeypatch.setenv("REELFLOW_HOME", "s3://bucket/reelflow")
-    assert load_settings().home == "s3://bucket/reelflow"
+    with pytest.raises(ValidationError, match="REELFLOW_ARCHIVE"):
+        load_settings()
+
+
+def test_the_archive_defaults_to_the_home_and_takes_an_object_store_url(monkeypatch):
+    assert load_settings().archive_url == load_settings().home
+    monkeypatch.setenv("REELFLOW_ARCHIVE", "s3://bucket/clips/")
+    monkeypatch.setenv("REELFLOW_ARCHIVE_OPTIONS",
+                       '{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}')
+    settings = load_settings()
+    assert settings.archive_url == "s3://bucket/clips"
+    assert settings.archive_options["client_kwargs"]["endpoint_url"] == "http://127.0.0.1:9000"
 
 
 def test_every_protocol_uses_the_sandbox_by_default():

@@ -125,3 +125,23 @@ def test_an_empty_home_still_builds(tmp_path):
     db.build(tmp_path / "e.duckdb", str(tmp_path / "no-ledger"))
     with db.connect(tmp_path / "e.duckdb", str(tmp_path / "no-ledger")) as con:
         assert con.execute("SELECT count(*) FROM unit_costs").fetchone()[0] == 0
+
+
+def test_a_replaced_take_is_a_hidden_cost_and_not_an_accepted_clip(tmp_path):
+    takes = clip_rows(n=3, provider="atlascloud", model="wan-2.6", tier="payg",
+                      seconds_asked=5, seconds_billed=5, cost="0.425", outcome="downgraded",
+                      actual="1280x720", run="takes")
+    first_inspection = takes["event_kind"].index("inspection")
+    rejection = {name: values[first_inspection] for name, values in takes.items()}
+    rejection.update(event_id="rejection-of-take-1", event_kind="rejection",
+                     inspection_outcome="rejected: silently downgraded; replaced by take 2")
+    for name, values in takes.items():
+        values.append(rejection[name])
+    write(tmp_path / "ledger", takes)
+    database = tmp_path / "a.duckdb"
+    db.build(database, str(tmp_path / "ledger"))
+    with db.connect(database, str(tmp_path / "ledger")) as con:
+        hidden = one(con, "SELECT rejected_clips_usd FROM hidden_costs")[0]
+        accepted = one(con, "SELECT accepted_clips, cost_per_accepted_clip FROM unit_costs")
+    assert hidden == D("0.425")
+    assert accepted[0] == 2 and accepted[1] == pytest.approx(3 * 0.425 / 2)

@@ -2,6 +2,7 @@
 usage log agree to the cent."""
 
 import asyncio
+import hashlib
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,6 @@ import pytest
 
 from flows.generate import generate_clip
 from models import ClipRequest
-from storage.archive import sha256_of
 from storage.journal import Journal
 from storage.ledger import read_ledger
 from tasks.generation import ClipLost, PendingAtDeadline
@@ -39,7 +39,7 @@ def test_kling_text_to_video_is_archived_inspected_and_recorded(home, sandbox):
     result = generate(prompt=COASTAL, duration=5)
     assert (result.model, result.tier, result.cost_usd) == ("kling-v3", "standard", 0.14)
     path = Path(result.path)
-    assert path.exists() and sha256_of(path) == result.sha256
+    assert path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == result.sha256
     assert path.relative_to(home).parts[:2] == ("clips", "2026") or path.parts[-4].isdigit()
     assert path.with_suffix(".json").exists()
     kinds = sorted(r["event_kind"] for r in read_ledger(home / "ledger"))
@@ -154,6 +154,14 @@ def test_a_silent_downgrade_follows_the_request_s_policy(home, sandbox, policy):
         assert result.downgraded and result.resolution_actual == "1280x720"
         charges = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "complete"]
         assert len(charges) == (2 if policy == "regenerate" else 1)
+        rejected = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "rejection"]
+        if policy == "regenerate":  # take 1 is kept, paid, and not accepted
+            assert len(rejected) == 1 and rejected[0]["clip_id"] != result.clip_id
+            assert rejected[0]["inspection_outcome"].startswith("rejected: silently downgraded")
+            assert Journal(home / "journal").read(rejected[0]["clip_id"]).inspection[
+                "rejected"]
+        else:
+            assert rejected == []
     assert_reconciled(home, sandbox)
 
 
@@ -216,3 +224,25 @@ def test_atlascloud_path(home, sandbox):
     assert result.model == "wan-2.6" and result.cost_usd == pytest.approx(0.425)
     assert result.job_ids[0].startswith("pred_")
     assert_reconciled(home, sandbox)
+
+
+def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    result = generate(prompt="A heron lands", duration=5, resolution="720p")
+    prefix = result.clip_id[:16]
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(like_=prefix)))
+
+    by_key = {a.key: a for a in asyncio.run(artifacts())}
+    assert set(by_key) == {f"clip-{prefix}", f"clip-{prefix}-file", f"job-{prefix}-0"}
+    progress = by_key[f"job-{prefix}-0"]
+    assert progress.type == "progress" and progress.data == 100.0
+    assert "succeeded" in progress.description and result.job_ids[0] in progress.description
+    # Prefect stores a link artifact as markdown: [name](uri)
+    assert f"[{result.path.rsplit('/', 1)[-1]}](file://" in by_key[f"clip-{prefix}-file"].data
+    assert "## Checks" in by_key[f"clip-{prefix}"].data

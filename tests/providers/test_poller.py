@@ -84,7 +84,22 @@ def test_a_provider_hint_is_a_floor():
     assert job.calls <= 38 // 30 + 2
 
 
-def test_progress_reaches_the_callback():
+def test_progress_reaches_the_callback_with_the_share_done():
     seen = []
-    wait(FakeJob(done=20), KLING_5S, on_progress=seen.append)
-    assert seen[-1].state == "succeeded" and len(seen) >= 2
+    wait(FakeJob(done=60, queued=5), KLING_5S, on_progress=lambda s, d: seen.append((s, d)))
+    assert seen[0] == (JobStatus(state="queued"), 0.0)
+    running = [done for status, done in seen if status.state == "running"]
+    assert running == sorted(running) and running[0] > 0 and running[-1] <= 0.95
+    assert seen[-1][0].state == "succeeded" and seen[-1][1] == 1.0
+
+
+def test_a_provider_s_own_percentage_is_the_progress_shown():
+    class Reporting(FakeJob):
+        async def status(self, handle):
+            found = await super().status(handle)
+            return found.model_copy(update={"progress": 42.0}) if found.state == "running" \
+                else found
+
+    seen = []
+    wait(Reporting(done=30), KLING_5S, on_progress=lambda s, d: seen.append(d))
+    assert 0.42 in seen and seen[-1] == 1.0
