@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Coroutine
 
 from cli.plan import add_request_arguments, request_from_args
 from tasks.generation import ClipLost, PendingAtDeadline
@@ -18,8 +19,14 @@ def run(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     from flows.generate import generate_clip
 
+    return run_and_report(args, generate_clip(request))
+
+
+def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
+    """Run a flow that makes one clip; exit 1 (not 2: no user mistake) when its job is still
+    pending at the deadline or its output was lost, saying so."""
     try:
-        result = asyncio.run(generate_clip(request))
+        result = asyncio.run(work)
     except (PendingAtDeadline, ClipLost) as err:
         print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
               else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)
@@ -29,5 +36,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{result.path}\n  {result.model} {result.tier}, ${result.cost_usd:.2f}, "
               f"{result.seconds_delivered:g} s at {result.resolution_actual}"
-              + (f"\n  trimmed copy: {result.trimmed_path}" if result.trimmed_path else ""))
+              + (f"\n  trimmed copy: {result.trimmed_path}" if result.trimmed_path else "")
+              + (f"\n  {len(result.scene_clip_ids)} scenes, stitched by "
+                 f"{result.stitch_method}" if result.scene_clip_ids else ""))
     return 0

@@ -5,7 +5,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import crop, demo, extend, generate, plan, prices, prompt, report, sandbox
+from cli import crop, demo, extend, generate, plan, prices, prompt, report, sandbox, storyboard
 from cli.errors import UserError, as_user_error, report_error
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "generate": (generate.add_arguments, generate.run),
     "report": (report.add_arguments, report.run),
     "extend": (extend.add_arguments, extend.run),
+    "storyboard": (storyboard.add_arguments, storyboard.run),
 }
 
 

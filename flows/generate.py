@@ -10,7 +10,9 @@ stopped — and says why.
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
@@ -36,6 +38,7 @@ from tasks.prompts import policy_exclusions, prepare_prompt
 from tasks.runtime import Runtime, build_runtime
 
 MAX_FAILURES_PER_MODEL = 2
+T = TypeVar("T")
 
 
 def only_transient(task, task_run, state) -> bool:
@@ -235,12 +238,13 @@ def _note_attempt(rt: Runtime, clip_id: str, why: str) -> None:
         locked.write(record)
 
 
-async def generate_in_run(request: ClipRequest) -> ClipResult:
-    """`generate` inside the current flow run, with a runtime built for it and closed after."""
+async def in_run(make: Callable[[Runtime, str], Awaitable[T]]) -> T:
+    """`make(runtime, run id)` inside the current flow run, with a runtime built for it and
+    closed after (every flow's body goes through here)."""
     run_id = str(get_run_context().flow_run.id)
     rt = await asyncio.to_thread(build_runtime, run_id)
     try:
-        return await generate(rt, request, run_id)
+        return await make(rt, run_id)
     finally:
         await rt.aclose()
 
@@ -248,7 +252,7 @@ async def generate_in_run(request: ClipRequest) -> ClipResult:
 @flow(name="generate-clip", retries=0, log_prints=True)
 async def generate_clip(request: ClipRequest) -> ClipResult:
     """One request in; one verified, archived clip out, paid for once."""
-    return await generate_in_run(request)
+    return await in_run(lambda rt, run_id: generate(rt, request, run_id))
 
 
 if __name__ == "__main__":

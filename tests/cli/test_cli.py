@@ -154,3 +154,15 @@ def test_plan_routes_around_a_policy_refusal(capsys):
                           "--duration", "8", "--policy", "sora-2")
     assert code == 0 and body["model"] != "sora-2"
     assert "content policy" in body["reasons"][0]
+
+
+@pytest.mark.parametrize(("scenes", "field"), [
+    ([], "request"),
+    ([{"prompt": "a lighthouse"}], "scenes.0.duration"),
+    ([{"prompt": "a lighthouse", "duration": 4, "zoom": 2}], "scenes.0.zoom"),
+])
+def test_storyboard_mistakes_exit_2_before_anything_is_paid(capsys, tmp_path, scenes, field):
+    board = tmp_path / "board.json"
+    board.write_text(json.dumps({"scenes": scenes, "resolution": "720p"}))
+    code, body = run_json(capsys, "storyboard", str(board))
+    assert code == 2 and body["error"]["field"] == field

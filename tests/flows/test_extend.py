@@ -39,3 +39,46 @@ def test_an_archived_clip_is_extended_natively(home, sandbox, policy, seconds, a
 def test_extending_an_unknown_clip_is_a_clear_error(home, sandbox):
     with pytest.raises(PlanError, match="no archived clip"):
         asyncio.run(extend_clip("0" * 64, "more", 5))
+
+
+def test_a_model_without_extension_continues_from_the_last_frame(home, sandbox):
+    from sandbox.render import FPS
+    from tests.flows.test_storyboard import frames_of
+
+    parent = asyncio.run(generate_clip(ClipRequest(
+        prompt=f"A kite over dunes {uuid.uuid4().hex[:6]}", duration=5, resolution="720p",
+        policy="kling-v3-fal")))
+    child = asyncio.run(extend_clip(parent.clip_id, "the kite dives toward the sea", 5))
+    assert child.scene_clip_ids[0] == parent.clip_id and child.stitch_method == "remux"
+    assert child.seconds_delivered == pytest.approx(10.0)
+    assert [f for f, _ in frames_of(child.path)] == list(range(5 * FPS)) * 2
+    journal = Journal(home / "journal")
+    continuation = journal.read(child.scene_clip_ids[1])
+    assert continuation.request["mode"] == "image" and continuation.plan["model"] == "kling-v3-fal"
+    assert journal.read(child.clip_id).parent_clip_id == parent.clip_id
+    rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == child.clip_id]
+    assert [r["event_kind"] for r in rows] == ["inspection"]
+    assert rows[0]["parent_clip_id"] == parent.clip_id
+    assert child.cost_usd == pytest.approx(parent.cost_usd)  # the continuation only
+    assert_reconciled(home, sandbox)
+    usage = len(sandbox.usage())
+    assert asyncio.run(extend_clip(parent.clip_id, "the kite dives toward the sea", 5)).path \
+        == child.path and len(sandbox.usage()) == usage
+
+
+@pytest.mark.slow
+def test_a_kling_clip_is_extended_to_60_seconds_by_a_chain_of_native_steps(home, sandbox):
+    parent = asyncio.run(generate_clip(ClipRequest(
+        prompt=f"A long train journey {uuid.uuid4().hex[:6]}", duration=10, resolution="720p",
+        policy="kling-v3")))
+    child = asyncio.run(extend_clip(parent.clip_id, "the train crosses a long bridge", 50))
+    assert inspect_file(Path(child.path)).seconds == pytest.approx(60.0)
+    assert len(child.job_ids) == 10  # 5 s per native extension step
+    from sandbox.render import FPS
+    from tests.flows.test_storyboard import frames_of
+
+    assert [f for f, _ in frames_of(child.path)] == list(range(60 * FPS))  # no cut, no gap
+    charges = [r for r in read_ledger(home / "ledger")
+               if r["clip_id"] == child.clip_id and r["event_kind"] == "complete"]
+    assert len(charges) == 10
+    assert_reconciled(home, sandbox)

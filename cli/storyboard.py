@@ -1,0 +1,19 @@
+"""storyboard: scenes (a JSON file) into one clip — native multi-shot where the model has it,
+else scene by scene with last-frame continuity, stitched."""
+
+import argparse
+
+from cli.generate import run_and_report
+from cli.plan import add_request_arguments, request_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_request_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    args.mode = args.mode or "storyboard"
+    request = request_from_args(args)
+    from flows.storyboard import generate_storyboard
+
+    return run_and_report(args, generate_storyboard(request))

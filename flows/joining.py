@@ -1,0 +1,104 @@
+"""A clip made by joining clips: an emulated storyboard's scenes, or an archived clip and the
+continuation generated from its last frame (the extension fallback).
+
+Each part is a clip of its own (journalled, paid once, archived, inspected). Joining stitches
+them into the target's archive entry (write-once; a rerun keeps what is there), inspects the
+result, writes its inspection ledger row (cost 0: the parts carry the charges), marks the
+target's journal record done and leaves a markdown artifact listing the parts.
+"""
+
+import asyncio
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.clip_result import ClipResult
+from models import ClipRequest, LedgerRow, RoutePlan, usd_text
+from storage.archive import AlreadyArchived
+from storage.ledger import event_id
+from tasks.generation import asked_size
+from tasks.inspection import inspect_file
+from tasks.runtime import Runtime
+from tasks.stitch import Stitched, last_frame_jpeg, stitch
+
+
+async def last_frame_file(rt: Runtime, part: ClipResult, folder: Path, name: str) -> str:
+    """The part's last frame (of its trimmed copy when there is one: no flash frame, no extra
+    seconds) as a JPEG file, the next generation's image-to-video input."""
+    with rt.archive.reading(part.trimmed_path or part.path) as source:
+        jpeg = await asyncio.to_thread(last_frame_jpeg, source)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(jpeg)
+    return str(path)
+
+
+@task(name="stitch clips", retries=0, cache_policy=NO_CACHE)
+def stitch_parts(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
+                 ) -> tuple[str, Stitched | None]:
+    """Stitch into the archive, write-once; a file already there (a rerun) is kept."""
+    record = rt.journal.read(parts[-1].clip_id)
+    submitted = record.archive["submitted_at"] if record and record.archive else None
+    when = datetime.fromisoformat(submitted) if submitted else datetime.now(UTC)
+    final = rt.archive.path_for(target.clip_id, when)
+    if rt.archive.exists(final):
+        return final, None
+    aspect = "16:9" if target.aspect_ratio == "auto" else target.aspect_ratio
+    try:
+        with rt.archive.writing(final) as sink, ExitStack() as stack:
+            sources = [stack.enter_context(rt.archive.reading(p.trimmed_path or p.path))
+                       for p in parts]
+            return final, stitch(sources, sink, asked_size(target, aspect))
+    except AlreadyArchived:
+        return final, None
+
+
+async def join(rt: Runtime, target: ClipRequest, decision: RoutePlan, parts: list[ClipResult],
+               paid: list[ClipResult], run_id: str, *, title: str) -> ClipResult:
+    """Stitch `parts` into `target`'s clip and record it; `paid` are the parts generated for
+    it (their charges are its cost)."""
+    final, stitched = stitch_parts(rt, target, parts)
+    with rt.archive.reading(final) as source:
+        found = inspect_file(source)
+    method = stitched.method if stitched else "kept"
+    downgraded = [i + 1 for i, p in enumerate(parts) if p.downgraded]
+    cost = sum((Decimal(str(p.cost_usd)) for p in paid), Decimal(0))
+    result = ClipResult(
+        clip_id=target.clip_id, model=decision.model, tier=decision.tier, path=final,
+        sha256=rt.archive.sha256(final), seconds_delivered=found.seconds,
+        resolution_actual=f"{found.width}x{found.height}", downgraded=bool(downgraded),
+        flash_frame=False, cost_usd=float(cost), job_ids=[j for p in paid for j in p.job_ids],
+        scene_clip_ids=[p.clip_id for p in parts], stitch_method=method)
+    outcome = f"stitched_{method}" + (f",parts_downgraded:{'+'.join(map(str, downgraded))}"
+                                     if downgraded else "")
+    rt.ledger.append([LedgerRow(
+        event_id=event_id(target.clip_id, "inspection", result.sha256),
+        event_time=datetime.now(UTC), event_kind="inspection", provider=decision.provider,
+        model=decision.model, tier=decision.tier, account=f"{decision.provider}:{decision.tier}",
+        endpoint=decision.endpoint, **target.ledger_columns(),
+        seconds_billed=decision.seconds_billed, seconds_delivered=found.seconds,
+        resolution_actual=result.resolution_actual, cost_usd=Decimal(0), charge_kind="none",
+        inspection_outcome=outcome, flow_run_id=run_id)])
+    with rt.journal.locked(target.clip_id) as locked:
+        current = locked.read()
+        current.state, current.spent_usd = "done", str(cost)
+        current.archive = {"path": final, "sha256": result.sha256}
+        current.inspection = {"result": result.model_dump(mode="json"),
+                              "inspection": found.model_dump(), "stitch": method}
+        locked.write(current)
+    rows = "\n".join(f"| {i + 1} | `{p.clip_id[:12]}` | {p.seconds_delivered:g} s | "
+                     f"{p.resolution_actual} | {usd_text(Decimal(str(p.cost_usd)))} |"
+                     for i, p in enumerate(parts))
+    await acreate_markdown_artifact(
+        key=f"clip-{target.clip_id[:16]}",
+        description=f"{title}: {len(parts)} parts, {usd_text(cost)}",
+        markdown=(f"# {title} `{target.clip_id[:12]}`\n\nStitched by {method}; "
+                  f"{found.seconds:g} s at {result.resolution_actual}, {usd_text(cost)} paid for "
+                  f"it\n\n| part | clip | length | size | cost |\n|---|---|---|---|---|\n{rows}"
+                  f"\n\n`{final}`\n"))
+    return result
