@@ -7,7 +7,7 @@ sends paid work anywhere. A real endpoint without its key is an error at start n
 """
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +69,24 @@ class Settings(BaseSettings):
     sandbox_time_scale: float = Field(
         default=1.0, gt=0, description="time_scale of a sandbox started by auto (the demo: 0.01)."
     )
+    archive_replica: str | None = Field(
+        default=None,
+        description="A second archive (folder or fsspec URL) the sweep copies clips to and "
+        "verifies; a local file is only ever deleted when its copy there checks out.",
+    )
+    archive_replica_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec storage options for the replica, as JSON.")
+    local_retention_days: float | None = Field(
+        default=None, ge=0,
+        description="Delete local archive files this many days after the clip was done, once "
+        "the replica holds a verified copy. Unset: never delete.",
+    )
+    concurrency_limits: Literal["local", "prefect"] = Field(
+        default="local",
+        description="local: jobs in flight per provider:<name>:<tier> limited inside each run; "
+        "prefect: also through Prefect global concurrency limits of those names, shared by every "
+        "run and worker (create them with `reelflow limits sync`).",
+    )
     poll_deadline_k: float = Field(
         default=3.0, gt=0, description="await_job gives up (pending) after k x p95 latency."
     )
@@ -95,7 +113,7 @@ class Settings(BaseSettings):
                              "(put clips on an object store with REELFLOW_ARCHIVE)")
         return str(Path(value.removeprefix("file://")).expanduser().resolve())
 
-    @field_validator("archive")
+    @field_validator("archive", "archive_replica")
     @classmethod
     def _absolute_archive(cls, value: str | None) -> str | None:
         if not value or not value.strip():

@@ -3,6 +3,7 @@
 import sys
 
 from bench import (
+    batch_bench,
     crop_bench,
     download_bench,
     orchestration_bench,
@@ -20,6 +21,7 @@ BENCHES = {
     "crop": crop_bench.main,
     "orchestration": orchestration_bench.main,
     "report": report_bench.main,
+    "batch": batch_bench.main,
 }
 
 names = sys.argv[1:] or list(BENCHES)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from providers.catalog import CatalogError
 from providers.router import PlanError
+from tasks.manifest import ManifestError
 
 EXIT_USER_ERROR = 2
 
@@ -75,6 +76,8 @@ def as_user_error(err: Exception) -> UserError | None:
         return err
     if isinstance(err, PlanError):
         return UserError(err.field, err.message, err.allowed)
+    if isinstance(err, ManifestError):
+        return UserError(err.field, err.message, err.allowed, err.problems)
     if isinstance(err, CatalogError):
         return UserError("catalog", str(err))
     if isinstance(err, ValidationError):

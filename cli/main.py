@@ -5,7 +5,20 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import crop, demo, extend, generate, plan, prices, prompt, report, sandbox, storyboard
+from cli import (
+    batch,
+    crop,
+    demo,
+    extend,
+    generate,
+    limits,
+    plan,
+    prices,
+    prompt,
+    report,
+    sandbox,
+    storyboard,
+)
 from cli.errors import UserError, as_user_error, report_error
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -20,6 +33,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "report": (report.add_arguments, report.run),
     "extend": (extend.add_arguments, extend.run),
     "storyboard": (storyboard.add_arguments, storyboard.run),
+    "batch": (batch.add_arguments, batch.run),
+    "limits": (limits.add_arguments, limits.run),
 }
 
 

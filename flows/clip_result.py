@@ -82,7 +82,8 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
         current.inspection = {"result": result.model_dump(mode="json"),
                               "inspection": inspection.model_dump(), "trim": trimmed}
         locked.write(current)
-    await _artifacts(rt, request, plan, result, inspection, trimmed, archived)
+    if rt.clip_artifacts:
+        await _artifacts(rt, request, plan, result, inspection, trimmed, archived)
     return result
 
 

@@ -19,12 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 
 from flows.clip_result import ClipResult, publish, reject
-from flows.progress import JobProgress
-from models import ClipRequest, JobHandle, RoutePlan, Shot, SubmitRequest
+from flows.progress import Progress
+from models import ClipRequest, JobHandle, Resolution, RoutePlan, Shot, SubmitRequest
+from providers.catalog import ModelRow
 from providers.errors import AccountError, JobFailed, RateLimited, Rejected, Transient
 from providers.poller import PollOutcome
-from providers.router import PlanError, plan
+from providers.router import PlanError, parse_subscriptions, plan
 from tasks.generation import (
+    Archived,
     PendingAtDeadline,
     archive_step,
     asked_size,
@@ -33,8 +35,9 @@ from tasks.generation import (
     journal_for,
     submit_step,
 )
-from tasks.images import prepare_image, with_image_digest
-from tasks.prompts import policy_exclusions, prepare_prompt
+from tasks.images import CropResult, prepare_image_file, with_image_digest
+from tasks.inspection import Inspection
+from tasks.prompts import PreparedPrompt, policy_exclusions, prepare_prompt_text
 from tasks.runtime import Runtime, build_runtime
 
 MAX_FAILURES_PER_MODEL = 2
@@ -51,18 +54,45 @@ def only_transient(task, task_run, state) -> bool:
     return False
 
 
-@task(name="plan route", retries=0, cache_policy=NO_CACHE)
-def plan_route(request: ClipRequest, rt: Runtime, excluded: dict[str, str]) -> RoutePlan:
-    from providers.router import parse_subscriptions
-
+def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = None
+          ) -> RoutePlan:
+    """The router with this run's catalog, subscriptions, endpoints and exclusions (pure)."""
     words = " ".join([request.prompt, request.camera or "", *(s.prompt for s in request.scenes)])
     return plan(request, rt.catalog, now=datetime.now(UTC),
                 subscriptions=parse_subscriptions(rt.settings.subscriptions, rt.catalog),
                 endpoints=rt.endpoints,
-                exclude={**policy_exclusions(words, rt.catalog), **excluded})
+                exclude={**policy_exclusions(words, rt.catalog), **(excluded or {})})
 
 
-# The runtime (journal, adapters) is not data: nothing here is cached (NO_CACHE).
+# Every task is async: a sync task called from async code builds its own Prefect client (an
+# SSL context, ~50 ms) per call; CPU-bound bodies run in a thread so the event loop keeps
+# polling other jobs. The runtime (journal, adapters) is not data: nothing is cached (NO_CACHE).
+@task(name="plan route", retries=0, cache_policy=NO_CACHE)
+async def plan_route(request: ClipRequest, rt: Runtime, excluded: dict[str, str]) -> RoutePlan:
+    return route(request, rt, excluded)
+
+
+@task(name="prepare prompt", retries=0, cache_policy=NO_CACHE)
+async def prepare_prompt(prompt: str, row: ModelRow, camera: str | None = None,
+                         negative_prompt: str | None = None) -> PreparedPrompt:
+    """Pure and fast, nothing to retry."""
+    return prepare_prompt_text(prompt, row, camera=camera, negative_prompt=negative_prompt)
+
+
+@task(name="prepare image", retries=0, cache_policy=NO_CACHE)
+async def prepare_image(path: str, row: ModelRow, aspect: str, resolution: Resolution,
+                        focus: tuple[float, float] | None) -> tuple[bytes, CropResult]:
+    """CPU work on a local file; a failure is the input's, not transient."""
+    return await asyncio.to_thread(prepare_image_file, path, row, aspect=aspect,
+                                   resolution=resolution, focus=focus)
+
+
+@task(name="inspect clip", retries=0, cache_policy=NO_CACHE)
+async def inspect_clip(rt: Runtime, request: ClipRequest, archived: Archived,
+                       expected_seconds: float) -> tuple[Inspection, dict]:
+    return await asyncio.to_thread(inspect_and_trim, rt, request, archived, expected_seconds)
+
+
 submit_job = task(submit_step, name="submit job", retries=0, cache_policy=NO_CACHE)
 
 
@@ -70,14 +100,16 @@ submit_job = task(submit_step, name="submit job", retries=0, cache_policy=NO_CAC
 async def await_job(rt: Runtime, request: ClipRequest, decision: RoutePlan, index: int,
                     handle: JobHandle, run_id: str) -> PollOutcome:
     """No Prefect timeout: the deadline is the poller's (k x p95); progress goes to the UI."""
+    if not rt.clip_artifacts:
+        return await await_step(rt, request, decision, index, handle, run_id)
     label = f"{decision.model_name} job {handle.job_id}"
-    async with JobProgress(f"job-{request.clip_id[:16]}-{index}", label) as progress:
+    async with Progress(f"job-{request.clip_id[:16]}-{index}", label) as progress:
         return await await_step(rt, request, decision, index, handle, run_id,
-                                on_progress=progress.seen)
+                                on_progress=lambda status, done: progress.report(
+                                    done, status.state))
 archive_output = task(archive_step, name="archive output", retries=2, retry_delay_seconds=[1, 4],
                       retry_jitter_factor=0.5, retry_condition_fn=only_transient,
                       cache_policy=NO_CACHE)
-inspect_clip = task(inspect_and_trim, name="inspect clip", retries=0, cache_policy=NO_CACHE)
 
 
 async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run_id: str,
@@ -87,12 +119,12 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
     row = rt.catalog.row(decision.model)
     labels = {f"provider:{decision.provider}", f"model:{decision.model}",
               f"tier:{decision.tier}"}
-    prepared = prepare_prompt.with_options(tags=labels)(
+    prepared = await prepare_prompt.with_options(tags=labels)(
         request.prompt or " ".join(s.prompt for s in request.scenes), row, request.camera,
         request.negative_prompt)
     image, crop, aspect = None, None, request.aspect_ratio
     if request.mode == "image":
-        image, crop = prepare_image.with_options(tags=labels)(
+        image, crop = await prepare_image.with_options(tags=labels)(
             request.image, row, request.aspect_ratio, request.resolution, request.focus)
         aspect = crop.aspect_ratio
     aspect = "16:9" if aspect == "auto" else aspect
@@ -108,9 +140,10 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
             wire_params=row.wire[request.resolution].params, size=size, image=image,
             image_type="image/jpeg", camera_control=prepared.camera_control, shots=shots,
             parent_video_id=parent_video if mode == "extend" else None)
-        with tags(*labels):
-            handle = await submit_job(rt, request, decision, index, submit, run_id)
-            outcome = await await_job(rt, request, decision, index, handle, run_id)
+        async with rt.slots.slot(decision.provider, decision.tier):
+            with tags(*labels):
+                handle = await submit_job(rt, request, decision, index, submit, run_id)
+                outcome = await await_job(rt, request, decision, index, handle, run_id)
         if outcome.state == "pending":
             raise PendingAtDeadline(f"pending at deadline: {decision.model} job "
                                     f"{handle.job_id} is still running; the next run of this "
@@ -142,7 +175,7 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
             "intent", "submitted", "pending", "unknown") and record.steps[-1].model not in
             excluded)
         decision = (RoutePlan.model_validate(record.plan) if resumable
-                    else plan_route(request, rt, excluded))
+                    else await plan_route(request, rt, excluded))
         logger.info("plan: %s", "; ".join(decision.reasons))
         if decision.storyboard == "emulated":
             raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
@@ -180,7 +213,7 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
             logger.warning("falling back from %s: %s", decision.model, why)
             continue
         archived = await archive_output(rt, request, decision, len(decision.steps) - 1, handle)
-        inspection, trimmed = inspect_clip(rt, request, archived, expected)
+        inspection, trimmed = await inspect_clip(rt, request, archived, expected)
         expected = asked_size(request, aspect)
         downgraded = min(inspection.width, inspection.height) < min(expected)
         if downgraded and request.downgrade == "fail":

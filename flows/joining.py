@@ -38,9 +38,8 @@ async def last_frame_file(rt: Runtime, part: ClipResult, folder: Path, name: str
     return str(path)
 
 
-@task(name="stitch clips", retries=0, cache_policy=NO_CACHE)
-def stitch_parts(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
-                 ) -> tuple[str, Stitched | None]:
+def stitch_into_archive(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
+                        ) -> tuple[str, Stitched | None]:
     """Stitch into the archive, write-once; a file already there (a rerun) is kept."""
     record = rt.journal.read(parts[-1].clip_id)
     submitted = record.archive["submitted_at"] if record and record.archive else None
@@ -58,11 +57,17 @@ def stitch_parts(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
         return final, None
 
 
+@task(name="stitch clips", retries=0, cache_policy=NO_CACHE)
+async def stitch_parts(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
+                       ) -> tuple[str, Stitched | None]:
+    return await asyncio.to_thread(stitch_into_archive, rt, target, parts)
+
+
 async def join(rt: Runtime, target: ClipRequest, decision: RoutePlan, parts: list[ClipResult],
                paid: list[ClipResult], run_id: str, *, title: str) -> ClipResult:
     """Stitch `parts` into `target`'s clip and record it; `paid` are the parts generated for
     it (their charges are its cost)."""
-    final, stitched = stitch_parts(rt, target, parts)
+    final, stitched = await stitch_parts(rt, target, parts)
     with rt.archive.reading(final) as source:
         found = inspect_file(source)
     method = stitched.method if stitched else "kept"

@@ -68,7 +68,7 @@ async def make_storyboard(rt: Runtime, board: ClipRequest, run_id: str) -> ClipR
     if record and record.state == "done":
         logger.info("storyboard %s is already archived: nothing to pay", board.clip_id[:12])
         return ClipResult.model_validate(record.inspection["result"])
-    decision = plan_route(board, rt, {})
+    decision = await plan_route(board, rt, {})
     logger.info("plan: %s", "; ".join(decision.reasons))
     if decision.storyboard != "emulated":
         return await generate(rt, board, run_id)

@@ -103,6 +103,11 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     async def cancel(self, handle: JobHandle) -> bool: ...
 
+    async def delete_output(self, handle: JobHandle) -> bool:
+        """Delete the provider's copy of a finished output (retention, once archived); False
+        where the protocol has no delete and the copy simply expires."""
+        return False
+
     @abc.abstractmethod
     async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle: ...
 

@@ -157,6 +157,14 @@ class OpenAIVideos(Adapter):
         """The Videos API has no cancel; a queued job runs to its end."""
         return False
 
+    async def delete_output(self, handle: JobHandle) -> bool:
+        """DELETE /videos/{id}; a video already gone counts as deleted."""
+        response = await self.send("DELETE", f"/videos/{handle.job_id}")
+        if response.status_code == 404:
+            return True
+        raise_for(response)
+        return True
+
 
 def _server_time(response: httpx.Response) -> float | None:
     try:

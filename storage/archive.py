@@ -48,6 +48,14 @@ class Archive:
         """<clip_id>.mp4 → <clip_id><suffix> in the same folder (sidecar, trimmed copy)."""
         return location.removesuffix(".mp4") + suffix
 
+    def location_in(self, relative: str) -> str:
+        """The location of `relative` (e.g. clips/2026/11/25/<id>.mp4) in this archive."""
+        return self._location(f"{self.root}/{relative.lstrip('/')}")
+
+    def relative(self, location: str) -> str:
+        """The inverse of location_in."""
+        return location.removeprefix(self._location(self.root)).lstrip("/")
+
     def _location(self, path: str) -> str:
         return path if self.local else self.fs.unstrip_protocol(path)
 

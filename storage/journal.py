@@ -42,6 +42,8 @@ class StepRecord(BaseModel):
     remote: RemoteVideo | None = None
     charges: list[str] = Field(default_factory=list, description="Ledger events written.")
     message: str | None = None
+    provider_deleted: bool = Field(
+        default=False, description="The provider's copy was deleted by the sweep (retention).")
 
 
 class ClipJournal(BaseModel):

@@ -31,7 +31,7 @@ class LedgerWriter:
             batch = [row for row in rows if row.event_time.date() == date]
             folder = self.root / f"date={date.isoformat()}" / f"run={self.run_id}"
             folder.mkdir(parents=True, exist_ok=True)
-            path = self._claim(folder)
+            path = self.claim(folder)
             tmp = folder / f".{path.name}.tmp"
             pq.write_table(rows_to_table(batch), tmp)
             tmp.replace(path)
@@ -39,7 +39,7 @@ class LedgerWriter:
         return written
 
     @staticmethod
-    def _claim(folder: Path) -> Path:
+    def claim(folder: Path) -> Path:
         """The next part number, claimed by a hidden marker (readers skip dot-files)."""
         n = len(list(folder.glob(".part-*.claim")))
         while True:

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from models import Resolution
@@ -207,11 +205,3 @@ def prepare_image_file(path: Path | str, row: ModelRow, **kwargs) -> tuple[bytes
     except IsADirectoryError:
         raise ImageError(f"{path} is a folder, not an image") from None
     return prepare_image_bytes(data, row, **kwargs)
-
-
-@task(name="prepare image", retries=0, cache_policy=NO_CACHE)
-def prepare_image(path: Path, row: ModelRow, aspect: str = "auto",
-                  resolution: Resolution = "1080p",
-                  focus: tuple[float, float] | None = None) -> tuple[bytes, CropResult]:
-    """Prefect wrapper: CPU work on a local file; a failure is the input's, not transient."""
-    return prepare_image_file(path, row, aspect=aspect, resolution=resolution, focus=focus)

@@ -14,8 +14,6 @@ import re
 import tomllib
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models import Scene, normalise_text
@@ -175,10 +173,3 @@ def storyboard_anchors(scenes: list[Scene]) -> list[str]:
         extra += [s for s in styles if s.lower() not in scene.prompt.lower()]
         anchored.append(f"{scene.prompt.rstrip('.')}. " + "; ".join(extra) + ".")
     return anchored
-
-
-@task(name="prepare prompt", retries=0, cache_policy=NO_CACHE)
-def prepare_prompt(prompt: str, row: ModelRow, camera: str | None = None,
-                   negative_prompt: str | None = None) -> PreparedPrompt:
-    """Prefect wrapper: pure and fast, nothing to retry."""
-    return prepare_prompt_text(prompt, row, camera=camera, negative_prompt=negative_prompt)

@@ -1,0 +1,50 @@
+"""batch: every request of a manifest (CSV, JSONL or Parquet), each paid for once, within a
+budget; rerun the same manifest to finish what is left."""
+
+import argparse
+import asyncio
+import json
+import sys
+
+from cli.context import require
+from tasks.manifest import read_manifest
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", help="a .csv, .jsonl or .parquet file of requests")
+    parser.add_argument("--budget", help="USD the batch may spend in all, across reruns")
+    parser.add_argument("--fan-out", default="tasks", help="tasks (one run, async tasks)")
+
+
+def run(args: argparse.Namespace) -> int:
+    budget = None
+    if args.budget is not None:
+        try:
+            budget = float(args.budget)
+        except ValueError:
+            budget = -1.0
+        require(budget > 0, "budget", f"{args.budget!r} is not an amount of USD",
+                ["a positive number, e.g. 25 or 12.50"])
+    require(args.fan_out == "tasks", "fan_out", f"{args.fan_out!r} is not a fan-out",
+            ["tasks"])
+    manifest = read_manifest(args.manifest)  # every row checked before the flow starts
+    from flows.batch import BatchIncomplete, run_batch
+
+    try:
+        result = asyncio.run(run_batch(manifest.path, budget))
+    except BatchIncomplete as err:  # not a user mistake: exit 1, saying which rows
+        print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
+              else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)
+        return 1
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(f"batch {result.batch_id}: {result.done} done, {result.already_done} already "
+              f"done, {result.failed} failed, {result.left} left of {result.unique} requests "
+              f"({result.rows} rows); spent ${result.spent_usd:.2f} of an estimated "
+              f"${result.estimated_usd:.2f}")
+        for item in result.items:
+            if item.status == "left":
+                print(f"  left: row {item.row} ({item.clip_id[:12]}, est. "
+                      f"${item.estimate_usd:.2f})")
+    return 0

@@ -1,0 +1,212 @@
+"""run_batch: a manifest of requests (CSV, JSONL or Parquet) through generate, in one run.
+
+Async tasks in one flow run (no subflow per request: a sync subflow costs about a second), so
+one worker keeps hundreds of jobs in flight; the provider limits (tasks/limits.py) hold each
+account to its documented concurrency. Before anything is paid every row is validated and
+planned: a row no model can serve stops the batch with that row's field named. Duplicates are
+generated once; clips already done (an earlier run of this manifest) are skipped and cost
+nothing. A budget guard admits a request only if the batch's committed spend (every charge the
+journal holds for its clips, plus the estimates of requests in flight) plus its estimate stays
+within the budget; the first request that would cross it stops submission, and it and every
+later request are listed as left. A progress artifact follows the batch; a table artifact sums
+it up. The run ends Failed when a request failed or is still pending, after saying which.
+"""
+
+import asyncio
+import sys
+from decimal import Decimal
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_table_artifact
+from pydantic import BaseModel, Field
+
+from flows.clip_result import ClipResult
+from flows.extend import extend
+from flows.generate import generate, in_run, route
+from flows.progress import Progress
+from flows.storyboard import make_storyboard
+from models import ClipRequest, RoutePlan, usd_text
+from providers.router import PlanError
+from tasks.manifest import Manifest, ManifestError, ManifestRow, read_manifest
+from tasks.runtime import Runtime
+
+Status = Literal["done", "already_done", "failed", "left"]
+
+
+class BatchItem(BaseModel):
+    row: int = Field(description="Row of the manifest (1 = first request).")
+    clip_id: str
+    status: Status
+    model: str | None = None
+    estimate_usd: float | None = None
+    cost_usd: float = 0.0
+    path: str | None = None
+    error: str | None = None
+    duplicates: list[int] = Field(default_factory=list, description="Rows asking the same.")
+
+
+class BatchResult(BaseModel):
+    batch_id: str
+    manifest: str
+    rows: int
+    unique: int
+    done: int
+    already_done: int
+    failed: int
+    left: int
+    spent_usd: float = Field(description="Every charge of this batch's clips, all runs.")
+    estimated_usd: float = Field(description="The plans' estimate for every unique request.")
+    budget_usd: float | None
+    peak_in_flight: dict[str, int] = Field(
+        default_factory=dict, description="Most jobs held at once per provider limit.")
+    items: list[BatchItem]
+
+
+class BatchIncomplete(RuntimeError):
+    """Some requests failed or are still pending: the run ends Failed, after its artifacts."""
+
+
+class BudgetGuard:
+    """Committed spend = the journal's charges for the batch's clips + in-flight estimates."""
+
+    def __init__(self, budget: Decimal | None, spent: Decimal):
+        self.budget, self.spent, self.reserved = budget, spent, Decimal(0)
+        self.stopped = False
+
+    def admit(self, estimate: Decimal) -> bool:
+        if self.budget is None:
+            return True
+        if self.stopped or self.spent + self.reserved + estimate > self.budget:
+            self.stopped = True  # stop submitting: later requests are left too
+            return False
+        self.reserved += estimate
+        return True
+
+    def settle(self, estimate: Decimal, actual: Decimal) -> None:
+        if self.budget is not None:
+            self.reserved -= estimate
+        self.spent += actual
+
+
+def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
+    """Every unique request planned before anything is paid; rows no model serves are named."""
+    plans, problems = {}, []
+    for item in rows:
+        try:
+            plans[item.request.clip_id] = route(item.request, rt)
+        except PlanError as err:
+            problems.append((f"row {item.row}: {err.field}", err.message))
+    if problems:
+        raise ManifestError(problems[0][0], problems[0][1], problems=problems[:20])
+    return plans
+
+
+async def make(rt: Runtime, request: ClipRequest, run_id: str) -> ClipResult:
+    """One request, whatever its mode: storyboards and extensions have their own paths."""
+    if request.mode == "storyboard":
+        return await make_storyboard(rt, request, run_id)
+    if request.mode == "extend":
+        return await extend(rt, request.source_clip or "", request.prompt or "", request.seconds,
+                            request.take, run_id)
+    return await generate(rt, request, run_id)
+
+
+def _spent(rt: Runtime, clip_id: str) -> Decimal:
+    record = rt.journal.read(clip_id)
+    return Decimal(record.spent_usd) if record else Decimal(0)
+
+
+async def batch(rt: Runtime, manifest: Manifest, run_id: str,
+                budget_usd: float | None = None) -> BatchResult:
+    """The plain orchestration behind run_batch."""
+    logger = get_run_logger()
+    rt.clip_artifacts = False
+    unique = manifest.unique()
+    duplicates: dict[str, list[int]] = {}
+    for item in manifest.rows:
+        duplicates.setdefault(item.request.clip_id, []).append(item.row)
+    plans = plan_all(rt, unique)
+    estimate = {clip: plan.cost_usd for clip, plan in plans.items()}
+    budget = Decimal(str(budget_usd)) if budget_usd is not None else None
+    guard = BudgetGuard(budget, sum((_spent(rt, i.request.clip_id) for i in unique), Decimal(0)))
+    logger.info("batch %s: %d rows, %d unique requests, estimated %s%s", manifest.batch_id,
+                len(manifest.rows), len(unique), usd_text(sum(estimate.values(), Decimal(0))),
+                f", budget {usd_text(budget)}" if budget is not None else "")
+    finished = 0
+
+    async def one(item: ManifestRow, progress: Progress) -> BatchItem:
+        nonlocal finished
+        request = item.request.model_copy(update={"batch_id": manifest.batch_id})
+        clip, cost = request.clip_id, estimate[request.clip_id]
+        base = {"row": item.row, "clip_id": clip, "estimate_usd": float(cost),
+                "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
+        record = rt.journal.read(clip)
+        if record and record.state == "done":
+            result = await make(rt, request, run_id)  # reads the journal, pays nothing
+            outcome = BatchItem(**base, status="already_done", cost_usd=result.cost_usd,
+                                path=result.path)
+        elif not guard.admit(cost):
+            outcome = BatchItem(**base, status="left",
+                                error="not submitted: the budget would be crossed")
+        else:
+            before = _spent(rt, clip)
+            try:
+                result = await make(rt, request, run_id)
+                outcome = BatchItem(**{**base, "model": result.model}, status="done",
+                                    cost_usd=result.cost_usd, path=result.path)
+            except Exception as err:  # one request's failure is reported, not the batch's
+                outcome = BatchItem(**base, status="failed", error=f"{type(err).__name__}: "
+                                    f"{err}", cost_usd=float(_spent(rt, clip)))
+            guard.settle(cost, _spent(rt, clip) - before)
+        finished += 1
+        progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")
+        return outcome
+
+    async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",
+                        state=f"0 of {len(unique)} requests") as progress:
+        items = await asyncio.gather(*(one(item, progress) for item in unique))
+    result = BatchResult(
+        batch_id=manifest.batch_id, manifest=manifest.path, rows=len(manifest.rows),
+        unique=len(unique), **{s: sum(i.status == s for i in items)
+                               for s in ("done", "already_done", "failed", "left")},
+        spent_usd=float(sum((_spent(rt, i.clip_id) for i in items), Decimal(0))),
+        estimated_usd=float(sum(estimate.values(), Decimal(0))), budget_usd=budget_usd,
+        peak_in_flight=dict(rt.slots.peak), items=list(items))
+    await _summarise(result)
+    if result.failed:
+        raise BatchIncomplete(f"{result.failed} of {result.unique} requests failed: " + "; ".join(
+            f"row {i.row}: {i.error}" for i in items if i.status == "failed")[:2000])
+    return result
+
+
+async def _summarise(result: BatchResult) -> None:
+    logger = get_run_logger()
+    logger.info("batch %s: %d done, %d already done, %d failed, %d left; spent %s",
+                result.batch_id, result.done, result.already_done, result.failed, result.left,
+                usd_text(Decimal(str(result.spent_usd))))
+    left = [i.row for i in result.items if i.status == "left"]
+    if left:
+        logger.warning("left by the budget guard: rows %s", ", ".join(map(str, left)))
+    await acreate_table_artifact(
+        key=f"batch-{result.batch_id}-summary",
+        description=(f"{result.done + result.already_done} of {result.unique} done, "
+                     f"{result.failed} failed, {result.left} left; spent "
+                     f"{usd_text(Decimal(str(result.spent_usd)))}"),
+        table=[{"row": i.row, "clip": i.clip_id[:12], "status": i.status, "model": i.model,
+                "estimate": i.estimate_usd, "cost": i.cost_usd, "path": i.path,
+                "error": i.error} for i in result.items])
+
+
+@flow(name="run-batch", retries=0, log_prints=True)
+async def run_batch(manifest: str, budget_usd: float | None = None) -> BatchResult:
+    """Every request of `manifest` (a CSV, JSONL or Parquet file), each paid for once, within
+    `budget_usd` when given."""
+    parsed = read_manifest(manifest)
+    return await in_run(lambda rt, run_id: batch(rt, parsed, run_id, budget_usd))
+
+
+if __name__ == "__main__":
+    from cli.main import main
+
+    sys.exit(main(["batch", *sys.argv[1:]]))

@@ -1,0 +1,166 @@
+"""The archive sweep's plain steps: verify, compact, retain (the flow in flows/sweep.py also
+resumes open clips through the same code a run uses).
+
+- verify: every archived clip's file (and trimmed copy) is re-read and its sha256 compared with
+  what the journal recorded when it was archived: missing and corrupt files are reported.
+- compact: each closed day's ledger parts (before today, UTC) become one part file; the new
+  file's row count must equal the old parts' before any old part is deleted. Rows are kept as
+  they are (readers deduplicate by event_id), so compaction never changes a report.
+- retain: a provider-side copy is deleted where the protocol can (once the archive holds a
+  verified copy); with a replica configured, archived files are copied there (write-once) and
+  verified, and a local file older than the retention period is deleted only when the replica
+  holds a verified copy — never the only copy.
+"""
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from models import LEDGER_SCHEMA
+from storage.archive import AlreadyArchived, Archive
+from storage.journal import ClipJournal
+from storage.ledger import LedgerWriter
+from tasks.runtime import Runtime
+
+COMPACTED_RUN = "compacted"
+
+
+class Verified(BaseModel):
+    checked: int = 0
+    missing: list[str] = Field(default_factory=list)
+    corrupt: list[str] = Field(default_factory=list)
+
+
+class CompactedDay(BaseModel):
+    day: str
+    parts_before: int
+    rows: int
+
+
+class Retained(BaseModel):
+    provider_copies_deleted: list[str] = Field(default_factory=list)
+    replicated: list[str] = Field(default_factory=list)
+    local_deleted: list[str] = Field(default_factory=list)
+    kept_only_copy: list[str] = Field(default_factory=list)
+
+
+def archived_files(record: ClipJournal) -> list[tuple[str, str]]:
+    """(location, sha256) of a done clip's archived files: the original, the trimmed copy."""
+    files = []
+    if record.archive and record.archive.get("path"):
+        files.append((record.archive["path"], record.archive["sha256"]))
+    trim = (record.inspection or {}).get("trim") or {}
+    if trim.get("trimmed_path") and trim.get("trimmed_sha256"):
+        files.append((trim["trimmed_path"], trim["trimmed_sha256"]))
+    return files
+
+
+def verify(archive: Archive, records: list[ClipJournal]) -> Verified:
+    found = Verified()
+    for record in records:
+        for location, digest in archived_files(record):
+            found.checked += 1
+            if not archive.exists(location):
+                found.missing.append(location)
+            elif archive.sha256(location) != digest:
+                found.corrupt.append(location)
+    return found
+
+
+def compact(root: Path, today: date) -> list[CompactedDay]:
+    """One part per closed day; row counts checked before the old parts go."""
+    done = []
+    for folder in sorted(root.glob("date=*")):
+        day = folder.name.removeprefix("date=")
+        if date.fromisoformat(day) >= today:
+            continue
+        parts = sorted(folder.glob("run=*/part-*.parquet"))
+        if len(parts) <= 1:
+            continue
+        tables = [pq.read_table(p) for p in parts]
+        rows = sum(t.num_rows for t in tables)
+        merged = pa.concat_tables([_conform(t) for t in tables])
+        target = folder / f"run={COMPACTED_RUN}"
+        target.mkdir(exist_ok=True)
+        path = LedgerWriter.claim(target)
+        tmp = target / f".{path.name}.tmp"
+        pq.write_table(merged, tmp)
+        if pq.read_metadata(tmp).num_rows != rows:
+            tmp.unlink()
+            raise RuntimeError(f"compacting {day}: {rows} rows in, a different count out")
+        tmp.replace(path)
+        for part in parts:
+            part.unlink()
+        for run in folder.glob("run=*"):
+            if run.name != target.name and not any(run.glob("part-*.parquet")):
+                for marker in run.glob(".part-*"):
+                    marker.unlink()
+                run.rmdir()
+        done.append(CompactedDay(day=day, parts_before=len(parts), rows=rows))
+    return done
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """An older part (fewer columns) in today's schema: missing columns are null."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in LEDGER_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=LEDGER_SCHEMA)
+
+
+async def retain(rt: Runtime, records: list[ClipJournal], verified: Verified,
+                 replica: Archive | None, keep_days: float | None) -> Retained:
+    bad = set(verified.missing) | set(verified.corrupt)
+    out = Retained()
+    cutoff = datetime.now(UTC) - timedelta(days=keep_days) if keep_days is not None else None
+    for record in records:
+        files = archived_files(record)
+        if not files or any(location in bad for location, _ in files):
+            continue  # nothing verified to stand on
+        await _delete_provider_copies(rt, record, out)
+        if replica is None:
+            out.kept_only_copy += [location for location, _ in files]
+            continue
+        for location, digest in files:
+            copy = _replica_location(rt.archive, replica, location)
+            if not _replicated(rt.archive, replica, location, copy, digest):
+                out.kept_only_copy.append(location)
+                continue
+            out.replicated.append(copy)
+            if cutoff is not None and record.updated_at < cutoff and rt.archive.local \
+                    and rt.archive.exists(location):
+                Path(location).unlink()
+                out.local_deleted.append(location)
+    return out
+
+
+async def _delete_provider_copies(rt: Runtime, record: ClipJournal, out: Retained) -> None:
+    for step in record.steps:
+        if step.handle is None or step.remote is None or step.provider_deleted:
+            continue
+        row = rt.catalog.row(step.model)
+        if await rt.adapter(row, step.tier).delete_output(step.handle):
+            with rt.journal.locked(record.clip_id) as locked:
+                current = locked.read()
+                current.steps[step.index].provider_deleted = True
+                locked.write(current)
+            out.provider_copies_deleted.append(step.handle.job_id)
+
+
+def _replica_location(archive: Archive, replica: Archive, location: str) -> str:
+    return replica.location_in(archive.relative(location))
+
+
+def _replicated(archive: Archive, replica: Archive, location: str, copy: str,
+                digest: str) -> bool:
+    """True when the replica holds a copy with the recorded checksum (copied now if absent)."""
+    if not replica.exists(copy) and archive.exists(location):
+        try:
+            with replica.writing(copy) as sink, archive.fs.open(location, "rb") as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    sink.write(block)
+        except AlreadyArchived:
+            pass
+    return replica.exists(copy) and replica.sha256(copy) == digest

@@ -1,0 +1,184 @@
+"""run_batch against the sandbox: a 200-request batch under the provider limits, the budget
+guard, duplicates, reruns, and a batch killed midway then run again — the sandbox's usage log
+is the judge of what was charged."""
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows.batch import run_batch
+from storage.journal import Journal
+from tests.flows.conftest import assert_reconciled
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+def requests(n: int, tag: str, **fields) -> list[dict]:
+    return [{"prompt": f"Batch clip {i} of {tag}", "duration": 5, "resolution": "720p",
+             **fields} for i in range(n)]
+
+
+
+@pytest.mark.slow
+def test_a_200_request_batch_stays_under_the_provider_limits(home, sandbox, tmp_path):
+    sandbox.knobs(shared_render=True)
+    rows = requests(200, uuid.uuid4().hex[:8])
+    rows += rows[:5]  # five duplicates: generated once
+    manifest = tmp_path / "batch.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["prompt", "duration", "resolution"])
+        writer.writeheader()
+        writer.writerows(rows)
+    before, paid = sandbox.stats(), len(sandbox.usage())
+    result = asyncio.run(run_batch(str(manifest)))
+    assert (result.rows, result.unique, result.done, result.failed) == (205, 200, 200, 0)
+    assert result.items[0].duplicates == [201]
+    assert result.peak_in_flight == {"provider:kling:standard": 10}
+    assert sandbox.stats().get("429:kling", 0) == before.get("429:kling", 0)  # no 429 at all
+    journal = Journal(home / "journal")
+    assert all(journal.read(i.clip_id).state == "done" for i in result.items)
+    assert len(sandbox.usage()) - paid == 200 and result.spent_usd == pytest.approx(200 * 0.14)
+    assert_reconciled(home, sandbox)
+
+    again = asyncio.run(run_batch(str(manifest)))
+    assert again.already_done == 200 and again.done == 0
+    assert len(sandbox.usage()) - paid == 200
+
+
+def test_the_budget_guard_stops_before_the_cap_and_lists_what_was_left(home, sandbox,
+                                                                          tmp_path):
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(8, uuid.uuid4().hex[:8])))
+    paid = len(sandbox.usage())
+    result = asyncio.run(run_batch(str(manifest), budget_usd=0.50))
+    assert result.estimated_usd == pytest.approx(8 * 0.14)
+    assert (result.done, result.left) == (3, 5)  # 3 x $0.14 fit in $0.50; a 4th would not
+    assert [i.row for i in result.items if i.status == "left"] == [4, 5, 6, 7, 8]
+    assert result.spent_usd == pytest.approx(0.42) and len(sandbox.usage()) - paid == 3
+    assert_reconciled(home, sandbox)
+
+    more = asyncio.run(run_batch(str(manifest), budget_usd=0.90))  # the cap is for all runs
+    assert (more.already_done, more.done, more.left) == (3, 3, 2)
+    assert more.spent_usd == pytest.approx(0.84) and len(sandbox.usage()) - paid == 6
+
+
+def test_a_row_no_model_can_serve_stops_the_batch_before_anything_is_paid(home, sandbox,
+                                                                            tmp_path):
+    from tasks.manifest import ManifestError
+
+    rows = requests(3, uuid.uuid4().hex[:8])
+    rows[1]["policy"] = "sora-2"
+    rows[1]["duration"] = 90  # over Sora 2's 60 s maximum
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows))
+    paid = len(sandbox.usage())
+    with pytest.raises(ManifestError, match="row 2: duration"):
+        asyncio.run(run_batch(str(manifest)))
+    assert len(sandbox.usage()) == paid
+
+
+@pytest.mark.slow
+def test_a_batch_killed_midway_completes_on_rerun_with_nothing_charged_twice(home, sandbox,
+                                                                              tmp_path):
+    sandbox.knobs(shared_render=True, kling={"p50_5s": 400, "p95_5s": 600, "p50_30s": 600})
+    rows = requests(30, uuid.uuid4().hex[:8])
+    manifest = tmp_path / "batch.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), manifest)
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    first = subprocess.Popen([sys.executable, "-m", "cli.main", "batch", str(manifest),
+                              "--json"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    journal = Journal(home / "journal")
+    paid = len(sandbox.usage())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = Counter(r.state for r in journal.records())
+        if states["done"] >= 5:
+            break
+        time.sleep(0.05)
+    else:
+        first.kill()
+        raise AssertionError("the first run never finished five clips")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    result = asyncio.run(run_batch(str(manifest)))
+    assert result.done + result.already_done == 30 and result.failed == 0
+    assert result.already_done >= 5
+    usage = sandbox.usage()[paid:]
+    assert len(usage) == 30  # one charge per clip, whichever run paid it
+    assert len({r["job_id"] for r in usage}) == 30
+    assert_reconciled(home, sandbox)
+
+
+def test_limits_sync_creates_then_updates_each_account_s_limit(prefect_server, capsys,
+                                                                monkeypatch, tmp_path):
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+    from cli.main import main
+
+    assert main(["limits", "sync", "--json"]) == 0
+    first = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert first["provider:kling:standard"]["limit"] == 10
+    assert first["provider:sora:api"]["limit"] == 5
+
+    async def tamper():
+        async with get_client() as client:
+            await client.update_global_concurrency_limit(
+                "provider:kling:standard", GlobalConcurrencyLimitUpdate(limit=99))
+
+    asyncio.run(tamper())
+    assert main(["limits", "sync", "--json"]) == 0
+    second = {c["name"]: c["action"] for c in json.loads(capsys.readouterr().out)}
+    assert second["provider:kling:standard"] == "updated"
+    assert {a for n, a in second.items() if n != "provider:kling:standard"} == {"unchanged"}
+
+
+def test_with_prefect_limits_a_batch_takes_slots_from_the_shared_limits(home, sandbox,
+                                                                         tmp_path, monkeypatch):
+    from cli.main import main
+
+    assert main(["limits", "sync"]) == 0
+    monkeypatch.setenv("REELFLOW_CONCURRENCY_LIMITS", "prefect")
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(12, uuid.uuid4().hex[:8])))
+    result = asyncio.run(run_batch(str(manifest)))
+    assert result.done == 12 and result.peak_in_flight["provider:kling:standard"] <= 10
+    assert_reconciled(home, sandbox)
+
+
+def test_a_missing_shared_limit_fails_the_run_instead_of_not_limiting(home, sandbox,
+                                                                       monkeypatch):
+    from prefect import get_client
+
+    from flows.generate import generate_clip
+    from models import ClipRequest
+
+    async def drop():
+        async with get_client() as client:
+            for limit in await client.read_global_concurrency_limits(limit=200):
+                await client.delete_global_concurrency_limit_by_name(limit.name)
+
+    asyncio.run(drop())
+    monkeypatch.setenv("REELFLOW_CONCURRENCY_LIMITS", "prefect")
+    paid = len(sandbox.usage())
+    with pytest.raises(Exception, match="provider:kling:standard"):
+        asyncio.run(generate_clip(ClipRequest(prompt=f"Unlimited {uuid.uuid4().hex[:6]}",
+                                              duration=5, resolution="720p")))
+    assert len(sandbox.usage()) == paid

@@ -1,0 +1,98 @@
+"""sweep_archive: a pending job completed with its charge recorded, damaged files reported,
+compaction that keeps every row, retention that never deletes an only copy."""
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from analytics.synthetic import clip_rows, write
+from flows.generate import generate_clip
+from flows.sweep import ArchiveDamaged, sweep_archive
+from models import ClipRequest
+from storage.journal import Journal
+from storage.ledger import read_ledger
+from tasks.generation import PendingAtDeadline
+from tests.flows.conftest import assert_reconciled
+
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+
+
+def clip(**fields):
+    fields = {"prompt": f"Swept clip {uuid.uuid4().hex[:8]}", "duration": 5,
+              "resolution": "720p", **fields}
+    return asyncio.run(generate_clip(ClipRequest(**fields)))
+
+
+def test_a_pending_job_is_completed_by_the_sweep_with_its_charge(home, sandbox, monkeypatch):
+    sandbox.knobs(kling={"p50_5s": 2000, "p95_5s": 2100, "p50_30s": 2100})  # ~2 s
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.05")
+    with pytest.raises(PendingAtDeadline):
+        clip()
+    record = Journal(home / "journal").records()[0]
+    assert record.state == "pending"
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "20")
+    report = asyncio.run(sweep_archive())
+    assert [(r.clip_id, r.outcome) for r in report.resumed] == [(record.clip_id, "done")]
+    assert report.resumed[0].cost_usd == pytest.approx(0.14)
+    after = Journal(home / "journal").read(record.clip_id)
+    assert after.state == "done" and Path(after.archive["path"]).exists()
+    charges = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "complete"]
+    assert [r["job_id"] for r in charges] == [record.steps[0].handle.job_id]
+    assert_reconciled(home, sandbox)
+
+
+def test_missing_and_corrupt_files_are_reported_and_fail_the_run(home, sandbox):
+    kept, damaged, gone = clip(), clip(), clip()
+    Path(damaged.path).chmod(0o644)
+    with open(damaged.path, "r+b") as handle:
+        handle.seek(2000)
+        handle.write(b"\x00" * 64)
+    Path(gone.path).unlink()
+    with pytest.raises(ArchiveDamaged, match="corrupt") as caught:
+        asyncio.run(sweep_archive())
+    assert damaged.path in str(caught.value) and gone.path in str(caught.value)
+    assert kept.path not in str(caught.value)
+
+
+def test_compaction_keeps_every_row_and_leaves_today_alone(home, sandbox):
+    ledger = home / "ledger"
+    yesterday = datetime.now(UTC).replace(hour=1) - timedelta(days=1)
+    older = clip_rows(n=30, provider="kling", model="kling-v3", tier="standard",
+                      seconds_asked=5, seconds_billed=5, cost="0.14", start=yesterday,
+                      run="run-a")
+    more = clip_rows(n=20, provider="kling", model="kling-v3", tier="standard",
+                     seconds_asked=5, seconds_billed=5, cost="0.14", start=yesterday,
+                     run="run-b", prefix="b-")
+    write(ledger, older, more, rows_per_part=7)
+    clip()  # today's parts
+    rows_before = sorted(r["event_id"] for r in read_ledger(ledger))
+    day = f"date={yesterday.date().isoformat()}"
+    assert len(list((ledger / day).glob("run=*/part-*.parquet"))) > 2
+    today = f"date={date.today().isoformat()}"
+    today_parts = sorted((ledger / today).rglob("part-*.parquet"))
+    report = asyncio.run(sweep_archive())
+    assert [(d.day, d.rows) for d in report.compacted] == [(yesterday.date().isoformat(), 150)]
+    assert [p.parent.name for p in (ledger / day).glob("run=*/part-*.parquet")] == [
+        "run=compacted"]
+    assert sorted(r["event_id"] for r in read_ledger(ledger)) == rows_before
+    assert sorted((ledger / today).rglob("part-*.parquet")) == today_parts
+    assert asyncio.run(sweep_archive()).compacted == []  # idempotent
+
+
+def test_retention_never_deletes_an_only_copy(home, sandbox, monkeypatch, tmp_path):
+    sora = clip(policy="sora-2", duration=4)
+    monkeypatch.setenv("REELFLOW_LOCAL_RETENTION_DAYS", "0")
+    report = asyncio.run(sweep_archive())  # no replica: nothing local may go
+    assert Path(sora.path).exists() and sora.path in report.retained.kept_only_copy
+    assert report.retained.provider_copies_deleted == sora.job_ids  # Sora's copy can go
+    assert sandbox.admin.get(f"/jobs/{sora.job_ids[0]}").json()["deleted"]
+
+    monkeypatch.setenv("REELFLOW_ARCHIVE_REPLICA", str(tmp_path / "replica"))
+    report = asyncio.run(sweep_archive())
+    assert sora.path in report.retained.local_deleted and not Path(sora.path).exists()
+    copy = tmp_path / "replica" / Path(sora.path).relative_to(home)
+    assert copy.exists() and report.retained.provider_copies_deleted == []
