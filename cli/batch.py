@@ -13,7 +13,10 @@ from tasks.manifest import read_manifest
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", help="a .csv, .jsonl or .parquet file of requests")
     parser.add_argument("--budget", help="USD the batch may spend in all, across reruns")
-    parser.add_argument("--fan-out", default="tasks", help="tasks (one run, async tasks)")
+    parser.add_argument("--fan-out", default="tasks",
+                        help="tasks (one run, async tasks) | deployments (chunks as runs of "
+                        "run-batch/chunk on the Prefect server at PREFECT_API_URL)")
+    parser.add_argument("--chunk-size", default="25", help="requests per chunk run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,13 +28,16 @@ def run(args: argparse.Namespace) -> int:
             budget = -1.0
         require(budget > 0, "budget", f"{args.budget!r} is not an amount of USD",
                 ["a positive number, e.g. 25 or 12.50"])
-    require(args.fan_out == "tasks", "fan_out", f"{args.fan_out!r} is not a fan-out",
-            ["tasks"])
+    require(args.fan_out in ("tasks", "deployments"), "fan_out",
+            f"{args.fan_out!r} is not a fan-out", ["tasks", "deployments"])
+    require(args.chunk_size.isdigit() and int(args.chunk_size) > 0, "chunk_size",
+            f"{args.chunk_size!r} is not a count of requests", ["a whole number, 1 or more"])
     manifest = read_manifest(args.manifest)  # every row checked before the flow starts
     from flows.batch import BatchIncomplete, run_batch
 
     try:
-        result = asyncio.run(run_batch(manifest.path, budget))
+        result = asyncio.run(run_batch(manifest.path, budget, args.fan_out,
+                                       int(args.chunk_size)))
     except BatchIncomplete as err:  # not a user mistake: exit 1, saying which rows
         print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
               else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)

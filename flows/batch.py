@@ -1,15 +1,19 @@
-"""run_batch: a manifest of requests (CSV, JSONL or Parquet) through generate, in one run.
+"""run_batch: a manifest of requests (CSV, JSONL or Parquet) through generate.
 
-Async tasks in one flow run (no subflow per request: a sync subflow costs about a second), so
-one worker keeps hundreds of jobs in flight; the provider limits (tasks/limits.py) hold each
-account to its documented concurrency. Before anything is paid every row is validated and
-planned: a row no model can serve stops the batch with that row's field named. Duplicates are
-generated once; clips already done (an earlier run of this manifest) are skipped and cost
-nothing. A budget guard admits a request only if the batch's committed spend (every charge the
-journal holds for its clips, plus the estimates of requests in flight) plus its estimate stays
-within the budget; the first request that would cross it stops submission, and it and every
-later request are listed as left. A progress artifact follows the batch; a table artifact sums
-it up. The run ends Failed when a request failed or is still pending, after saying which.
+fan_out="tasks": async tasks in one flow run (no subflow per request: a sync subflow costs
+about a second), so one worker keeps hundreds of jobs in flight. fan_out="deployments": the
+admitted requests go in chunks as runs of the run-batch/chunk deployment (run_deployment with
+an idempotency key per chunk), so every worker of the pool shares the batch; outcomes are read
+back from the shared journal. Either way the provider limits (tasks/limits.py) hold each
+account to its documented concurrency — across workers with REELFLOW_CONCURRENCY_LIMITS=prefect.
+Before anything is paid every row is validated and planned: a row no model can serve stops
+the batch with that row's field named. Duplicates are generated once; clips already done (an
+earlier run of this manifest) are skipped and cost nothing. A budget guard admits a request
+only if the batch's committed spend (every charge the journal holds for its clips, plus the
+estimates of requests in flight) plus its estimate stays within the budget; the first request
+that would cross it stops submission, and it and every later request are listed as left. A
+progress artifact follows the batch; a table artifact sums it up. The run ends Failed when a
+request failed or is still pending, after saying which.
 """
 
 import asyncio
@@ -32,6 +36,8 @@ from tasks.manifest import Manifest, ManifestError, ManifestRow, read_manifest
 from tasks.runtime import Runtime
 
 Status = Literal["done", "already_done", "failed", "left"]
+FanOut = Literal["tasks", "deployments"]
+CHUNK_DEPLOYMENT = "run-batch/chunk"
 
 
 class BatchItem(BaseModel):
@@ -117,8 +123,8 @@ def _spent(rt: Runtime, clip_id: str) -> Decimal:
     return Decimal(record.spent_usd) if record else Decimal(0)
 
 
-async def batch(rt: Runtime, manifest: Manifest, run_id: str,
-                budget_usd: float | None = None) -> BatchResult:
+async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float | None = None,
+                fan_out: FanOut = "tasks", chunk_size: int = 25) -> BatchResult:
     """The plain orchestration behind run_batch."""
     logger = get_run_logger()
     rt.clip_artifacts = False
@@ -163,21 +169,80 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str,
         progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")
         return outcome
 
-    async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",
-                        state=f"0 of {len(unique)} requests") as progress:
-        items = await asyncio.gather(*(one(item, progress) for item in unique))
+    if fan_out == "tasks":
+        async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",
+                            state=f"0 of {len(unique)} requests") as progress:
+            items = await asyncio.gather(*(one(item, progress) for item in unique))
+    else:
+        items = await _through_deployments(rt, manifest, unique, guard, estimate, plans,
+                                           duplicates, run_id, chunk_size)
     result = BatchResult(
         batch_id=manifest.batch_id, manifest=manifest.path, rows=len(manifest.rows),
         unique=len(unique), **{s: sum(i.status == s for i in items)
                                for s in ("done", "already_done", "failed", "left")},
         spent_usd=float(sum((_spent(rt, i.clip_id) for i in items), Decimal(0))),
         estimated_usd=float(sum(estimate.values(), Decimal(0))), budget_usd=budget_usd,
-        peak_in_flight=dict(rt.slots.peak), items=list(items))
+        peak_in_flight=dict(rt.slots.peak), items=sorted(items, key=lambda i: i.row))
     await _summarise(result)
     if result.failed:
         raise BatchIncomplete(f"{result.failed} of {result.unique} requests failed: " + "; ".join(
             f"row {i.row}: {i.error}" for i in items if i.status == "failed")[:2000])
     return result
+
+
+async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[ManifestRow],
+                               guard: BudgetGuard, estimate: dict[str, Decimal],
+                               plans: dict[str, RoutePlan], duplicates: dict[str, list[int]],
+                               run_id: str, chunk_size: int) -> list[BatchItem]:
+    """Admit in manifest order (the budget guard reserves each estimate), then send the
+    admitted requests in chunks as runs of CHUNK_DEPLOYMENT, each with an idempotency key
+    (this run, chunk index): a retried parent never sends a chunk twice, and several workers
+    share the batch. The outcome of every request is read back from the shared journal."""
+    from prefect.deployments import run_deployment
+
+    items: list[BatchItem] = []
+    todo: list[ManifestRow] = []
+    for item in unique:
+        clip = item.request.clip_id
+        base = {"row": item.row, "clip_id": clip, "estimate_usd": float(estimate[clip]),
+                "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
+        record = rt.journal.read(clip)
+        if record and record.state == "done":
+            items.append(_from_journal(rt, base, "already_done"))
+        elif guard.admit(estimate[clip]):
+            todo.append(item)
+        else:
+            items.append(BatchItem(**base, status="left",
+                                   error="not submitted: the budget would be crossed"))
+    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    get_run_logger().info("sending %d requests as %d runs of %s", len(todo), len(chunks),
+                          CHUNK_DEPLOYMENT)
+    runs = await asyncio.gather(*(run_deployment(
+        CHUNK_DEPLOYMENT, idempotency_key=f"{run_id}:{index}", parameters={
+            "batch_id": manifest.batch_id,
+            "chunk": [row.model_dump(mode="json") for row in chunk]})
+        for index, chunk in enumerate(chunks)))
+    states = {row.request.clip_id: run.state.name if run.state else "unknown"
+              for chunk, run in zip(chunks, runs, strict=True) for row in chunk}
+    for item in todo:
+        clip = item.request.clip_id
+        base = {"row": item.row, "clip_id": clip, "estimate_usd": float(estimate[clip]),
+                "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
+        record = rt.journal.read(clip)
+        if record and record.state == "done":
+            items.append(_from_journal(rt, base, "done"))
+        else:
+            why = record.attempts[-1] if record and record.attempts else \
+                f"{record.state if record else 'not started'} (chunk run {states[clip]})"
+            items.append(BatchItem(**base, status="failed", error=why,
+                                   cost_usd=float(_spent(rt, clip))))
+    return items
+
+
+def _from_journal(rt: Runtime, base: dict, status: Status) -> BatchItem:
+    result = ClipResult.model_validate(rt.journal.read(base["clip_id"]).inspection["result"])
+    return BatchItem(**{**base, "model": result.model}, status=status,
+                     cost_usd=result.cost_usd, path=result.path)
 
 
 async def _summarise(result: BatchResult) -> None:
@@ -199,11 +264,24 @@ async def _summarise(result: BatchResult) -> None:
 
 
 @flow(name="run-batch", retries=0, log_prints=True)
-async def run_batch(manifest: str, budget_usd: float | None = None) -> BatchResult:
-    """Every request of `manifest` (a CSV, JSONL or Parquet file), each paid for once, within
-    `budget_usd` when given."""
-    parsed = read_manifest(manifest)
-    return await in_run(lambda rt, run_id: batch(rt, parsed, run_id, budget_usd))
+async def run_batch(manifest: str | None = None, budget_usd: float | None = None,
+                    fan_out: FanOut = "tasks", chunk_size: int = 25,
+                    chunk: list[ManifestRow] | None = None,
+                    batch_id: str | None = None) -> BatchResult:
+    """Every request of `manifest` (a CSV, JSONL or Parquet file on a path the workers can
+    read), each paid for once, within `budget_usd` when given. fan_out "tasks": async tasks in
+    this run; "deployments": chunks of `chunk_size` sent as runs of run-batch/chunk, shared by
+    every worker of the pool. `chunk` and `batch_id` are what such a chunk run receives."""
+    if chunk is not None:
+        parsed = Manifest(path=f"chunk of batch {batch_id}", batch_id=batch_id or "chunk",
+                          rows=chunk)
+        fan_out = "tasks"
+    elif manifest:
+        parsed = read_manifest(manifest)
+    else:
+        raise ManifestError("manifest", "a manifest path (or a chunk) is required")
+    return await in_run(lambda rt, run_id: batch(rt, parsed, run_id, budget_usd, fan_out,
+                                                 chunk_size))
 
 
 if __name__ == "__main__":
