@@ -2,11 +2,9 @@
 budget; rerun the same manifest to finish what is left."""
 
 import argparse
-import asyncio
-import json
-import sys
 
 from cli.context import require
+from cli.generate import run_flow
 from tasks.manifest import read_manifest
 
 
@@ -35,13 +33,10 @@ def run(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.manifest)  # every row checked before the flow starts
     from flows.batch import BatchIncomplete, run_batch
 
-    try:
-        result = asyncio.run(run_batch(manifest.path, budget, args.fan_out,
-                                       int(args.chunk_size)))
-    except BatchIncomplete as err:  # not a user mistake: exit 1, saying which rows
-        print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
-              else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)
-        return 1
+    result, code = run_flow(args, run_batch(manifest.path, budget, args.fan_out,
+                                            int(args.chunk_size)), (BatchIncomplete,))
+    if code:
+        return code
     if args.json:
         print(result.model_dump_json(indent=2))
     else:

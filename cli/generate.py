@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
+from typing import Any
 
 from cli.plan import add_request_arguments, request_from_args
 from tasks.generation import ClipLost, PendingAtDeadline
@@ -22,15 +23,24 @@ def run(args: argparse.Namespace) -> int:
     return run_and_report(args, generate_clip(request))
 
 
-def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
-    """Run a flow that makes one clip; exit 1 (not 2: no user mistake) when its job is still
-    pending at the deadline or its output was lost, saying so."""
+def run_flow(args: argparse.Namespace, work: Coroutine,
+             expected: tuple[type[Exception], ...]) -> tuple[Any, int]:
+    """(the flow's result, 0), or (None, 1) after saying why when it ended in an `expected`
+    failure — not a user mistake (exit 2), not a bug (a traceback)."""
     try:
-        result = asyncio.run(work)
-    except (PendingAtDeadline, ClipLost) as err:
+        return asyncio.run(work), 0
+    except expected as err:
         print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
               else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)
-        return 1
+        return None, 1
+
+
+def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
+    """Run a flow that makes one clip; exit 1 when its job is still pending at the deadline or
+    its output was lost."""
+    result, code = run_flow(args, work, (PendingAtDeadline, ClipLost))
+    if code:
+        return code
     if args.json:
         print(result.model_dump_json(indent=2))
     else:

@@ -145,8 +145,7 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
         nonlocal finished
         request = item.request.model_copy(update={"batch_id": manifest.batch_id})
         clip, cost = request.clip_id, estimate[request.clip_id]
-        base = {"row": item.row, "clip_id": clip, "estimate_usd": float(cost),
-                "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
+        base = _columns(item, estimate, plans, duplicates)
         record = rt.journal.read(clip)
         if record and record.state == "done":
             result = await make(rt, request, run_id)  # reads the journal, pays nothing
@@ -204,8 +203,7 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
     todo: list[ManifestRow] = []
     for item in unique:
         clip = item.request.clip_id
-        base = {"row": item.row, "clip_id": clip, "estimate_usd": float(estimate[clip]),
-                "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
+        base = _columns(item, estimate, plans, duplicates)
         record = rt.journal.read(clip)
         if record and record.state == "done":
             items.append(_from_journal(rt, base, "already_done"))
@@ -226,8 +224,7 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
               for chunk, run in zip(chunks, runs, strict=True) for row in chunk}
     for item in todo:
         clip = item.request.clip_id
-        base = {"row": item.row, "clip_id": clip, "estimate_usd": float(estimate[clip]),
-                "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
+        base = _columns(item, estimate, plans, duplicates)
         record = rt.journal.read(clip)
         if record and record.state == "done":
             items.append(_from_journal(rt, base, "done"))
@@ -237,6 +234,14 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
             items.append(BatchItem(**base, status="failed", error=why,
                                    cost_usd=float(_spent(rt, clip))))
     return items
+
+
+def _columns(item: ManifestRow, estimate: dict[str, Decimal], plans: dict[str, RoutePlan],
+             duplicates: dict[str, list[int]]) -> dict:
+    """What a batch item says before its outcome is known."""
+    clip = item.request.clip_id
+    return {"row": item.row, "clip_id": clip, "estimate_usd": float(estimate[clip]),
+            "model": plans[clip].model, "duplicates": duplicates[clip][1:]}
 
 
 def _from_journal(rt: Runtime, base: dict, status: Status) -> BatchItem:
