@@ -341,8 +341,15 @@ def _to_plan(
                        f"wire); the output is trimmed to {request.seconds:g} s")
     if len(chosen.steps) > 1 and chosen.storyboard is None:
         reasons.append(f"longer than one generation: {len(chosen.steps) - 1} extension(s)")
-    if chosen.storyboard:
-        reasons.append(f"storyboard {chosen.storyboard} on {row.name}")
+    if chosen.storyboard == "native":
+        reasons.append(f"storyboard native on {row.name}: one multi-shot generation")
+    elif chosen.storyboard:
+        transitions = len(request.scenes) - 1
+        low, high = row.transition_overhead_s
+        reasons.append(f"storyboard emulated on {row.name}: {len(request.scenes)} scenes "
+                       "generated one by one (each from the last frame of the one before), "
+                       f"then stitched; {transitions} transition(s) add {low * transitions:g}–"
+                       f"{high * transitions:g} s")
     if row.sunset is not None:
         reasons.append(f"sunset on {row.sunset}; used because named, on the sandbox")
     if "price_per_second" in tier.assumed:

@@ -170,6 +170,8 @@ def test_storyboard_plans_native_on_kling_and_emulated_on_sora(catalog, sandbox_
     one_scene = route(catalog, ClipRequest(mode="storyboard", scenes=scenes[:1], policy="sora-2"),
                       sandbox_endpoints)
     assert sora.p50_s - 3 * one_scene.p50_s == pytest.approx(2 * 18.5, abs=0.2)
+    assert any("2 transition(s) add 30–44 s" in r for r in sora.reasons)
+    assert any("one multi-shot generation" in r for r in native.reasons)
 
 
 def test_unknown_policy_lists_policies_and_models(catalog, sandbox_endpoints):
