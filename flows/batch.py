@@ -38,6 +38,7 @@ from tasks.runtime import Runtime
 Status = Literal["done", "already_done", "failed", "left"]
 FanOut = Literal["tasks", "deployments"]
 CHUNK_DEPLOYMENT = "run-batch/chunk"
+CHUNK_ATTEMPTS = 3
 
 
 class BatchItem(BaseModel):
@@ -215,13 +216,28 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
     chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
     get_run_logger().info("sending %d requests as %d runs of %s", len(todo), len(chunks),
                           CHUNK_DEPLOYMENT)
-    runs = await asyncio.gather(*(run_deployment(
-        CHUNK_DEPLOYMENT, idempotency_key=f"{run_id}:{index}", parameters={
-            "batch_id": manifest.batch_id,
-            "chunk": [row.model_dump(mode="json") for row in chunk]})
-        for index, chunk in enumerate(chunks)))
-    states = {row.request.clip_id: run.state.name if run.state else "unknown"
-              for chunk, run in zip(chunks, runs, strict=True) for row in chunk}
+
+    async def send(index: int, chunk: list[ManifestRow]) -> str:
+        """One chunk run; its unfinished requests are sent again (a fresh key) when the run
+        ended without finishing them — e.g. Crashed before it started, when an overloaded
+        server answered the worker 503. Safe: the journal pays each clip once."""
+        for attempt in range(CHUNK_ATTEMPTS):
+            run = await run_deployment(
+                CHUNK_DEPLOYMENT, idempotency_key=f"{run_id}:{index}:{attempt}", parameters={
+                    "batch_id": manifest.batch_id,
+                    "chunk": [row.model_dump(mode="json") for row in chunk]})
+            state = run.state.name if run.state else "unknown"
+            chunk = [row for row in chunk if not _done(rt, row.request.clip_id)]
+            if not chunk:
+                break
+            get_run_logger().warning("chunk %d ended %s with %d requests unfinished%s", index,
+                                     state, len(chunk), "; sending them again"
+                                     if attempt + 1 < CHUNK_ATTEMPTS else "")
+        return state
+
+    runs = await asyncio.gather(*(send(i, chunk) for i, chunk in enumerate(chunks)))
+    states = {row.request.clip_id: state
+              for chunk, state in zip(chunks, runs, strict=True) for row in chunk}
     for item in todo:
         clip = item.request.clip_id
         base = _columns(item, estimate, plans, duplicates)
@@ -234,6 +250,11 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
             items.append(BatchItem(**base, status="failed", error=why,
                                    cost_usd=float(_spent(rt, clip))))
     return items
+
+
+def _done(rt: Runtime, clip_id: str) -> bool:
+    record = rt.journal.read(clip_id)
+    return bool(record and record.state == "done")
 
 
 def _columns(item: ManifestRow, estimate: dict[str, Decimal], plans: dict[str, RoutePlan],

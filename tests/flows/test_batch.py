@@ -182,3 +182,33 @@ def test_a_missing_shared_limit_fails_the_run_instead_of_not_limiting(home, sand
         asyncio.run(generate_clip(ClipRequest(prompt=f"Unlimited {uuid.uuid4().hex[:6]}",
                                               duration=5, resolution="720p")))
     assert len(sandbox.usage()) == paid
+
+
+def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, sandbox,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    """fan_out=deployments without a server's workers: run_deployment is replaced by one that
+    reports the first run of chunk 0 as Crashed (as a worker does when the server answers 503
+    before the run starts) and runs every other chunk here, as a worker would."""
+    from types import SimpleNamespace
+
+    import prefect.deployments
+
+    sent = []
+
+    async def run_deployment(name, idempotency_key, parameters):
+        sent.append(idempotency_key)
+        if idempotency_key.endswith(":0:0"):
+            return SimpleNamespace(state=SimpleNamespace(name="Crashed"))
+        await run_batch(chunk=parameters["chunk"], batch_id=parameters["batch_id"])
+        return SimpleNamespace(state=SimpleNamespace(name="Completed"))
+
+    monkeypatch.setattr(prefect.deployments, "run_deployment", run_deployment)
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(6, uuid.uuid4().hex[:8])))
+    paid = len(sandbox.usage())
+    result = asyncio.run(run_batch(str(manifest), fan_out="deployments", chunk_size=3))
+    assert result.done == 6 and result.failed == 0
+    assert sorted(k.split(":", 1)[1] for k in sent) == ["0:0", "0:1", "1:0"]
+    assert len(sandbox.usage()) - paid == 6
+    assert_reconciled(home, sandbox)
