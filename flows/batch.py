@@ -18,8 +18,9 @@ request failed or is still pending, after saying which.
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
@@ -39,6 +40,8 @@ Status = Literal["done", "already_done", "failed", "left"]
 FanOut = Literal["tasks", "deployments"]
 CHUNK_DEPLOYMENT = "run-batch/chunk"
 CHUNK_ATTEMPTS = 3
+API_ATTEMPTS, API_BACKOFF_S = 4, 2.0
+T = TypeVar("T")
 
 
 class BatchItem(BaseModel):
@@ -71,7 +74,18 @@ class BatchResult(BaseModel):
 
 
 class BatchIncomplete(RuntimeError):
-    """Some requests failed or are still pending: the run ends Failed, after its artifacts."""
+    """Some requests failed or are still pending: the run ends Failed, after its artifacts.
+    `result` is the whole BatchResult (what was done, spent and left)."""
+
+    result: BatchResult | None = None
+
+    @classmethod
+    def of(cls, result: BatchResult) -> "BatchIncomplete":
+        failed = [i for i in result.items if i.status == "failed"]
+        err = cls(f"{len(failed)} of {result.unique} requests failed: " + "; ".join(
+            f"row {i.row}: {i.error}" for i in failed)[:2000])
+        err.result = result
+        return err
 
 
 class BudgetGuard:
@@ -109,14 +123,45 @@ def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
     return plans
 
 
-async def make(rt: Runtime, request: ClipRequest, run_id: str) -> ClipResult:
-    """One request, whatever its mode: storyboards and extensions have their own paths."""
+async def make(rt: Runtime, request: ClipRequest, run_id: str,
+               plan: RoutePlan | None = None) -> ClipResult:
+    """One request, whatever its mode: storyboards and extensions have their own paths. A
+    single clip starts from the batch's plan (made before anything was paid)."""
     if request.mode == "storyboard":
         return await make_storyboard(rt, request, run_id)
     if request.mode == "extend":
         return await extend(rt, request.source_clip or "", request.prompt or "", request.seconds,
                             request.take, run_id)
-    return await generate(rt, request, run_id)
+    return await generate(rt, request, run_id, planned=plan)
+
+
+def api_failure(err: BaseException) -> bool:
+    """The Prefect API failed, not the request: a 5xx from the server, or a task's tag or
+    global concurrency slot it could not grant because of one (a limit that does not exist is
+    not this: it has no cause)."""
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(err, PrefectHTTPStatusError):
+        return err.response.status_code >= 500
+    return isinstance(err, ConcurrencySlotAcquisitionError) and err.__cause__ is not None
+
+
+async def _surviving_api_errors(call: Callable[[], Awaitable[T]], label: str) -> T:
+    """`call` again (backing off) when the Prefect API failed under it — an overloaded
+    server answers 503 to some of a thousand clips' task runs. Safe: the journal resumes the
+    clip where it was, and pays each job once."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except Exception as err:
+            attempt += 1
+            if not api_failure(err) or attempt == API_ATTEMPTS:
+                raise
+            get_run_logger().warning("%s: the Prefect API failed (%s); going on from the "
+                                     "journal", label, err)
+            await asyncio.sleep(API_BACKOFF_S * 2 ** (attempt - 1))
 
 
 def _spent(rt: Runtime, clip_id: str) -> Decimal:
@@ -128,7 +173,7 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
                 fan_out: FanOut = "tasks", chunk_size: int = 25) -> BatchResult:
     """The plain orchestration behind run_batch."""
     logger = get_run_logger()
-    rt.clip_artifacts = False
+    rt.per_clip_ui = False
     unique = manifest.unique()
     duplicates: dict[str, list[int]] = {}
     for item in manifest.rows:
@@ -158,7 +203,8 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
         else:
             before = _spent(rt, clip)
             try:
-                result = await make(rt, request, run_id)
+                result = await _surviving_api_errors(
+                    lambda: make(rt, request, run_id, plans[clip]), f"row {item.row}")
                 outcome = BatchItem(**{**base, "model": result.model}, status="done",
                                     cost_usd=result.cost_usd, path=result.path)
             except Exception as err:  # one request's failure is reported, not the batch's
@@ -185,8 +231,7 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
         peak_in_flight=dict(rt.slots.peak), items=sorted(items, key=lambda i: i.row))
     await _summarise(result)
     if result.failed:
-        raise BatchIncomplete(f"{result.failed} of {result.unique} requests failed: " + "; ".join(
-            f"row {i.row}: {i.error}" for i in items if i.status == "failed")[:2000])
+        raise BatchIncomplete.of(result)
     return result
 
 

@@ -82,7 +82,7 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
         current.inspection = {"result": result.model_dump(mode="json"),
                               "inspection": inspection.model_dump(), "trim": trimmed}
         locked.write(current)
-    if rt.clip_artifacts:
+    if rt.per_clip_ui:
         await _artifacts(rt, request, plan, result, inspection, trimmed, archived)
     return result
 

@@ -17,6 +17,7 @@ from typing import TypeVar
 from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
+from prefect.utilities.annotations import quote
 
 from flows.clip_result import ClipResult, publish, reject
 from flows.progress import Progress
@@ -67,6 +68,9 @@ def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = N
 # Every task is async: a sync task called from async code builds its own Prefect client (an
 # SSL context, ~50 ms) per call; CPU-bound bodies run in a thread so the event loop keeps
 # polling other jobs. The runtime (journal, adapters) is not data: nothing is cached (NO_CACHE).
+# Requests, plans (every rejected candidate) and catalog rows go in quote()d: Prefect would
+# otherwise walk and rebuild them at every call, looking for futures (~70 ms of CPU a clip);
+# handles and archived files stay plain, so the UI still links submit -> await -> archive.
 @task(name="plan route", retries=0, cache_policy=NO_CACHE)
 async def plan_route(request: ClipRequest, rt: Runtime, excluded: dict[str, str]) -> RoutePlan:
     return route(request, rt, excluded)
@@ -100,7 +104,7 @@ submit_job = task(submit_step, name="submit job", retries=0, cache_policy=NO_CAC
 async def await_job(rt: Runtime, request: ClipRequest, decision: RoutePlan, index: int,
                     handle: JobHandle, run_id: str) -> PollOutcome:
     """No Prefect timeout: the deadline is the poller's (k x p95); progress goes to the UI."""
-    if not rt.clip_artifacts:
+    if not rt.per_clip_ui:
         return await await_step(rt, request, decision, index, handle, run_id)
     label = f"{decision.model_name} job {handle.job_id}"
     async with Progress(f"job-{request.clip_id[:16]}-{index}", label) as progress:
@@ -117,16 +121,18 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
     """All steps of one plan; returns (last handle, aspect sent, prepared prompt, crop).
     An extension starts from the parent's provider video id."""
     row = rt.catalog.row(decision.model)
-    labels = {f"provider:{decision.provider}", f"model:{decision.model}",
-              f"tier:{decision.tier}"}
-    prepared = await prepare_prompt.with_options(tags=labels)(
-        request.prompt or " ".join(s.prompt for s in request.scenes), row, request.camera,
-        request.negative_prompt)
-    image, crop, aspect = None, None, request.aspect_ratio
-    if request.mode == "image":
-        image, crop = await prepare_image.with_options(tags=labels)(
-            request.image, row, request.aspect_ratio, request.resolution, request.focus)
-        aspect = crop.aspect_ratio
+    labels = [f"provider:{decision.provider}", f"model:{decision.model}",
+              f"tier:{decision.tier}"] if rt.per_clip_ui else []
+    with tags(*labels):
+        prepared = await prepare_prompt(
+            request.prompt or " ".join(s.prompt for s in request.scenes), quote(row),
+            request.camera,
+            request.negative_prompt)
+        image, crop, aspect = None, None, request.aspect_ratio
+        if request.mode == "image":
+            image, crop = await prepare_image(request.image, quote(row), request.aspect_ratio,
+                                              request.resolution, request.focus)
+            aspect = crop.aspect_ratio
     aspect = "16:9" if aspect == "auto" else aspect
     size = row.wire[request.resolution].sizes.get(aspect)
     shots = [Shot(prompt=s.prompt, seconds=max(1, round(s.duration))) for s in request.scenes]
@@ -142,8 +148,10 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
             parent_video_id=parent_video if mode == "extend" else None)
         async with rt.slots.slot(decision.provider, decision.tier):
             with tags(*labels):
-                handle = await submit_job(rt, request, decision, index, submit, run_id)
-                outcome = await await_job(rt, request, decision, index, handle, run_id)
+                handle = await submit_job(rt, quote(request), quote(decision), index,
+                                          quote(submit), run_id)
+                outcome = await await_job(rt, quote(request), quote(decision), index, handle,
+                                          run_id)
         if outcome.state == "pending":
             raise PendingAtDeadline(f"pending at deadline: {decision.model} job "
                                     f"{handle.job_id} is still running; the next run of this "
@@ -156,8 +164,9 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
 
 
 async def generate(rt: Runtime, request: ClipRequest, run_id: str,
-                   regenerated: bool = False) -> ClipResult:
-    """The plain orchestration (the flow is a thin wrapper around this)."""
+                   regenerated: bool = False, planned: RoutePlan | None = None) -> ClipResult:
+    """The plain orchestration (the flow is a thin wrapper around this). `planned`: the plan
+    a batch already made for this request before paying anything, used until a fallback."""
     logger = get_run_logger()
     excluded: dict[str, str] = {}
     failures: dict[str, int] = {}
@@ -174,8 +183,12 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
         resumable = bool(record and record.plan and record.steps and record.steps[-1].state in (
             "intent", "submitted", "pending", "unknown") and record.steps[-1].model not in
             excluded)
-        decision = (RoutePlan.model_validate(record.plan) if resumable
-                    else await plan_route(request, rt, excluded))
+        if resumable:
+            decision = RoutePlan.model_validate(record.plan)
+        elif planned is not None and not excluded:
+            decision = planned
+        else:
+            decision = await plan_route(quote(request), rt, excluded)
         logger.info("plan: %s", "; ".join(decision.reasons))
         if decision.storyboard == "emulated":
             raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
@@ -212,8 +225,9 @@ async def generate(rt: Runtime, request: ClipRequest, run_id: str,
                     excluded[row.id] = why
             logger.warning("falling back from %s: %s", decision.model, why)
             continue
-        archived = await archive_output(rt, request, decision, len(decision.steps) - 1, handle)
-        inspection, trimmed = await inspect_clip(rt, request, archived, expected)
+        archived = await archive_output(rt, quote(request), quote(decision),
+                                        len(decision.steps) - 1, handle)
+        inspection, trimmed = await inspect_clip(rt, quote(request), archived, expected)
         expected = asked_size(request, aspect)
         downgraded = min(inspection.width, inspection.height) < min(expected)
         if downgraded and request.downgrade == "fail":

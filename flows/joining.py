@@ -16,6 +16,7 @@ from pathlib import Path
 from prefect import task
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from flows.clip_result import ClipResult
 from models import ClipRequest, LedgerRow, RoutePlan, usd_text
@@ -67,7 +68,7 @@ async def join(rt: Runtime, target: ClipRequest, decision: RoutePlan, parts: lis
                paid: list[ClipResult], run_id: str, *, title: str) -> ClipResult:
     """Stitch `parts` into `target`'s clip and record it; `paid` are the parts generated for
     it (their charges are its cost)."""
-    final, stitched = await stitch_parts(rt, target, parts)
+    final, stitched = await stitch_parts(rt, quote(target), parts)
     with rt.archive.reading(final) as source:
         found = inspect_file(source)
     method = stitched.method if stitched else "kept"

@@ -13,6 +13,7 @@ clips/<date>/<storyboard id>.mp4, inspected, and recorded. A rerun pays for noth
 import asyncio
 
 from prefect import flow, get_run_logger
+from prefect.utilities.annotations import quote
 
 from flows.clip_result import ClipResult
 from flows.generate import generate, in_run, plan_route
@@ -68,10 +69,10 @@ async def make_storyboard(rt: Runtime, board: ClipRequest, run_id: str) -> ClipR
     if record and record.state == "done":
         logger.info("storyboard %s is already archived: nothing to pay", board.clip_id[:12])
         return ClipResult.model_validate(record.inspection["result"])
-    decision = await plan_route(board, rt, {})
+    decision = await plan_route(quote(board), rt, {})
     logger.info("plan: %s", "; ".join(decision.reasons))
     if decision.storyboard != "emulated":
-        return await generate(rt, board, run_id)
+        return await generate(rt, board, run_id, planned=decision)
     with rt.journal.locked(board.clip_id) as locked:
         locked.ensure(journal_for(board, decision))
     prompts = storyboard_anchors(board.scenes)

@@ -53,8 +53,10 @@ class Runtime:
         self.settings, self.catalog, self.journal = settings, catalog, journal
         self.archive, self.ledger, self.endpoints, self.slots = archive, ledger, endpoints, slots
         self.adapters: dict[str, Adapter] = {}
-        # artifacts per clip and per job; a batch shows its own progress and summary table
-        self.clip_artifacts = True
+        # Per-clip UI: artifacts per clip and per job, provider/model/tier tags on each task. A
+        # batch turns it off: it shows its own progress and summary table, and a tagged task
+        # run costs two more API calls (Prefect takes tag-concurrency slots for every tag).
+        self.per_clip_ui = True
 
     def time_scale(self, protocol: Protocol) -> float:
         endpoint = self.endpoints[protocol]

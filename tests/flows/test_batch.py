@@ -215,3 +215,67 @@ def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, 
     assert sorted(k.split(":", 1)[1] for k in sent) == ["0:0", "0:1", "1:0"]
     assert len(sandbox.usage()) - paid == 6
     assert_reconciled(home, sandbox)
+
+
+def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, sandbox,
+                                                                         tmp_path, monkeypatch):
+    """The failure of the N=1000 bench: an overloaded Prefect server answered 503 while a task
+    took its concurrency slots. Here the API "fails" after two clips' jobs were paid and
+    polled to the end (the worst moment), and for every attempt of a third: the first two go
+    on from the journal — no second charge, no second job — the third is reported failed,
+    and a rerun finishes it, paying it once."""
+    import httpx
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    import flows.batch
+    import flows.generate
+    from flows.batch import BatchIncomplete
+
+    def api_503(names: str) -> ConcurrencySlotAcquisitionError:
+        request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/increment")
+        cause = PrefectHTTPStatusError("503 Service Unavailable", request=request,
+                                       response=httpx.Response(503, request=request))
+        try:
+            raise cause
+        except PrefectHTTPStatusError as http:
+            try:
+                raise ConcurrencySlotAcquisitionError(f"Unable to acquire concurrency slots on "
+                                                      f"{names}: 503") from http
+            except ConcurrencySlotAcquisitionError as err:
+                return err
+
+    real_await = flows.generate.await_job
+    rows = requests(5, uuid.uuid4().hex[:8])
+    failed_once: set[str] = set()
+
+    async def flaky_await(rt, request, decision, index, handle, run_id):
+        outcome = await real_await(rt, request, decision, index, handle, run_id)
+        prompt = request.unquote().prompt
+        if prompt == rows[4]["prompt"]:
+            raise api_503("['tag:always']")
+        if prompt in (rows[0]["prompt"], rows[1]["prompt"]) and prompt not in failed_once:
+            failed_once.add(prompt)
+            raise api_503("['tag:once']")
+        return outcome
+
+    monkeypatch.setattr(flows.generate, "await_job", flaky_await)
+    monkeypatch.setattr(flows.batch, "API_BACKOFF_S", 0.01)
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows))
+    paid = len(sandbox.usage())
+    with pytest.raises(BatchIncomplete) as raised:
+        asyncio.run(run_batch(str(manifest)))
+    result = raised.value.result
+    assert (result.done, result.failed) == (4, 1) and failed_once == {
+        rows[0]["prompt"], rows[1]["prompt"]}
+    assert [i.row for i in result.items if i.status == "failed"] == [5]
+    assert "ConcurrencySlotAcquisitionError" in result.items[4].error
+    usage = sandbox.usage()[paid:]
+    assert len(usage) == 5 and len({r["job_id"] for r in usage}) == 5  # the failed one paid too
+
+    monkeypatch.setattr(flows.generate, "await_job", real_await)
+    again = asyncio.run(run_batch(str(manifest)))
+    assert (again.already_done, again.done, again.failed) == (4, 1, 0)
+    assert len(sandbox.usage()) - paid == 5  # its job was resumed, not paid again
+    assert_reconciled(home, sandbox)
