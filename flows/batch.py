@@ -8,12 +8,12 @@ back from the shared journal. Either way the provider limits (tasks/limits.py) h
 account to its documented concurrency — across workers with REELFLOW_CONCURRENCY_LIMITS=prefect.
 Before anything is paid every row is validated and planned: a row no model can serve stops
 the batch with that row's field named. Duplicates are generated once; clips already done (an
-earlier run of this manifest) are skipped and cost nothing. A budget guard admits a request
-only if the batch's committed spend (every charge the journal holds for its clips, plus the
-estimates of requests in flight) plus its estimate stays within the budget; the first request
-that would cross it stops submission, and it and every later request are listed as left. A
-progress artifact follows the batch; a table artifact sums it up. The run ends Failed when a
-request failed or is still pending, after saying which.
+earlier run of this manifest) are skipped and cost nothing. A budget guard (tasks/budget.py)
+is asked before each job is submitted: the first job that would take committed spend (every
+charge landed, plus what jobs in flight have still to charge) past the budget stops submission,
+and its request and every later one are listed as left. A progress artifact follows the
+batch; a table artifact sums it up. The run ends Failed when a request failed or is still
+pending, after saying which.
 """
 
 import asyncio
@@ -33,6 +33,7 @@ from flows.progress import Progress
 from flows.storyboard import make_storyboard
 from models import ClipRequest, RoutePlan, usd_text
 from providers.router import PlanError
+from tasks.budget import BudgetGuard, BudgetReached
 from tasks.manifest import Manifest, ManifestError, ManifestRow, read_manifest
 from tasks.runtime import Runtime
 
@@ -86,28 +87,6 @@ class BatchIncomplete(RuntimeError):
             f"row {i.row}: {i.error}" for i in failed)[:2000])
         err.result = result
         return err
-
-
-class BudgetGuard:
-    """Committed spend = the journal's charges for the batch's clips + in-flight estimates."""
-
-    def __init__(self, budget: Decimal | None, spent: Decimal):
-        self.budget, self.spent, self.reserved = budget, spent, Decimal(0)
-        self.stopped = False
-
-    def admit(self, estimate: Decimal) -> bool:
-        if self.budget is None:
-            return True
-        if self.stopped or self.spent + self.reserved + estimate > self.budget:
-            self.stopped = True  # stop submitting: later requests are left too
-            return False
-        self.reserved += estimate
-        return True
-
-    def settle(self, estimate: Decimal, actual: Decimal) -> None:
-        if self.budget is not None:
-            self.reserved -= estimate
-        self.spent += actual
 
 
 def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
@@ -181,7 +160,7 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
     plans = plan_all(rt, unique)
     estimate = {clip: plan.cost_usd for clip, plan in plans.items()}
     budget = Decimal(str(budget_usd)) if budget_usd is not None else None
-    guard = BudgetGuard(budget, sum((_spent(rt, i.request.clip_id) for i in unique), Decimal(0)))
+    guard = BudgetGuard(budget, rt.journal, [i.request.clip_id for i in unique])
     logger.info("batch %s: %d rows, %d unique requests, estimated %s%s", manifest.batch_id,
                 len(manifest.rows), len(unique), usd_text(sum(estimate.values(), Decimal(0))),
                 f", budget {usd_text(budget)}" if budget is not None else "")
@@ -190,32 +169,32 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
     async def one(item: ManifestRow, progress: Progress) -> BatchItem:
         nonlocal finished
         request = item.request.model_copy(update={"batch_id": manifest.batch_id})
-        clip, cost = request.clip_id, estimate[request.clip_id]
+        clip = request.clip_id
         base = _columns(item, estimate, plans, duplicates)
         record = rt.journal.read(clip)
         if record and record.state == "done":
             result = await make(rt, request, run_id)  # reads the journal, pays nothing
             outcome = BatchItem(**base, status="already_done", cost_usd=result.cost_usd,
                                 path=result.path)
-        elif not guard.admit(cost):
-            outcome = BatchItem(**base, status="left",
-                                error="not submitted: the budget would be crossed")
         else:
-            before = _spent(rt, clip)
             try:
-                result = await _surviving_api_errors(
-                    lambda: make(rt, request, run_id, plans[clip]), f"row {item.row}")
+                with guard.item(clip):
+                    result = await _surviving_api_errors(
+                        lambda: make(rt, request, run_id, plans[clip]), f"row {item.row}")
                 outcome = BatchItem(**{**base, "model": result.model}, status="done",
                                     cost_usd=result.cost_usd, path=result.path)
+            except BudgetReached as err:  # refused before paying (more)
+                outcome = BatchItem(**base, status="left", error=str(err),
+                                    cost_usd=float(_spent(rt, clip)))
             except Exception as err:  # one request's failure is reported, not the batch's
                 outcome = BatchItem(**base, status="failed", error=f"{type(err).__name__}: "
                                     f"{err}", cost_usd=float(_spent(rt, clip)))
-            guard.settle(cost, _spent(rt, clip) - before)
         finished += 1
         progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")
         return outcome
 
     if fan_out == "tasks":
+        rt.before_submit = guard.before_submit
         async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",
                             state=f"0 of {len(unique)} requests") as progress:
             items = await asyncio.gather(*(one(item, progress) for item in unique))

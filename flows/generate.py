@@ -147,6 +147,8 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
             image_type="image/jpeg", camera_control=prepared.camera_control, shots=shots,
             parent_video_id=parent_video if mode == "extend" else None)
         async with rt.slots.slot(decision.provider, decision.tier):
+            if rt.before_submit:
+                rt.before_submit(request, decision, index)
             with tags(*labels):
                 handle = await submit_job(rt, quote(request), quote(decision), index,
                                           quote(submit), run_id)

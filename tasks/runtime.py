@@ -4,10 +4,11 @@ adapter per protocol and account, closed when the run ends."""
 
 import os
 import ssl
+from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from models import Endpoint, Protocol
+from models import ClipRequest, Endpoint, Protocol, RoutePlan
 from providers.adapter import Adapter
 from providers.atlascloud import AtlasCloudAdapter
 from providers.catalog import Catalog, ModelRow, load_catalog
@@ -57,6 +58,8 @@ class Runtime:
         # batch turns it off: it shows its own progress and summary table, and a tagged task
         # run costs two more API calls (Prefect takes tag-concurrency slots for every tag).
         self.per_clip_ui = True
+        # asked before each job is submitted (a batch's budget guard); raises to refuse it
+        self.before_submit: Callable[[ClipRequest, RoutePlan, int], None] | None = None
 
     def time_scale(self, protocol: Protocol) -> float:
         endpoint = self.endpoints[protocol]

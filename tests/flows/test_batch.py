@@ -12,13 +12,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.batch import run_batch
+from flows.batch import BatchIncomplete, run_batch
 from storage.journal import Journal
 from tests.flows.conftest import assert_reconciled
 
@@ -230,7 +231,6 @@ def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, s
 
     import flows.batch
     import flows.generate
-    from flows.batch import BatchIncomplete
 
     def api_503(names: str) -> ConcurrencySlotAcquisitionError:
         request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/increment")
@@ -278,4 +278,26 @@ def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, s
     again = asyncio.run(run_batch(str(manifest)))
     assert (again.already_done, again.done, again.failed) == (4, 1, 0)
     assert len(sandbox.usage()) - paid == 5  # its job was resumed, not paid again
+    assert_reconciled(home, sandbox)
+
+
+def test_failure_charges_and_retries_count_against_the_budget_before_each_submit(
+        home, sandbox, tmp_path):
+    """Every Kling job fails (a 20% failure charge each); each request retries, then falls
+    back to Kling on fal. Admitted on their estimates alone, 3 x $0.14 fit a $0.45 budget and
+    the batch would pay $0.59. Asked before each submit, the guard sees the failure charges
+    and stops: what the provider billed stays within the budget, and the rest is left."""
+    sandbox.knobs(kling={"failure_rate": 1.0})
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(3, uuid.uuid4().hex[:8])))
+    paid = len(sandbox.usage())
+    result = asyncio.run(run_batch(str(manifest), budget_usd=0.45))
+    billed = sum(Decimal(r["usd"]) for r in sandbox.usage()[paid:])
+    # all three submitted (0.42 fits); the first retry fits (0.028 + 0.14 + 2 x 0.14 owed =
+    # 0.448); the next would not (0.476): the batch stops with 4 failure charges paid
+    assert billed == Decimal("0.112") and result.spent_usd == pytest.approx(0.112)
+    assert [i.status for i in result.items] == ["left"] * 3
+    assert sorted(i.cost_usd for i in result.items) == pytest.approx([0.028, 0.028, 0.056])
+    assert all(i.error.startswith("not submitted:") and "past the $0.45 budget" in i.error
+               for i in result.items)
     assert_reconciled(home, sandbox)

@@ -1,0 +1,95 @@
+"""A batch's budget guard: nothing is submitted that would take committed spend past the cap.
+
+Committed spend = every charge the journal holds for the batch's clips (all runs) + what the
+jobs in flight have not charged yet. The guard is asked at each submit, once a provider slot is
+free (`before_submit`, the runtime's hook), so it sees every charge landed so far — a failure
+charge, a re-queue, a fallback to a dearer model — not only the plans' estimates made before
+the batch started. The first submit that would cross the cap stops the batch: it and every
+later one raise BudgetReached, and their requests are listed as left. A job already submitted
+(resumed after a kill) is never refused: its money is spent at the provider; it is counted.
+
+The deployments fan-out cannot ask at each submit (the chunks run in other processes): it
+admits whole requests on their estimates before sending them (`admit`).
+"""
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from decimal import Decimal
+
+from models import ClipRequest, RoutePlan, usd_text
+from storage.journal import Journal
+from tasks.generation import submitted
+
+# The batch request being made in this asyncio task (and the tasks it starts: storyboard
+# scenes, extension steps): their submits are that request's spend.
+_ITEM: ContextVar[str | None] = ContextVar("reelflow_batch_item", default=None)
+
+
+class BudgetReached(RuntimeError):
+    """Submitting this job would take the batch's committed spend past its budget."""
+
+
+def remaining_cost(plan: RoutePlan, index: int) -> Decimal:
+    """The plan's estimate for its steps from `index` on (prices are per billed second)."""
+    total = sum(s.seconds for s in plan.steps)
+    rest = sum(s.seconds for s in plan.steps[index:])
+    return Decimal(plan.cost_usd) * rest / total if total else Decimal(plan.cost_usd)
+
+
+class BudgetGuard:
+    def __init__(self, budget: Decimal | None, journal: Journal, clips: list[str]):
+        self.budget, self.journal = budget, journal
+        self.settled = sum((self.spent(c) for c in clips), Decimal(0))
+        # (item, clip) -> (the clip's spend at its first submit in this run, spend it is
+        # committed to); an item's clips are itself, or its scenes and extension steps
+        self.open: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        self.stopped = False
+
+    def spent(self, clip_id: str) -> Decimal:
+        record = self.journal.read(clip_id)
+        return Decimal(record.spent_usd) if record else Decimal(0)
+
+    @contextmanager
+    def item(self, clip_id: str):
+        """Submits made inside are `clip_id`'s; its charges are settled when it ends."""
+        token = _ITEM.set(clip_id)
+        try:
+            yield
+        finally:
+            _ITEM.reset(token)
+            for key in [k for k in self.open if k[0] == clip_id]:
+                base, _ = self.open.pop(key)
+                self.settled += self.spent(key[1]) - base
+
+    def committed(self) -> Decimal:
+        """Charges landed + the part of each open item's commitment not charged yet."""
+        return self.settled + sum((max(self.spent(clip) - base, owed)
+                                   for (_, clip), (base, owed) in self.open.items()), Decimal(0))
+
+    def before_submit(self, request: ClipRequest, plan: RoutePlan, index: int) -> None:
+        """Raise BudgetReached instead of submitting step `index` of `plan` past the cap."""
+        if self.budget is None:
+            return
+        resuming = submitted(self.journal.read(request.clip_id), plan, index)
+        key = (_ITEM.get() or request.clip_id, request.clip_id)
+        spent = self.spent(request.clip_id)
+        base, _ = self.open.pop(key, (spent, Decimal(0)))
+        owed = spent - base + remaining_cost(plan, index)
+        if not resuming and (self.stopped or self.committed() + owed > self.budget):
+            self.stopped = True  # stop submitting: later requests are left too
+            self.open[key] = (base, spent - base)
+            raise BudgetReached(f"not submitted: {plan.model} for "
+                                f"{usd_text(remaining_cost(plan, index))} would take committed "
+                                f"spend past the {usd_text(self.budget)} budget")
+        self.open[key] = (base, owed)
+
+    def admit(self, estimate: Decimal) -> bool:
+        """Upfront admission of a whole request on its estimate (deployments fan-out): the
+        estimate is counted as if charged."""
+        if self.budget is None:
+            return True
+        if self.stopped or self.settled + estimate > self.budget:
+            self.stopped = True
+            return False
+        self.settled += estimate
+        return True
