@@ -2,7 +2,8 @@
 fan-out) on the sandbox with shared rendering, against the lower bound computed from the same
 jobs' latencies (read from the sandbox's own timelines) and the account's concurrency limit:
 max(longest job, sum of latencies / slots). Slot utilisation = sum of latencies / (slots x
-
+makespan). Also the worker's CPU per request and its share of the makespan (at this time
+scale one worker is CPU-bound: that share near 100% says so), and its peak RSS.
 
 `python -m bench batch` (N=1000, time_scale 0.05: a 5 s Kling job takes ~2 s); set
 REELFLOW_BENCH_BATCH=N for another size.

@@ -126,8 +126,7 @@ async def _make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan, run
     with tags(*labels):
         prepared = await prepare_prompt(
             request.prompt or " ".join(s.prompt for s in request.scenes), quote(row),
-            request.camera,
-            request.negative_prompt)
+            request.camera, request.negative_prompt)
         image, crop, aspect = None, None, request.aspect_ratio
         if request.mode == "image":
             image, crop = await prepare_image(request.image, quote(row), request.aspect_ratio,
