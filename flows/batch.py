@@ -42,6 +42,7 @@ FanOut = Literal["tasks", "deployments"]
 CHUNK_DEPLOYMENT = "run-batch/chunk"
 CHUNK_ATTEMPTS = 3
 API_ATTEMPTS, API_BACKOFF_S = 4, 2.0
+LEFT_IN_RUN = "left by the budget in run "
 T = TypeVar("T")
 
 
@@ -184,6 +185,7 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
                 outcome = BatchItem(**{**base, "model": result.model}, status="done",
                                     cost_usd=result.cost_usd, path=result.path)
             except BudgetReached as err:  # refused before paying (more)
+                _note_left(rt, clip, run_id, str(err))
                 outcome = BatchItem(**base, status="left", error=str(err),
                                     cost_usd=float(_spent(rt, clip)))
             except Exception as err:  # one request's failure is reported, not the batch's
@@ -241,17 +243,32 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
     get_run_logger().info("sending %d requests as %d runs of %s", len(todo), len(chunks),
                           CHUNK_DEPLOYMENT)
 
+    left: dict[str, str] = {}
+
     async def send(index: int, chunk: list[ManifestRow]) -> str:
         """One chunk run; its unfinished requests are sent again (a fresh key) when the run
         ended without finishing them — e.g. Crashed before it started, when an overloaded
-        server answered the worker 503. Safe: the journal pays each clip once."""
+        server answered the worker 503. Safe: the journal pays each clip once. With a budget
+        the run gets the chunk's share — the estimates admitted for its requests and what they
+        had cost before, less what its finished ones cost — and its own guard, asked before
+        each submit, keeps failure charges and fallbacks within it; requests it left for the
+        budget are not sent again."""
+        clips = [row.request.clip_id for row in chunk]
+        share = sum((estimate[c] + _spent(rt, c) for c in clips), Decimal(0))
         for attempt in range(CHUNK_ATTEMPTS):
+            sending = {row.request.clip_id for row in chunk}
+            budget_share = None if guard.budget is None else float(share - sum(
+                (_spent(rt, c) for c in clips if c not in sending), Decimal(0)))
             run = await run_deployment(
                 CHUNK_DEPLOYMENT, idempotency_key=f"{run_id}:{index}:{attempt}", parameters={
-                    "batch_id": manifest.batch_id,
+                    "batch_id": manifest.batch_id, "budget_usd": budget_share,
                     "chunk": [row.model_dump(mode="json") for row in chunk]})
             state = run.state.name if run.state else "unknown"
-            chunk = [row for row in chunk if not _done(rt, row.request.clip_id)]
+            for clip in sending:
+                if (why := _left_in(rt, clip, str(run.id))) is not None:
+                    left[clip] = why
+            chunk = [row for row in chunk
+                     if not _done(rt, row.request.clip_id) and row.request.clip_id not in left]
             if not chunk:
                 break
             get_run_logger().warning("chunk %d ended %s with %d requests unfinished%s", index,
@@ -268,12 +285,33 @@ async def _through_deployments(rt: Runtime, manifest: Manifest, unique: list[Man
         record = rt.journal.read(clip)
         if record and record.state == "done":
             items.append(_from_journal(rt, base, "done"))
+        elif clip in left:
+            items.append(BatchItem(**base, status="left", error=left[clip],
+                                   cost_usd=float(_spent(rt, clip))))
         else:
             why = record.attempts[-1] if record and record.attempts else \
                 f"{record.state if record else 'not started'} (chunk run {states[clip]})"
             items.append(BatchItem(**base, status="failed", error=why,
                                    cost_usd=float(_spent(rt, clip))))
     return items
+
+
+def _note_left(rt: Runtime, clip_id: str, run_id: str, why: str) -> None:
+    """The journal says the budget left this clip in this run: a deployments parent reads it
+    back, and does not send it again."""
+    with rt.journal.locked(clip_id) as locked:
+        record = locked.read()
+        if record is not None:
+            record.attempts.append(f"{LEFT_IN_RUN}{run_id}: {why}")
+            locked.write(record)
+
+
+def _left_in(rt: Runtime, clip_id: str, run_id: str) -> str | None:
+    """Why the chunk run `run_id` left this clip for the budget, if it did."""
+    record = rt.journal.read(clip_id)
+    note = record.attempts[-1] if record and record.attempts else ""
+    prefix = f"{LEFT_IN_RUN}{run_id}: "
+    return note.removeprefix(prefix) if note.startswith(prefix) else None
 
 
 def _done(rt: Runtime, clip_id: str) -> bool:

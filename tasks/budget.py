@@ -8,8 +8,8 @@ the batch started. The first submit that would cross the cap stops the batch: it
 later one raise BudgetReached, and their requests are listed as left. A job already submitted
 (resumed after a kill) is never refused: its money is spent at the provider; it is counted.
 
-The deployments fan-out cannot ask at each submit (the chunks run in other processes): it
-admits whole requests on their estimates before sending them (`admit`).
+The deployments fan-out admits whole requests on their estimates before sending them (`admit`);
+each chunk run then gets its share of the budget and a guard of its own (flows/batch.py).
 """
 
 from contextlib import contextmanager
@@ -17,8 +17,7 @@ from contextvars import ContextVar
 from decimal import Decimal
 
 from models import ClipRequest, RoutePlan, usd_text
-from storage.journal import Journal
-from tasks.generation import submitted
+from storage.journal import ClipJournal, Journal
 
 # The batch request being made in this asyncio task (and the tasks it starts: storyboard
 # scenes, extension steps): their submits are that request's spend.
@@ -27,6 +26,14 @@ _ITEM: ContextVar[str | None] = ContextVar("reelflow_batch_item", default=None)
 
 class BudgetReached(RuntimeError):
     """Submitting this job would take the batch's committed spend past its budget."""
+
+
+def submit_tried(record: ClipJournal | None, plan: RoutePlan, index: int) -> bool:
+    """Step `index` of `plan` was sent to the provider (its step is written before the
+    submit): the job exists or may (an ambiguous submit is recovered by its key, which must
+    not change), so it is never refused."""
+    step = record.steps[index] if record and index < len(record.steps) else None
+    return bool(step and step.model == plan.model and step.state != "failed")
 
 
 def remaining_cost(plan: RoutePlan, index: int) -> Decimal:
@@ -70,7 +77,7 @@ class BudgetGuard:
         """Raise BudgetReached instead of submitting step `index` of `plan` past the cap."""
         if self.budget is None:
             return
-        resuming = submitted(self.journal.read(request.clip_id), plan, index)
+        resuming = submit_tried(self.journal.read(request.clip_id), plan, index)
         key = (_ITEM.get() or request.clip_id, request.clip_id)
         spent = self.spent(request.clip_id)
         base, _ = self.open.pop(key, (spent, Decimal(0)))

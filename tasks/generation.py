@@ -62,12 +62,6 @@ def row(rt: Runtime, request: ClipRequest, plan: RoutePlan, step: StepRecord, ki
         **fields)
 
 
-def submitted(record: ClipJournal | None, plan: RoutePlan, index: int) -> bool:
-    """Step `index` of `plan` has a job at the provider already (resumed, never re-paid)."""
-    step = record.steps[index] if record and index < len(record.steps) else None
-    return bool(step and step.state != "failed" and step.model == plan.model and step.handle)
-
-
 async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
                       submit: SubmitRequest, run_id: str) -> JobHandle:
     """Submit step `index` once; resume the recorded job if there is one."""
@@ -82,7 +76,7 @@ async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index:
         step = record.steps[index] if index < len(record.steps) else None
         if step and step.state == "failed":
             step = None  # a failed job is retried as a new submit with a new key
-        if submitted(record, plan, index):
+        if step and step.model == plan.model and step.handle:
             return step.handle
         handle = None
         if step and step.model == plan.model and step.state == "intent":

@@ -188,12 +188,11 @@ def test_a_missing_shared_limit_fails_the_run_instead_of_not_limiting(home, sand
     assert len(sandbox.usage()) == paid
 
 
-def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, sandbox,
-                                                                           tmp_path,
-                                                                           monkeypatch):
-    """fan_out=deployments without a server's workers: run_deployment is replaced by one that
-    reports the first run of chunk 0 as Crashed (as a worker does when the server answers 503
-    before the run starts) and runs every other chunk here, as a worker would."""
+def chunks_run_here(monkeypatch, crash: str | None = None) -> list[str]:
+    """fan_out=deployments without a server's workers: run_deployment runs each chunk here,
+    as a worker would, except the run whose key ends with `crash`, reported Crashed (as a
+    worker does when the server answers 503 before the run starts). Returns the keys sent."""
+    import uuid as uuid_
     from types import SimpleNamespace
 
     import prefect.deployments
@@ -202,12 +201,20 @@ def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, 
 
     async def run_deployment(name, idempotency_key, parameters):
         sent.append(idempotency_key)
-        if idempotency_key.endswith(":0:0"):
-            return SimpleNamespace(state=SimpleNamespace(name="Crashed"))
-        await run_batch(chunk=parameters["chunk"], batch_id=parameters["batch_id"])
-        return SimpleNamespace(state=SimpleNamespace(name="Completed"))
+        if crash and idempotency_key.endswith(crash):
+            return SimpleNamespace(id=uuid_.uuid4(), state=SimpleNamespace(name="Crashed"))
+        state = await run_batch(**parameters, return_state=True)
+        return SimpleNamespace(id=state.state_details.flow_run_id,
+                               state=SimpleNamespace(name=state.name))
 
     monkeypatch.setattr(prefect.deployments, "run_deployment", run_deployment)
+    return sent
+
+
+def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, sandbox,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    sent = chunks_run_here(monkeypatch, crash=":0:0")
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(6, uuid.uuid4().hex[:8])))
     paid = len(sandbox.usage())
@@ -300,4 +307,25 @@ def test_failure_charges_and_retries_count_against_the_budget_before_each_submit
     assert sorted(i.cost_usd for i in result.items) == pytest.approx([0.028, 0.028, 0.056])
     assert all(i.error.startswith("not submitted:") and "past the $0.45 budget" in i.error
                for i in result.items)
+    assert_reconciled(home, sandbox)
+
+
+def test_each_chunk_run_keeps_within_its_share_of_the_budget(home, sandbox, tmp_path,
+                                                             monkeypatch):
+    """fan_out=deployments, every Kling job failing: the parent admits 3 x $0.14 of a $0.45
+    budget and sends chunks of one; each chunk run gets its $0.14 share and its own guard,
+    which stops the retry that would cross it. The bill stays within the budget and the rows
+    come back as left, not failed, and are not sent again."""
+    sandbox.knobs(kling={"failure_rate": 1.0})
+    sent = chunks_run_here(monkeypatch)
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(3, uuid.uuid4().hex[:8])))
+    paid = len(sandbox.usage())
+    result = asyncio.run(run_batch(str(manifest), budget_usd=0.45, fan_out="deployments",
+                                   chunk_size=1))
+    billed = sum(Decimal(r["usd"]) for r in sandbox.usage()[paid:])
+    assert billed == Decimal("0.084")  # one failure charge each: a retry would owe 0.168
+    assert [i.status for i in result.items] == ["left"] * 3 and len(sent) == 3
+    assert all("past the $0.14 budget" in i.error for i in result.items)
+    assert result.spent_usd == pytest.approx(0.084)
     assert_reconciled(home, sandbox)

@@ -26,18 +26,19 @@ def kling(catalog, now, sandbox_endpoints):
 
 
 def charge(journal: Journal, request: ClipRequest, decision, usd: str, *,
-           submitted: bool = False) -> None:
-    """What a landed charge (and, optionally, a job at the provider) leaves in the journal."""
+           step: str | None = None) -> None:
+    """What a landed charge (and, optionally, a step in that state) leaves in the journal."""
     with journal.locked(request.clip_id) as locked:
         record, _ = locked.ensure(journal_for(request, decision))
         record.spent_usd = str(Decimal(record.spent_usd) + Decimal(usd))
-        if submitted:
+        if step:
             handle = JobHandle(protocol=decision.protocol, endpoint="sandbox",
                                endpoint_kind="sandbox", account="kling:standard",
                                credential_ref="KLING_ACCESS_KEY", job_id="job-1",
                                submitted_at=datetime.now(UTC))
             record.steps = [StepRecord(index=0, kind="generate", seconds=5, model=decision.model,
-                                       tier=decision.tier, state="submitted", handle=handle)]
+                                       tier=decision.tier, state=step,
+                                       handle=handle if step != "intent" else None)]
         locked.write(record)
 
 
@@ -97,10 +98,13 @@ def test_charges_beyond_the_estimate_count_at_once(tmp_path, kling):
             guard.before_submit(b, pb, 0)
 
 
-def test_a_job_already_at_the_provider_is_never_refused_but_is_counted(tmp_path, kling):
+@pytest.mark.parametrize("state", ["submitted", "intent"])
+def test_a_job_already_sent_is_never_refused_but_is_counted(tmp_path, kling, state):
+    """Resumed after a kill: a job with a handle, or a submit whose answer was lost (intent:
+    the next run recovers it by its key — a refusal now would change that key)."""
     journal = Journal(tmp_path)
     (a, pa), (b, pb) = kling("resumed after a kill"), kling("new")
-    charge(journal, a, pa, "0", submitted=True)
+    charge(journal, a, pa, "0", step=state)
     guard = BudgetGuard(Decimal("0.10"), journal, [a.clip_id, b.clip_id])
     guard.before_submit(a, pa, 0)  # 0.14 > 0.10, but the money is already spent: resumed
     assert guard.committed() == Decimal("0.14")
