@@ -91,11 +91,26 @@ class BatchIncomplete(RuntimeError):
 
 
 def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
-    """Every unique request planned before anything is paid; rows no model serves are named."""
+    """Every unique request planned before anything is paid; rows no model serves are named.
+    A credit-limited account (Kling Free: 66 s a month) takes rows in manifest order until its
+    credits are used; later rows are routed elsewhere, saying why — each row alone would fit,
+    so the router cannot see it, and the provider would refuse them mid-batch."""
     plans, problems = {}, []
+    used: dict[str, float] = {}
+    full: dict[str, str] = {}
     for item in rows:
         try:
-            plans[item.request.clip_id] = route(item.request, rt)
+            while True:  # ends: each turn rules out one more account
+                decision = route(item.request, rt, full)
+                account = f"{decision.provider}:{decision.tier}"
+                tier = rt.catalog.row(decision.model).tier_named(decision.tier)
+                cap = tier.monthly_seconds_cap
+                if cap is None or used.get(account, 0) + decision.seconds_billed <= cap:
+                    break
+                full[account] = (f"its {tier.monthly_credits} credits a month ({cap:g} s) are "
+                                 "taken by earlier rows of this batch")
+            used[account] = used.get(account, 0) + decision.seconds_billed
+            plans[item.request.clip_id] = decision
         except PlanError as err:
             problems.append((f"row {item.row}: {err.field}", err.message))
     if problems:

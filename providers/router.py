@@ -132,6 +132,9 @@ def _evaluate(
     if row.id in exclude:
         option.reject("content_policy", exclude[row.id])
         return
+    if f"{row.provider}:{tier.name}" in exclude:
+        option.reject("quota", exclude[f"{row.provider}:{tier.name}"])
+        return
     if request.mode not in row.modes:
         option.reject("mode", f"no {request.mode} mode (has {', '.join(row.modes)})")
         return
@@ -247,7 +250,8 @@ def plan(
     """Choose a model and tier for `request`, with costs, latency and every reason.
 
     `exclude` maps model ids to a reason they must not be used (the pre-flight content-policy
-    check: a model whose provider would refuse the prompt is routed around, not paid for)."""
+    check: a model whose provider would refuse the prompt is routed around, not paid for), and
+    accounts (`provider:tier`) to why they cannot take more (a batch has used their credits)."""
     if volume is not None and volume <= 0:
         raise PlanError("volume", f"{volume} is not a number of clips a month", ["1 or more"])
     policy = request.policy
