@@ -77,9 +77,10 @@ class BudgetGuard:
         """Raise BudgetReached instead of submitting step `index` of `plan` past the cap."""
         if self.budget is None:
             return
-        resuming = submit_tried(self.journal.read(request.clip_id), plan, index)
+        record = self.journal.read(request.clip_id)
+        resuming = submit_tried(record, plan, index)
         key = (_ITEM.get() or request.clip_id, request.clip_id)
-        spent = self.spent(request.clip_id)
+        spent = Decimal(record.spent_usd) if record else Decimal(0)
         base, _ = self.open.pop(key, (spent, Decimal(0)))
         owed = spent - base + remaining_cost(plan, index)
         if not resuming and (self.stopped or self.committed() + owed > self.budget):
