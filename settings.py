@@ -12,7 +12,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models import Endpoint, Protocol
+from models import DEFAULT_SUBSCRIPTIONS, Endpoint, Protocol
 
 # protocol -> (base URL setting, default real base URL, key settings)
 _PROTOCOL_SETTINGS: dict[Protocol, tuple[str, str, tuple[str, ...]]] = {
@@ -60,10 +60,11 @@ class Settings(BaseSettings):
         description="auto: the sandbox serving this home (started if needed) for every protocol "
         "without a real endpoint; a URL: a sandbox already running there; off: none.",
     )
-    subscriptions: str | None = Field(
-        default=None,
-        description="Tiers the account holds, e.g. kling:standard,sora:api. Default: every tier "
-        "without a monthly minimum.",
+    subscriptions: str = Field(
+        default=DEFAULT_SUBSCRIPTIONS,
+        description="The one plan each subscription key holds (Kling native, OpenAI), e.g. "
+        "kling:pro,sora:api; the provider bills the key at that plan, so reelflow plans only on "
+        "it. Pay-as-you-go gateways (fal, AtlasCloud) price each request and need no entry.",
     )
     catalog: Path | None = Field(default=None, description="Another model catalog TOML file.")
     sandbox_time_scale: float = Field(
@@ -86,6 +87,12 @@ class Settings(BaseSettings):
         description="local: jobs in flight per provider:<name>:<tier> limited inside each run; "
         "prefect: also through Prefect global concurrency limits of those names, shared by every "
         "run and worker (create them with `reelflow limits sync`).",
+    )
+    retry_deadline_s: float = Field(
+        default=120.0, gt=0,
+        description="How long a call that cannot pay (status, result, download, the lookup "
+        "after an ambiguous submit) is retried before it is given up; a lookup given up leaves "
+        "the submit unknown, never re-sent.",
     )
     poll_deadline_k: float = Field(
         default=3.0, gt=0, description="await_job gives up (pending) after k x p95 latency."

@@ -1,4 +1,7 @@
-"""`python -m bench [name ...]`: run every benchmark (or the named ones) and print ratios."""
+"""`python -m bench [name ...]`: run every benchmark (or the named ones) and print ratios.
+
+Benchmarks that take arguments (`ARGS_BENCHES`) get the rest of the command line after their
+name: `python -m bench soak --jobs 2000`."""
 
 import sys
 
@@ -11,6 +14,7 @@ from bench import (
     report_bench,
     router_bench,
     sandbox_bench,
+    soak_bench,
 )
 
 BENCHES = {
@@ -22,10 +26,20 @@ BENCHES = {
     "orchestration": orchestration_bench.main,
     "report": report_bench.main,
     "batch": batch_bench.main,
+    "soak": soak_bench.main,
 }
+ARGS_BENCHES = {"soak"}
 
-names = sys.argv[1:] or list(BENCHES)
-for name in names:
+argv = sys.argv[1:]
+if not argv:  # every benchmark, the ones taking arguments with their defaults
+    for name, bench in BENCHES.items():
+        bench([]) if name in ARGS_BENCHES else bench()
+    sys.exit()
+while argv:
+    name, argv = argv[0], argv[1:]
     if name not in BENCHES:
         sys.exit(f"unknown benchmark {name!r}; allowed: {', '.join(BENCHES)}")
+    if name in ARGS_BENCHES:  # it takes the rest of the command line
+        BENCHES[name](argv)
+        break
     BENCHES[name]()

@@ -16,6 +16,7 @@ from models.plan import Candidate, GenerationStep, MonthlyCost, RoutePlan
 from models.request import ClipRequest, Scene, normalise_text
 from models.terms import (
     ASPECT_RATIOS,
+    DEFAULT_SUBSCRIPTIONS,
     POLICIES,
     PROTOCOLS,
     RESOLUTIONS,
@@ -34,6 +35,7 @@ from models.terms import (
 
 __all__ = [
     "ASPECT_RATIOS",
+    "DEFAULT_SUBSCRIPTIONS",
     "LEDGER_SCHEMA",
     "POLICIES",
     "PROTOCOLS",

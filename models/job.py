@@ -40,6 +40,10 @@ class JobStatus(BaseModel):
     poll_after_s: float | None = Field(
         default=None, description="The provider's hint for the next poll, in seconds."
     )
+    billed_units: float | None = Field(
+        default=None, description="What the provider says it deducted for the finished job, "
+        "in output-seconds at the key's plan (Kling's final_unit_deduction), re-queues "
+        "included; None where the protocol does not say.")
 
 
 class Shot(BaseModel):

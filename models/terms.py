@@ -19,6 +19,8 @@ Protocol = Literal["openai_videos", "fal_queue", "kling_native", "atlascloud"]
 RESOLUTIONS: tuple[Resolution, ...] = ("720p", "1080p", "4k")
 ASPECT_RATIOS: tuple[AspectRatio, ...] = ("16:9", "9:16", "1:1", "auto")
 POLICIES: tuple[Policy, ...] = ("cheapest", "fastest", "best_quality")
+# The plan each subscription key holds when REELFLOW_SUBSCRIPTIONS is not set (DESIGN.md §3).
+DEFAULT_SUBSCRIPTIONS = "kling:standard,sora:api"
 PROTOCOLS: tuple[Protocol, ...] = ("openai_videos", "fal_queue", "kling_native", "atlascloud")
 
 # Money is exact: Decimal inside, a plain JSON number outside (machines read --json output).

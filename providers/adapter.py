@@ -11,6 +11,7 @@ without another request. Keys live in the credential object and go out only in r
 """
 
 import abc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, ClassVar, Self
 from urllib.parse import urlsplit
@@ -21,6 +22,14 @@ from models import Download, Endpoint, JobHandle, JobStatus, Protocol, RemoteVid
 from providers import http
 from providers.download import stream_to
 from providers.errors import AccountError, SubmitUnknown, Transient
+
+# Whether a provider job id is already claimed by another clip step: recovery never adopts one.
+Taken = Callable[[str], bool]
+
+
+def nothing_taken(job_id: str) -> bool:
+    return False
+
 
 SANDBOX_PREFIX: dict[Protocol, str] = {
     "openai_videos": "/openai/v1", "fal_queue": "/fal", "kling_native": "/kling",
@@ -71,11 +80,12 @@ class Adapter(abc.ABC):
         await self.client.aclose()
 
     # the interface
-    async def submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+    async def submit(self, request: SubmitRequest, idempotency_key: str, *,
+                     taken: Taken = nothing_taken) -> JobHandle:
         if self.blocked:
             raise AccountError(f"account {self.account} is stopped: {self.blocked}")
         try:
-            return await self._submit(request, idempotency_key)
+            return await self._submit(request, idempotency_key, taken=taken)
         except AccountError as err:
             self.blocked = err.message
             raise
@@ -95,10 +105,17 @@ class Adapter(abc.ABC):
                                trusted_hosts=self.trusted_hosts, max_bytes=max_bytes)
 
     async def recover(self, request: SubmitRequest, idempotency_key: str,
-                      since: datetime) -> JobHandle | None:
+                      since: datetime, *, taken: Taken = nothing_taken) -> JobHandle | None:
         """The job a submit that died mid-flight created, if the provider can say; None when
-        it says there is none. Protocols without a lookup raise SubmitUnknown."""
+        it answers that there is none. A lookup that cannot answer, and protocols without a
+        lookup, raise SubmitUnknown: never "none"."""
         raise SubmitUnknown(f"{self.protocol} has no lookup for an interrupted submit")
+
+    def echo_signature(self, request: SubmitRequest) -> str | None:
+        """For a protocol whose lookup matches what the provider echoes back (no idempotency
+        key), the signature whose sends must be serialised; None where a lookup is exact (or
+        there is none)."""
+        return None
 
     @abc.abstractmethod
     async def cancel(self, handle: JobHandle) -> bool: ...
@@ -109,7 +126,8 @@ class Adapter(abc.ABC):
         return False
 
     @abc.abstractmethod
-    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle: ...
+    async def _submit(self, request: SubmitRequest, idempotency_key: str, *,
+                      taken: Taken) -> JobHandle: ...
 
     @abc.abstractmethod
     async def _status(self, handle: JobHandle) -> JobStatus: ...

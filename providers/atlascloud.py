@@ -13,7 +13,7 @@ import httpx
 
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
 from providers import http
-from providers.adapter import Adapter
+from providers.adapter import Adapter, Taken
 from providers.errors import InvalidRequest, JobFailed, raise_by_status
 
 DONE = {"completed", "succeeded"}
@@ -47,7 +47,8 @@ class AtlasCloudAdapter(Adapter):
         data = response.json().get("data", response.json())
         return data.get("download_url") or data["url"]
 
-    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+    async def _submit(self, request: SubmitRequest, idempotency_key: str, *,
+                      taken: Taken) -> JobHandle:
         if request.mode in ("extend", "storyboard"):
             raise InvalidRequest(f"AtlasCloud models here take no {request.mode}")
         kind = "image-to-video" if request.mode == "image" else "text-to-video"

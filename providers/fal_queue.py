@@ -13,7 +13,7 @@ import httpx
 
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
 from providers import http
-from providers.adapter import Adapter
+from providers.adapter import Adapter, Taken
 from providers.errors import InvalidRequest, JobFailed, raise_by_status
 
 POLICY_TYPES = {"content_policy_violation"}
@@ -59,7 +59,8 @@ class FalQueue(Adapter):
         kind = "image-to-video" if request.mode == "image" else "text-to-video"
         return f"/{app}/{kind}"
 
-    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+    async def _submit(self, request: SubmitRequest, idempotency_key: str, *,
+                      taken: Taken) -> JobHandle:
         if request.mode == "extend":
             raise InvalidRequest("fal has no extension endpoint for this model")
         response = await self.send_once(self.app_path(request), json=self.arguments(request))

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
-from providers.adapter import Adapter
+from providers import http
+from providers.adapter import Adapter, Taken, nothing_taken
 from providers.errors import (
     AccountError,
     InvalidRequest,
@@ -95,7 +96,8 @@ class KlingNative(Adapter):
             body["aspect_ratio"] = request.aspect_ratio
         return body
 
-    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+    async def _submit(self, request: SubmitRequest, idempotency_key: str, *,
+                      taken: Taken) -> JobHandle:
         family = FAMILY[request.mode]
         body = self.body(request, idempotency_key)
         for _ in range(2):
@@ -106,29 +108,40 @@ class KlingNative(Adapter):
                     return self.handle(response.json()["data"]["task_id"], family=family)
             except Transient:
                 pass
-            found = await self._lookup(family, idempotency_key)
+            found = await self._lookup(family, idempotency_key, taken)
             if found is not None:
                 return self.handle(found, family=family)
-        raise SubmitUnknown("Kling submit failed twice and the task cannot be looked up")
+        raise SubmitUnknown("Kling submit failed twice and no task has its external_task_id")
 
     async def recover(self, request: SubmitRequest, idempotency_key: str,
-                      since: object = None) -> JobHandle | None:
+                      since: object = None, *, taken: Taken = nothing_taken
+                      ) -> JobHandle | None:
         family = FAMILY[request.mode]
-        found = await self._lookup(family, idempotency_key)
+        found = await self._lookup(family, idempotency_key, taken)
         return self.handle(found, family=family) if found else None
 
-    async def _lookup(self, family: str, key: str) -> str | None:
-        """The task with this external_task_id; None when Kling says there is none."""
-        try:
+    async def _lookup(self, family: str, key: str, taken: Taken) -> str | None:
+        """The task with this external_task_id; None only when Kling answers that there is
+        none (404). A lookup that keeps failing is retried within the deadline, then
+        SubmitUnknown: a failed lookup is not "not found"."""
+        async def query() -> httpx.Response:
             response = await self.call("GET", f"/v1/videos/{family}/{key}")
-        except Transient:
-            raise SubmitUnknown("Kling submit outcome unknown and the lookup failed") from None
+            if response.status_code != 404:
+                raise_for(response)
+            return response
+
+        try:
+            response = await http.retrying(query, deadline_s=self.retry_deadline_s)
+        except (Transient, RateLimited):
+            raise SubmitUnknown("Kling submit outcome unknown and the lookup by "
+                                "external_task_id did not answer") from None
         if response.status_code == 404:
             return None
-        if response.status_code >= 500:
-            raise SubmitUnknown("Kling submit outcome unknown and the lookup failed")
-        raise_for(response)
-        return response.json()["data"]["task_id"]
+        task_id = response.json()["data"]["task_id"]
+        if taken(task_id):
+            raise SubmitUnknown(f"task {task_id} with this external_task_id is claimed by "
+                                "another clip")
+        return task_id
 
     async def _task(self, handle: JobHandle) -> dict[str, Any]:
         family = handle.extra.get("family", "text2video")
@@ -139,8 +152,11 @@ class KlingNative(Adapter):
     async def _status(self, handle: JobHandle) -> JobStatus:
         task = await self._task(handle)
         state = STATES.get(task["task_status"], "running")
+        units = task.get("final_unit_deduction")
         return JobStatus(state=state, message=task.get("task_status_msg"),
-                         progress=100.0 if state == "succeeded" else None)
+                         progress=100.0 if state == "succeeded" else None,
+                         billed_units=float(units) if units not in (None, "") and state in (
+                             "succeeded", "failed") else None)
 
     async def _result(self, handle: JobHandle) -> RemoteVideo:
         task = await self._task(handle)

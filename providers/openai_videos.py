@@ -1,13 +1,18 @@
 """OpenAI Videos (Sora 2) adapter.
 
-Guarantees: a create is sent once. When its outcome is unknown (timeout after the request left,
-a reset, a 5xx), the adapter lists recent videos and claims the one matching prompt, model, size
-and seconds created since the submit began (server time, from the Date header); only when two
-looks find none does it create again — once. A second unknown outcome is SubmitUnknown.
+Guarantees: a create is sent once. The API takes no idempotency key, so when a create's outcome
+is unknown (timeout after the request left, a reset, a 5xx) the adapter lists recent videos and
+takes the one unclaimed video matching what a video echoes of its create (prompt, model, size,
+seconds) created since the submit began (server time, from the Date header). The caller holds a
+lock per echo signature around the send, so that video can only be this create's. A listing
+that fails is retried within the deadline and then SubmitUnknown — never "none"; only when two
+answered listings show none is it created again, once. A second unknown outcome is
+SubmitUnknown.
 Images go as a multipart upload of exactly `size`. There is no cancel on this protocol.
 """
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,7 +21,7 @@ import httpx
 
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
 from providers import http
-from providers.adapter import Adapter
+from providers.adapter import Adapter, Taken
 from providers.errors import (
     AccountError,
     InvalidRequest,
@@ -75,9 +80,19 @@ class OpenAIVideos(Adapter):
             return await self.send("POST", "/videos", files=files)
         return await self.send("POST", "/videos", json=fields)
 
-    async def _submit(self, request: SubmitRequest, idempotency_key: str) -> JobHandle:
+    def echo_signature(self, request: SubmitRequest) -> str | None:
+        """What a listed video echoes of its create: sends alike are serialised so that a
+        lookup after an ambiguous create finds that create's video and no other."""
+        return hashlib.sha256("\0".join((self.base_url, self.account, *_echo(request))
+                                         ).encode()).hexdigest()
+
+    async def _submit(self, request: SubmitRequest, idempotency_key: str, *,
+                      taken: Taken) -> JobHandle:
+        """Create once. An unknown outcome is resolved by listing (retried within the
+        deadline; a listing that cannot answer is SubmitUnknown, never "none"); only when two
+        answered listings show no such video is it created again, once."""
         started = datetime.now(UTC)
-        for attempt in range(2):
+        for _ in range(2):
             try:
                 response = await self._create(request)
                 if response.status_code < 500:
@@ -85,44 +100,61 @@ class OpenAIVideos(Adapter):
                     return self.handle(response.json()["id"])
             except Transient:
                 pass
-            found = await self._find(request, started)
-            if found is not None:
-                return self.handle(found)
-            if attempt == 0:
-                await asyncio.sleep(http.backoff_s(1, 0.5, 2))
-                found = await self._find(request, started)
+            for look in range(2):
+                if look:
+                    await asyncio.sleep(http.backoff_s(1, 0.5, 2))
+                found = await self._find(request, started, taken)
                 if found is not None:
                     return self.handle(found)
         raise SubmitUnknown("Sora create failed twice with an unknown outcome; no matching "
                             "video was listed")
 
     async def recover(self, request: SubmitRequest, idempotency_key: str,
-                      since: datetime) -> JobHandle | None:
-        found = await self._find(request, since)
+                      since: datetime, *, taken: Taken) -> JobHandle | None:
+        found = await self._find(request, since, taken)
         return self.handle(found) if found else None
 
-    async def _find(self, request: SubmitRequest, started: datetime) -> str | None:
-        """The video this request created, if the provider lists one."""
-        try:
-            response = await self.send("GET", "/videos", params={"limit": 20, "order": "desc"})
-            raise_for(response)
-        except (Transient, RateLimited):
-            return None
-        server_now = _server_time(response)
-        elapsed = (datetime.now(UTC) - started).total_seconds()
-        since = server_now - elapsed - 5 if server_now else None
-        model = request.wire_params.get("model", request.endpoint)
-        for video in response.json().get("data", []):
-            if video.get("prompt") != request.prompt:
-                continue
-            if request.mode != "extend" and (video.get("model") != model or video.get(
-                    "seconds") != str(request.seconds) or (request.size and video.get(
-                    "size") != request.size)):
-                continue
-            if since is not None and video.get("created_at", 0) < since:
-                continue
-            return video["id"]
-        return None
+    async def _find(self, request: SubmitRequest, started: datetime, taken: Taken
+                    ) -> str | None:
+        """The one unclaimed video matching what the create echoes, created since it began
+        (server time, from the Date header); None when the listing answers that there is
+        none. SubmitUnknown when the listing cannot answer within the deadline, or when more
+        than one unclaimed video matches (never guess between them)."""
+        echo = _echo(request)
+        matches: list[str] = []
+        after: str | None = None
+        since: float | None = None
+        while True:
+            params = {"limit": 100, "order": "desc", **({"after": after} if after else {})}
+            try:
+                response = await http.retrying(lambda p=params: self._list(p),
+                                               deadline_s=self.retry_deadline_s)
+            except (Transient, RateLimited):
+                raise SubmitUnknown("Sora create outcome unknown and the video listing did not "
+                                    "answer; nothing is sent again") from None
+            if since is None:
+                server_now = _server_time(response) or datetime.now(UTC).timestamp()
+                # created_at and Date are whole seconds: 2 s covers both truncations
+                since = server_now - (datetime.now(UTC) - started).total_seconds() - 2
+            page = response.json()
+            videos = page.get("data", [])
+            for video in videos:
+                if video.get("created_at", 0) >= since and _echoed(video, len(echo)) == echo \
+                        and not taken(video["id"]):
+                    matches.append(video["id"])
+            if not page.get("has_more") or not videos or videos[-1].get(
+                    "created_at", 0) < since:
+                break
+            after = videos[-1]["id"]
+        if len(matches) > 1:
+            raise SubmitUnknown(f"{len(matches)} unclaimed videos match this create; not "
+                                "guessing which is ours")
+        return matches[0] if matches else None
+
+    async def _list(self, params: dict) -> httpx.Response:
+        response = await self.send("GET", "/videos", params=params)
+        raise_for(response)
+        return response
 
     async def _get_video(self, handle: JobHandle) -> tuple[dict[str, Any], httpx.Response]:
         response = await self.send("GET", f"/videos/{handle.job_id}")
@@ -164,6 +196,22 @@ class OpenAIVideos(Adapter):
             return True
         raise_for(response)
         return True
+
+
+def _echo(request: SubmitRequest) -> tuple[str, ...]:
+    """The fields of a create that a listed video echoes back. An extension's video shows
+    its parent's model and size and the stitched total of seconds, none of which the request
+    spells, so an extension is recognised by its prompt alone."""
+    if request.mode == "extend":
+        return (request.prompt,)
+    return (request.prompt, request.wire_params.get("model", request.endpoint),
+            str(request.seconds), request.size or "")
+
+
+def _echoed(video: dict[str, Any], fields: int) -> tuple[str, ...]:
+    """The same fields as _echo, read from a listed video."""
+    return (video.get("prompt") or "", video.get("model") or "", str(video.get("seconds")),
+            video.get("size") or "")[:fields]
 
 
 def _server_time(response: httpx.Response) -> float | None:

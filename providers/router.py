@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from models import (
+    DEFAULT_SUBSCRIPTIONS,
     POLICIES,
     Candidate,
     ClipRequest,
@@ -61,23 +62,39 @@ def subscription_choices(catalog: Catalog) -> list[str]:
     return [f"{p}:{t}" for p, tiers in catalog.providers().items() for t in tiers]
 
 
+# Subscription protocols sell a key one plan; pay-as-you-go gateways price each request.
+SUBSCRIPTION_PROTOCOLS: frozenset[Protocol] = frozenset({"kling_native", "openai_videos"})
+
+
+def _gateway_tiers(catalog: Catalog) -> set[tuple[str, str]]:
+    """Every tier of a pay-as-you-go gateway: the request's model and resolution pick it."""
+    return {(row.provider, tier.name) for row in catalog.models
+            if row.protocol not in SUBSCRIPTION_PROTOCOLS for tier in row.tier}
+
+
 def parse_subscriptions(text: str | None, catalog: Catalog) -> frozenset[tuple[str, str]]:
-    """'kling:standard,sora:api' -> pairs; None -> every tier without a monthly minimum."""
-    if text is None or not text.strip():
-        return frozenset(
-            (row.provider, tier.name)
-            for row in catalog.models
-            for tier in row.tier
-            if tier.monthly_minimum_usd == 0
-        )
+    """'kling:standard,sora:api' -> the (provider, tier) pairs the router may plan on.
+
+    A key on a subscription protocol holds exactly one plan (the provider bills it at that
+    plan whatever reelflow thinks), so naming two tiers of one such provider is an error; the
+    default is DEFAULT_SUBSCRIPTIONS. Gateway tiers are always plannable: they are prices, not
+    plans."""
     allowed = subscription_choices(catalog)
-    pairs = set()
-    for item in (part.strip() for part in text.split(",")):
+    subscription_providers = {row.provider for row in catalog.models
+                              if row.protocol in SUBSCRIPTION_PROTOCOLS}
+    held: dict[str, str] = {}
+    source = text if text is not None and text.strip() else DEFAULT_SUBSCRIPTIONS
+    for item in (part.strip() for part in source.split(",") if part.strip()):
         if item not in allowed:
             raise PlanError("subscriptions", f"unknown provider:tier {item!r}", allowed)
         provider, tier = item.split(":")
-        pairs.add((provider, tier))
-    return frozenset(pairs)
+        if provider in subscription_providers and held.get(provider, tier) != tier:
+            raise PlanError("subscriptions", f"a {provider} key holds one plan, not "
+                            f"{held[provider]} and {tier}: name one tier per provider",
+                            [a for a in allowed if a.startswith(provider + ":")])
+        held[provider] = tier
+    return frozenset({*((p, t) for p, t in held.items() if p in subscription_providers),
+                      *_gateway_tiers(catalog)})
 
 
 @dataclass
@@ -172,7 +189,9 @@ def _evaluate(
     overhead = transitions * sum(row.transition_overhead_s) / 2
     option.estimate = latency.chain(estimates, overhead)
     if (row.provider, tier.name) not in subscriptions:
-        option.reject("subscriptions", "not subscribed")
+        held = sorted(t for p, t in subscriptions if p == row.provider)
+        option.reject("subscriptions", "not subscribed" + (
+            f": the {row.provider} key is on {held[0]}" if held else ""))
         return
     if request.budget_usd is not None and option.cost > Decimal(str(request.budget_usd)):
         budget = usd_text(Decimal(str(request.budget_usd)))

@@ -40,6 +40,7 @@ class Admin:
             Route("/faults", self.clear_faults, methods=["DELETE"]),
             Route("/usage", self.usage, methods=["GET"]),
             Route("/stats", self.stats, methods=["GET"]),
+            Route("/jobs", self.jobs, methods=["GET"]),
             Route("/jobs/{job_id}", self.job, methods=["GET"]),
         ]
 
@@ -100,6 +101,15 @@ class Admin:
                 rows = [r for r in rows if r[name] == value]
         return JSONResponse({"rows": rows,
                              "total_usd": f"{sum(float(r['usd']) for r in rows):.6f}"})
+
+    async def jobs(self, request: Request) -> JSONResponse:
+        """Every job created (`?prompt=` keeps those whose prompt contains it): how a test
+        counts what was sent, whatever reelflow believes."""
+        text = request.query_params.get("prompt", "")
+        return JSONResponse({"jobs": [
+            {"id": j.id, "protocol": j.protocol, "account": j.account, "prompt": j.prompt,
+             "created_at": j.created_at, "external_id": j.external_id}
+            for j in self.sandbox.store.jobs() if text in j.prompt]})
 
     async def job(self, request: Request) -> JSONResponse:
         """A job's whole timeline (when it really finished: what detection delay is measured

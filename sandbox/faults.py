@@ -23,6 +23,8 @@ class Fault(BaseModel):
     protocol: str | None = Field(default=None, description="openai | fal | kling | files")
     method: str | None = None
     path: str | None = Field(default=None, description="Substring the path must contain.")
+    path_ends: bool = Field(default=False, description="The path must end with `path` (the "
+                            "listing /videos, not /videos/{id}).")
     count: int = Field(default=1, ge=1)
     status: int = 503
     delay_s: float = 5.0
@@ -58,7 +60,8 @@ class FaultQueue:
         with self._lock:
             for fault in self._faults:
                 if ((fault.protocol in (None, protocol)) and fault.method in (None, method)
-                        and (fault.path is None or fault.path in path)):
+                        and (fault.path is None or (path.endswith(fault.path) if fault.path_ends
+                                                    else fault.path in path))):
                     fault.count -= 1
                     if fault.count == 0:
                         self._faults.remove(fault)

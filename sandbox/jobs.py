@@ -6,8 +6,8 @@ queued -> running (-> queued again on a re-queue -> running) -> succeeded | fail
 passes those instants. Nothing depends on how often a client polls.
 
 Billing: each charge event is written to the usage log once, when the clock first passes it
-(a re-queue bills the generation again; a failure bills `failed_share`; success bills the
-seconds generated — for an extension, the seconds it adds).
+(a re-queue bills the generation again where the protocol's provider does so; a failure bills
+`failed_share`; success bills the seconds generated — for an extension, the seconds it adds).
 """
 
 import math
@@ -129,7 +129,8 @@ def charges_due(job: Job, now: float, prices: ProtocolPrices) -> list[dict]:
                 "resolution": job.resolution, "usd": f"{amount:.6f}"}
 
     cancelled = job.cancelled_at is not None
-    if (job.requeued_at is not None and now >= job.requeued_at and "requeue" not in job.billed
+    if (prices.requeue_billed and job.requeued_at is not None and now >= job.requeued_at
+            and "requeue" not in job.billed
             and not (cancelled and job.cancelled_at <= job.requeued_at)):
         rows.append(row("requeue", job.requeued_at, 1.0))
     if now >= job.completes_at and not cancelled:

@@ -113,6 +113,7 @@ class KlingNative:
 
     def task(self, job: Job) -> dict[str, Any]:
         now = self.sandbox.clock.now()
+        job = self.sandbox.settle(job, now)  # the deduction shown is the bill at this instant
         state = job.state(now)
         info: dict[str, Any] = {}
         if job.external_id:
@@ -130,12 +131,21 @@ class KlingNative:
         if state in ("failed", "cancelled"):
             task["task_status_msg"] = job.failure_message or "cancelled"
         if state in ("succeeded", "failed"):
-            task["final_unit_deduction"] = str(job.seconds if state == "succeeded" else 0)
+            task["final_unit_deduction"] = self._units(job)
         if state == "succeeded":
             task["task_result"] = {"videos": [{"id": job.extra["video_id"],
                                                "url": job.extra["url"],
                                                "duration": str(job.total_seconds)}]}
         return task
+
+    def _units(self, job: Job) -> str:
+        """Units deducted for the task (one unit an output-second at the key's plan): the
+        generation, a failure's share, and every re-queue billed again — what the provider's
+        own ledger says, so a client learns of a re-queue it never saw."""
+        prices = self.sandbox.prices["kling"]
+        shares = {"complete": 1.0, "requeue": 1.0, "fail": prices.failed_share}
+        units = sum(job.seconds * shares[kind] for kind in job.billed if kind in shares)
+        return f"{units:g}"
 
     async def create(self, request: Request, account: str, tier: str) -> Response:
         family = request.path_params["family"]
@@ -145,7 +155,7 @@ class KlingNative:
         if external is not None:
             existing = self.sandbox.store.by_external("kling", account, str(external))
             if existing is not None:
-                return envelope(self.task(self.sandbox.settle(existing)))
+                return envelope(self.task(existing))
         spec = (self._extend(data) if family == "video-extend"
                 else self._generate(family, data))
         task_id = str(800_000_000_000_000_000 + self.sandbox.store.count("kling:task_id"))
@@ -268,7 +278,7 @@ class KlingNative:
         job = self.sandbox.store.get(key) or self.sandbox.store.by_external("kling", account, key)
         if job is None or job.account != account or job.protocol != "kling":
             raise NotFound(f"task {key} not found")
-        return envelope(self.task(self.sandbox.settle(job)))
+        return envelope(self.task(job))
 
     async def list(self, request: Request, account: str, tier: str) -> Response:
         family = request.path_params["family"]
@@ -282,4 +292,4 @@ class KlingNative:
         jobs = [j for j in self.sandbox.store.jobs("kling", account) if j.family == family]
         jobs.reverse()
         chunk = jobs[(page - 1) * size: page * size]
-        return envelope([self.task(self.sandbox.settle(j)) for j in chunk])
+        return envelope([self.task(j) for j in chunk])

@@ -31,6 +31,7 @@ class TierPrice(BaseModel):
 class ProtocolPrices(BaseModel):
     default_tier: str
     failed_share: float
+    requeue_billed: bool
     url_lifetime_s: float
     tiers: dict[str, TierPrice]
     models: dict[str, dict[str, float]] = {}  # model prefix -> resolution -> USD per second

@@ -149,11 +149,12 @@ class Sandbox:
             raise NotFound(f"no job {job_id}")
         return self.settle(job)
 
-    def settle(self, job: Job) -> Job:
-        """Bill the charge events the clock has passed; mark the job final when done."""
+    def settle(self, job: Job, now: float | None = None) -> Job:
+        """Bill the charge events the clock has passed (by `now`, when an answer must show
+        the job as of one instant); mark the job final when done."""
         if job.final:
             return job
-        now = self.clock.now()
+        now = self.clock.now() if now is None else now
         rows = charges_due(job, now, self.prices[job.protocol])
         for row in rows:
             self.store.bill(row)

@@ -13,8 +13,10 @@ submit whose outcome cannot be known) are picked up by the next run or the sweep
 """
 
 import fcntl
+import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +40,12 @@ class StepRecord(BaseModel):
     state: StepState = "intent"
     model: str
     tier: str
+    key: str | None = Field(
+        default=None, description="The idempotency key this step is sent with (Kling's "
+        "external_task_id): a rerun looks the job up by the key the send used.")
+    send_started_at: datetime | None = Field(
+        default=None, description="When the last send of this step began: recovery by listing "
+        "looks only at jobs created since.")
     handle: JobHandle | None = None
     remote: RemoteVideo | None = None
     charges: list[str] = Field(default_factory=list, description="Ledger events written.")
@@ -111,10 +119,55 @@ class Journal:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def claim(self, protocol: str, job_id: str, clip_id: str, index: int) -> bool:
+        """Claim a provider job for one clip step, create-if-absent (O_EXCL): True when this
+        step holds the claim (now or already), False when another step holds it. Recovery
+        adopts a job only with its claim, so one job never becomes two clips."""
+        path = self._claim_path(protocol, job_id)
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps({"clip_id": clip_id, "step": index, "job_id": job_id}),
+                       encoding="utf-8")
+        try:
+            os.link(tmp, path)  # create-if-absent, and never seen half-written
+        except FileExistsError:
+            return not self.claimed_by_other(protocol, job_id, clip_id, index)
+        finally:
+            tmp.unlink()
+        return True
+
+    def claimed_by_other(self, protocol: str, job_id: str, clip_id: str, index: int) -> bool:
+        """Whether another clip step already holds this job (read only)."""
+        try:
+            held = json.loads(self._claim_path(protocol, job_id).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError):
+            return True
+        return (held.get("clip_id"), held.get("step")) != (clip_id, index)
+
+    def _claim_path(self, protocol: str, job_id: str) -> Path:
+        job = f"{protocol}\0{job_id}"  # a provider's job ids are unique across its accounts
+        return self.root / "_claims" / f"{hashlib.sha256(job.encode()).hexdigest()}.json"
+
+    @contextmanager
+    def signature_lock(self, signature: str) -> Iterator[None]:
+        """Serialise, across processes, the sends of requests a provider echoes back alike
+        (a protocol without idempotency keys): held from before the send until the job is
+        claimed, so that what a lookup finds in the send's window is that send's job."""
+        locks = self.root / "_signatures"
+        locks.mkdir(exist_ok=True)
+        with (locks / f"{signature}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def records(self) -> list[ClipJournal]:
         found = []
         for folder in sorted(self.root.iterdir()):
-            if folder.is_dir() and (record := self.read(folder.name)):
+            if folder.is_dir() and folder.name.isalnum() and (record := self.read(folder.name)):
                 found.append(record)
         return found
 

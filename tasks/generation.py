@@ -8,6 +8,8 @@ and never pays twice, and a killed run loses nothing it had paid for.
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -64,48 +66,64 @@ def row(rt: Runtime, request: ClipRequest, plan: RoutePlan, step: StepRecord, ki
 
 async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
                       submit: SubmitRequest, run_id: str) -> JobHandle:
-    """Submit step `index` once; resume the recorded job if there is one."""
+    """Submit step `index` once; resume the recorded job if there is one.
+
+    A step left `intent` (the run died mid-send) or `unknown` (the send's outcome could not be
+    told) is recovered by the provider's lookup, never sent blind: a lookup that cannot answer
+    leaves it unknown. A job found or created is claimed for this step before it is recorded,
+    so no job becomes two clips; sends a provider echoes back alike are serialised."""
     row_ = rt.catalog.row(plan.model)
     adapter = rt.adapter(row_, plan.tier)
     manager, locked = await _locked(rt, request.clip_id)
     try:
         record = locked.read()
         assert record is not None
-        key = (f"{request.clip_id[:36]}{plan.model.replace('-', '')[:8]}"
-               f"a{len(record.attempts)}s{index}")
         step = record.steps[index] if index < len(record.steps) else None
         if step and step.state == "failed":
             step = None  # a failed job is retried as a new submit with a new key
         if step and step.model == plan.model and step.handle:
             return step.handle
-        handle = None
-        if step and step.model == plan.model and step.state == "intent":
-            try:
-                handle = await adapter.recover(submit, key, record.updated_at)
-            except SubmitUnknown as err:
-                step.state, step.message = "unknown", str(err)
-                record.state = "unknown"
-                locked.write(record)
-                raise
         if step is None or step.model != plan.model:
             step = StepRecord(index=index, kind=plan.steps[index].kind,
                               seconds=plan.steps[index].seconds, model=plan.model,
-                              tier=plan.tier)
+                              tier=plan.tier, key=_step_key(request, plan, record, index))
             record.steps = [*record.steps[:index], step]
             record.state = "running"
             locked.write(record)
-        if handle is None:
+        key = step.key or _step_key(request, plan, record, index)
+
+        def taken(job_id: str) -> bool:
+            return rt.journal.claimed_by_other(adapter.protocol, job_id, request.clip_id, index)
+
+        async with _serialised(rt, adapter.echo_signature(submit)):
             try:
-                handle = await adapter.submit(submit, key)
+                handle = None
+                # a send may have left: recover it (a step recorded before keys were kept
+                # has no send time, and may have been sent too)
+                if step.state in ("intent", "unknown") and (
+                        step.send_started_at is not None or step.key is None):
+                    handle = await adapter.recover(
+                        submit, key, step.send_started_at or record.created_at, taken=taken)
+                if handle is None:
+                    step.key, step.send_started_at = key, datetime.now(UTC)
+                    locked.write(record)
+                    try:
+                        handle = await adapter.submit(submit, key, taken=taken)
+                    except SubmitUnknown:
+                        raise  # the step becomes unknown, below
+                    except ProviderError:
+                        record.steps = record.steps[:index]  # refused before any job existed
+                        locked.write(record)
+                        raise
+                if not rt.journal.claim(adapter.protocol, handle.job_id, request.clip_id, index):
+                    raise SubmitUnknown(f"job {handle.job_id} is claimed by another clip; "
+                                        "not adopting it")
             except SubmitUnknown as err:
                 step.state, step.message, record.state = "unknown", str(err), "unknown"
                 locked.write(record)
                 raise
-            except ProviderError:
-                record.steps = record.steps[:index]  # refused before any job existed
-                locked.write(record)
-                raise
-        step.handle, step.state = handle, "submitted"
+        step.handle, step.state, step.message = handle, "submitted", None
+        record.state = "running"
         locked.write(record)
         if "submit" not in step.charges:
             rt.ledger.append([row(rt, request, plan, step, "submit", Decimal(0), "none",
@@ -115,6 +133,30 @@ async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index:
         return handle
     finally:
         manager.__exit__(None, None, None)
+
+
+def _step_key(request: ClipRequest, plan: RoutePlan, record: ClipJournal, index: int) -> str:
+    """The step's idempotency key (Kling's external_task_id): the clip, the model, the attempt
+    and the step, so a retry after a failed job is a new key and a resend of one step is not."""
+    return (f"{request.clip_id[:36]}{plan.model.replace('-', '')[:8]}"
+            f"a{len(record.attempts)}s{index}")
+
+
+@asynccontextmanager
+async def _serialised(rt: Runtime, signature: str | None) -> AsyncIterator[None]:
+    """Hold the journal's lock for `signature` (across processes) while a send and its
+    lookup run; one coroutine per process waits on it, the rest on an asyncio lock (a
+    thread each would exhaust the pool that the journal's other locks also need)."""
+    if signature is None:
+        yield
+        return
+    async with rt.signature_locks.setdefault(signature, asyncio.Lock()):
+        manager = rt.journal.signature_lock(signature)
+        await asyncio.to_thread(manager.__enter__)
+        try:
+            yield
+        finally:
+            manager.__exit__(None, None, None)
 
 
 async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
@@ -142,6 +184,14 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
                               on_progress=seen, elapsed_at_start=max(0.0, elapsed))
     timing = {"queued_s": round(outcome.queued_s, 3), "running_s": round(
         outcome.waited_s - (outcome.running_seen_s or 0), 3)}
+    units = outcome.status.billed_units
+    if outcome.state in ("succeeded", "failed") and units is not None:
+        # the provider's own deduction counts the re-queues no poll happened to see: a
+        # re-queue bills the whole generation again, a failure less than one
+        reported = int(units / seconds + 1e-6) - (outcome.state == "succeeded")
+        for _ in range(reported - _requeues_recorded(rt, request.clip_id, index)):
+            _charge(rt, request, plan, index, "requeue",
+                    requeue_charge(row_, tier, request.resolution, seconds), "requeue", run_id)
     if outcome.state == "succeeded":
         _charge(rt, request, plan, index, "complete",
                 clip_cost(tier, request.resolution, seconds), "generation", run_id, **timing)
@@ -170,6 +220,11 @@ def _charge(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int, kind
         step.charges.append(marker)
         record.spent_usd = str(Decimal(record.spent_usd) + cost)
         locked.write(record)
+
+
+def _requeues_recorded(rt: Runtime, clip_id: str, index: int) -> int:
+    record = rt.journal.read(clip_id)
+    return sum(c.startswith("requeue") for c in record.steps[index].charges)
 
 
 def _set_step(rt: Runtime, clip_id: str, index: int, state: str, message: str | None) -> None:

@@ -2,6 +2,7 @@
 (the sandbox started or reused when auto), credentials resolved here — never below — and one
 adapter per protocol and account, closed when the run ends."""
 
+import asyncio
 import os
 import ssl
 from collections.abc import Callable
@@ -54,6 +55,8 @@ class Runtime:
         self.settings, self.catalog, self.journal = settings, catalog, journal
         self.archive, self.ledger, self.endpoints, self.slots = archive, ledger, endpoints, slots
         self.adapters: dict[str, Adapter] = {}
+        # one waiter per echo signature in this process (tasks/generation.py _serialised)
+        self.signature_locks: dict[str, asyncio.Lock] = {}
         # Per-clip UI: artifacts per clip and per job, provider/model/tier tags on each task. A
         # batch turns it off: it shows its own progress and summary table, and a tagged task
         # run costs two more API calls (Prefect takes tag-concurrency slots for every tag).
@@ -87,7 +90,8 @@ class Runtime:
             endpoint = self.endpoints[row.protocol]
             cls = ADAPTERS[row.protocol]
             self.adapters[key] = cls(endpoint, self.credential(row.protocol), account=account,
-                                     verify=self._verify(endpoint))
+                                     verify=self._verify(endpoint),
+                                     retry_deadline_s=self.settings.retry_deadline_s)
         return self.adapters[key]
 
     def _verify(self, endpoint: Endpoint):

@@ -46,6 +46,12 @@ class SandboxProcess:
     def usage(self, **filters: str) -> list[dict]:
         return self.admin.get("/usage", params=filters).json()["rows"]
 
+    def jobs(self, prompt: str = "") -> list[dict]:
+        return self.admin.get("/jobs", params={"prompt": prompt}).json()["jobs"]
+
+    def clear_faults(self) -> None:
+        self.admin.delete("/faults").raise_for_status()
+
     def stats(self) -> dict[str, int]:
         return self.admin.get("/stats").json()
 

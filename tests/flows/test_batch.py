@@ -332,14 +332,14 @@ def test_each_chunk_run_keeps_within_its_share_of_the_budget(home, sandbox, tmp_
 
 
 def test_a_credit_limited_account_takes_rows_until_its_credits_are_used(home, monkeypatch):
-    """No subscriptions named: every tier without a minimum, so Kling Free ($0, 66 s a month)
-    is the cheapest. Each 5 s row alone fits; the batch does not: 13 rows (65 s) go to Free,
-    the rest to Kling Standard, each saying why — planned before anything is paid."""
+    """A Kling key on the Free plan ($0, 66 s a month) is the cheapest. Each 5 s row alone
+    fits; the batch does not: 13 rows (65 s) go to Free, the rest elsewhere (the key holds no
+    other Kling plan), each saying why — planned before anything is paid."""
     from flows.batch import plan_all
     from tasks.manifest import ManifestRow
     from tasks.runtime import build_runtime
 
-    monkeypatch.delenv("REELFLOW_SUBSCRIPTIONS")
+    monkeypatch.setenv("REELFLOW_SUBSCRIPTIONS", "kling:free")
     rows = [ManifestRow(row=i + 1, request=r)
             for i, r in enumerate(requests(15, uuid.uuid4().hex[:8]))]
     rt = build_runtime("plan-test")
@@ -348,8 +348,8 @@ def test_a_credit_limited_account_takes_rows_until_its_credits_are_used(home, mo
         plans = [planned[row.request.clip_id] for row in rows]
     finally:
         asyncio.run(rt.aclose())
-    assert [(p.model, p.tier) for p in plans] == [("kling-v3", "free")] * 13 + [
-        ("kling-v3", "standard")] * 2
+    assert [(p.model, p.tier) for p in plans[:13]] == [("kling-v3", "free")] * 13
+    assert all(p.provider != "kling" for p in plans[13:])  # a gateway: the key is on Free
     assert sum(p.seconds_billed for p in plans[:13]) == 65
     why = next(c.reason for c in plans[13].rejected if (c.model, c.tier) == ("kling-v3", "free"))
     assert why == "its 66 credits a month (66 s) are taken by earlier rows of this batch"

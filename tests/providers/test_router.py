@@ -52,13 +52,17 @@ def test_pro_at_ten_thousand_clips_costs_1100_a_month(catalog, sandbox_endpoints
     assert "cheaper than the choice below 3,572" in reason_of(decision, "kling-v3", "standard")
 
 
-def test_volume_ranks_by_effective_monthly_cost(catalog, sandbox_endpoints):
-    both = "kling:standard,kling:pro"
+def test_a_key_holds_one_plan(catalog, sandbox_endpoints):
+    """Kling and OpenAI sell a key one plan: the provider bills it at that plan, so two tiers
+    of one provider are refused, and the other tiers are shown with their break-even."""
+    with pytest.raises(PlanError) as err:
+        parse_subscriptions("kling:standard,kling:pro", catalog)
+    assert err.value.field == "subscriptions"
+    assert err.value.allowed == ["kling:free", "kling:standard", "kling:pro", "kling:master"]
     low = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints,
-                subscriptions=both, volume=1000)
-    high = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints,
-                 subscriptions=both, volume=5000)
-    assert (low.tier, high.tier) == ("standard", "pro")
+                subscriptions="kling:standard", volume=5000)
+    assert low.tier == "standard"
+    assert "pays off above 3,571" in reason_of(low, "kling-v3", "pro")
 
 
 def test_fastest_picks_the_lowest_median(catalog, sandbox_endpoints):
@@ -131,9 +135,10 @@ def test_resolution_beyond_every_subscribed_tier_says_which_tier_would(catalog,
 
 def test_free_tier_quota_limits_long_or_many_clips(catalog, sandbox_endpoints):
     request = ClipRequest(prompt="x", duration=5, resolution="720p")
-    assert route(catalog, request, sandbox_endpoints).tier == "free"
-    decision = route(catalog, request, sandbox_endpoints, volume=100)
-    assert decision.tier == "standard"
+    assert route(catalog, request, sandbox_endpoints, subscriptions="kling:free").tier == "free"
+    decision = route(catalog, request, sandbox_endpoints, subscriptions="kling:free",
+                     volume=100)
+    assert decision.tier != "free"
     assert "66 credits" in reason_of(decision, "kling-v3", "free")
 
 
@@ -187,10 +192,14 @@ def test_unknown_subscription_lists_the_known_ones(catalog):
     assert err.value.field == "subscriptions" and "kling:master" in err.value.allowed
 
 
-def test_default_subscriptions_are_the_tiers_without_a_minimum(catalog):
-    assert parse_subscriptions(None, catalog) == {
-        ("kling", "free"), ("kling", "standard"), ("fal", "standard"), ("sora", "api"),
-        ("atlascloud", "payg")}
+def test_default_subscriptions_are_one_plan_per_key_and_every_gateway_price(catalog):
+    """kling:standard,sora:api by default; fal and AtlasCloud price each request (their tiers
+    are always plannable, whatever is named)."""
+    expected = {("kling", "standard"), ("sora", "api"), ("fal", "standard"),
+                ("atlascloud", "payg")}
+    assert parse_subscriptions(None, catalog) == expected
+    assert parse_subscriptions("kling:pro", catalog) == {("kling", "pro"), ("fal", "standard"),
+                                                         ("atlascloud", "payg")}
 
 
 def test_a_protocol_without_endpoint_is_rejected_with_the_reason(catalog, monkeypatch):

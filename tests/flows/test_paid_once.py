@@ -1,0 +1,129 @@
+"""Paid once, judged by the sandbox's own bill: ambiguous submits resolved by lookup (never by
+sending again), a provider job claimed by exactly one clip step, and a rerun of an unknown step
+that recovers instead of submitting. Every test counts the jobs the provider created for its
+prompt and compares the ledger with the bill, job by job."""
+
+import asyncio
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from flows.generate import generate_clip
+from models import ClipRequest
+from providers.errors import SubmitUnknown
+from storage.journal import Journal
+from tests.flows.conftest import assert_reconciled
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+CREATE = {"kind": "reset", "protocol": "openai", "method": "POST", "path": "/videos",
+          "path_ends": True}
+REFUSED = {**CREATE, "kind": "5xx"}  # answered 503: nothing was created
+LISTING = {"kind": "5xx", "protocol": "openai", "method": "GET", "path": "/videos",
+           "path_ends": True}
+
+
+def generate(**fields):
+    return asyncio.run(generate_clip(ClipRequest(**fields)))
+
+
+def sora(prompt: str, **fields) -> dict:
+    return dict(prompt=prompt, duration=4, policy="sora-2", resolution="720p", **fields)
+
+
+def test_a_failing_listing_after_a_lost_create_is_retried_not_taken_as_none(home, sandbox):
+    """Defect 1: reset create, then the listing answers 5xx twice. Before: "no such video",
+    created again — two jobs billed, one in the ledger."""
+    prompt = f"A fox trots across fresh snow {uuid.uuid4().hex[:6]}"
+    sandbox.faults(CREATE, {**LISTING, "count": 2})
+    result = generate(**sora(prompt))
+    jobs = sandbox.jobs(prompt)
+    assert [j["id"] for j in jobs] == result.job_ids
+    assert assert_reconciled(home, sandbox)
+
+
+def test_a_rerun_of_an_unknown_step_recovers_it_and_sends_nothing(home, sandbox, monkeypatch):
+    """Defect 2: the listing keeps failing past its deadline, so the step stays unknown and
+    nothing more is sent; the rerun looks the job up and finishes it. Before: the rerun
+    created another job."""
+    monkeypatch.setenv("REELFLOW_RETRY_DEADLINE_S", "1")
+    prompt = f"A heron waits in the reeds {uuid.uuid4().hex[:6]}"
+    sandbox.faults({**CREATE, "count": 2}, {**LISTING, "count": 1000})
+    with pytest.raises(SubmitUnknown):
+        generate(**sora(prompt))
+    assert len(sandbox.jobs(prompt)) == 1
+    record = Journal(home / "journal").records()[0]
+    assert (record.state, record.steps[0].state) == ("unknown", "unknown")
+    sandbox.clear_faults()
+    result = generate(**sora(prompt))
+    assert [j["id"] for j in sandbox.jobs(prompt)] == result.job_ids
+    assert assert_reconciled(home, sandbox)
+
+
+def test_two_takes_of_one_prompt_never_share_a_video(home, sandbox):
+    """Defect 3: take 0 is made; take 1's create answers 503 (nothing made) and the listing
+    shows take 0's video (same prompt, model, size, seconds). Before: take 1 adopted it —
+    two clips, one video, the job counted twice."""
+    prompt = f"Lanterns drift over a lake {uuid.uuid4().hex[:6]}"
+    first = generate(**sora(prompt))
+    sandbox.faults(REFUSED)
+    second = generate(**sora(prompt, take=1))
+    assert set(first.job_ids).isdisjoint(second.job_ids)
+    assert sorted(j["id"] for j in sandbox.jobs(prompt)) == sorted(
+        first.job_ids + second.job_ids)
+    assert assert_reconciled(home, sandbox)
+
+
+def test_two_image_clips_of_one_prompt_get_their_own_videos(home, sandbox, tmp_path):
+    """Defect 3, image-to-video: the listing does not echo the photo, so two clips of one
+    prompt from different photos look alike; the second's create answers 503 and the listing
+    shows the first's video, which is claimed. Before: both archived the same file."""
+    from PIL import Image
+
+    photos = []
+    for i, colour in enumerate([(200, 40, 40), (40, 40, 200)]):
+        path = tmp_path / f"photo{i}.png"
+        Image.new("RGB", (1600, 900), colour).save(path)
+        photos.append(str(path))
+    prompt = f"The photo comes alive {uuid.uuid4().hex[:6]}"
+    a = generate(**sora(prompt, mode="image", image=photos[0], aspect_ratio="16:9"))
+    sandbox.faults(REFUSED)
+    b = generate(**sora(prompt, mode="image", image=photos[1], aspect_ratio="16:9"))
+    assert a.path != b.path
+    assert set(a.job_ids).isdisjoint(b.job_ids)
+    assert sorted(j["id"] for j in sandbox.jobs(prompt)) == sorted(a.job_ids + b.job_ids)
+    assert assert_reconciled(home, sandbox)
+
+
+def test_a_kling_lookup_that_fails_is_retried_and_the_job_is_charged_once(home, sandbox):
+    """A lost Kling submit whose lookup by external_task_id answers 5xx three times: the
+    lookup is retried, the job found and charged to its clip. Before: unknown, $0."""
+    prompt = f"Waves fold over black sand {uuid.uuid4().hex[:6]}"
+    sandbox.faults({"kind": "reset", "protocol": "kling", "method": "POST"},
+                   {"kind": "5xx", "protocol": "kling", "method": "GET", "count": 3})
+    result = generate(prompt=prompt, duration=5)
+    assert [j["id"] for j in sandbox.jobs(prompt)] == result.job_ids
+    assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.14")}
+
+
+def test_every_kling_re_queue_reaches_the_ledger_from_the_provider_s_deduction(home, sandbox):
+    """Defect 4: every job re-queued. The provider's final_unit_deduction counts the re-queue
+    whether or not a poll saw the job go back to its queue. Before: 3 of 3 missed."""
+    sandbox.knobs(kling={"requeue_rate": 1.0})
+    tag = uuid.uuid4().hex[:6]
+    results = [generate(prompt=f"Rain on a tin roof {i} {tag}", duration=5) for i in range(3)]
+    billed = {r["job_id"]: r["kind"] for r in sandbox.usage() if r["kind"] == "requeue"}
+    assert set(billed) >= {r.job_ids[0] for r in results}
+    ours = assert_reconciled(home, sandbox)
+    assert [ours[r.job_ids[0]] for r in results] == [Decimal("0.28")] * 3
+
+
+def test_a_fal_re_queue_is_not_billed_again(home, sandbox):
+    """fal retries a request itself and bills its output once: neither side counts it."""
+    sandbox.knobs(fal={"requeue_rate": 1.0})
+    result = generate(prompt=f"Kites over dunes {uuid.uuid4().hex[:6]}", duration=5,
+                      policy="kling-v3-fal", resolution="720p")
+    assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.14")}
