@@ -1,22 +1,39 @@
 """fal queue adapter (Key auth; status, result and cancel through the URLs submit returned).
 
-Guarantees: a submit is sent once. fal has no idempotency key and no lookup by client id, so a
-submit whose outcome is unknown (timeout after the request left, a reset, a 5xx) raises
-SubmitUnknown — a possible charge the caller records — and is never re-sent. (fal_client itself
-retries its submit on 408/409/429/5xx: it can pay twice.) Images go as data URIs.
+Guarantees: a submit is sent once. The queue takes no idempotency key, but fal's Platform API
+lists a key's requests per endpoint with their inputs (GET /v1/models/requests/by-endpoint,
+expand=payloads): a submit whose outcome is unknown (timeout after the request left, a reset, a
+5xx) is looked up there by its exact input — the caller serialises sends of one input, and a
+request another clip claimed is never taken. A listing that cannot answer, or that shows none
+yet (it may lag), is SubmitUnknown: nothing is re-sent in the same call; a later run that finds
+none sends. (fal_client itself retries its submit on 408/409/429/5xx: it can pay twice.)
+Images go as data URIs.
 """
 
 import base64
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
 from providers import http
-from providers.adapter import Adapter, Taken
-from providers.errors import InvalidRequest, JobFailed, raise_by_status
+from providers.adapter import Adapter, Taken, nothing_taken
+from providers.errors import (
+    InvalidRequest,
+    JobFailed,
+    RateLimited,
+    SubmitUnknown,
+    Transient,
+    raise_by_status,
+)
 
 POLICY_TYPES = {"content_policy_violation"}
+PLATFORM_URL = "https://api.fal.ai/v1"
+# how far before a send the listing is asked to look (clock skew between us and fal)
+LISTING_MARGIN = timedelta(minutes=5)
 
 
 def raise_for(response: httpx.Response) -> None:
@@ -31,6 +48,10 @@ def raise_for(response: httpx.Response) -> None:
     raise_by_status(response.status_code, f"fal {response.status_code}: {detail}",
                     policy=bool(kinds & POLICY_TYPES),
                     retry_after_s=http.retry_after_s(response))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 class FalQueue(Adapter):
@@ -59,15 +80,70 @@ class FalQueue(Adapter):
         kind = "image-to-video" if request.mode == "image" else "text-to-video"
         return f"/{app}/{kind}"
 
+    def platform_url(self) -> str:
+        return self.base_url + "/platform/v1" if self.endpoint.kind == "sandbox" else PLATFORM_URL
+
+    def echo_signature(self, request: SubmitRequest) -> str | None:
+        """The listing echoes a request's whole input: sends of one input are serialised."""
+        return hashlib.sha256("\0".join((self.base_url, self.account, self.app_path(request),
+                                         _canonical(self.arguments(request)))).encode()
+                              ).hexdigest()
+
     async def _submit(self, request: SubmitRequest, idempotency_key: str, *,
                       taken: Taken) -> JobHandle:
         if request.mode == "extend":
             raise InvalidRequest("fal has no extension endpoint for this model")
-        response = await self.send_once(self.app_path(request), json=self.arguments(request))
+        started = datetime.now(UTC)
+        try:
+            response = await self.send_once(self.app_path(request),
+                                            json=self.arguments(request))
+        except SubmitUnknown:
+            found = await self.recover(request, idempotency_key, started, taken=taken)
+            if found is None:
+                raise SubmitUnknown("fal submit outcome unknown and the request listing shows "
+                                    "none yet (it may lag); a later run looks again") from None
+            return found
         raise_for(response)
         body = response.json()
         return self.handle(body["request_id"], status_url=body["status_url"],
                            response_url=body["response_url"], cancel_url=body["cancel_url"])
+
+    async def recover(self, request: SubmitRequest, idempotency_key: str,
+                      since: datetime, *, taken: Taken = nothing_taken) -> JobHandle | None:
+        """The one unclaimed request to this endpoint with exactly this input, sent since the
+        submit began; None when the listing answers that there is none."""
+        endpoint = self.app_path(request).lstrip("/")
+        wanted = _canonical(self.arguments(request))
+        params: dict[str, Any] = {"endpoint_id": endpoint, "expand": "payloads", "limit": 100,
+                                  "start": (since - LISTING_MARGIN).isoformat()}
+        matches: list[str] = []
+        while True:
+            try:
+                page = await http.retrying(lambda p=dict(params): self._requests(p),
+                                           deadline_s=self.retry_deadline_s)
+            except (Transient, RateLimited):
+                raise SubmitUnknown("fal submit outcome unknown and the request listing did "
+                                    "not answer; nothing is sent again") from None
+            matches += [item["request_id"] for item in page.get("items", [])
+                        if _canonical(item.get("json_input")) == wanted
+                        and not taken(item["request_id"])]
+            if not page.get("has_more") or not page.get("next_cursor"):
+                break
+            params["cursor"] = page["next_cursor"]
+        if len(matches) > 1:
+            raise SubmitUnknown(f"{len(matches)} unclaimed fal requests have this input; not "
+                                "guessing which is ours")
+        if not matches:
+            return None
+        base = f"{self.base_url}/{'/'.join(endpoint.split('/')[:2])}/requests/{matches[0]}"
+        return self.handle(matches[0], status_url=base + "/status", response_url=base,
+                           cancel_url=base + "/cancel")
+
+    async def _requests(self, params: dict[str, Any]) -> dict[str, Any]:
+        response = await self.send("GET", self.platform_url() + "/models/requests/by-endpoint",
+                                   params=params)
+        raise_for(response)
+        return response.json()
 
     async def _status(self, handle: JobHandle) -> JobStatus:
         response = await self.send("GET", handle.extra["status_url"], params={"logs": 1})

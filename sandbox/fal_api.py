@@ -5,6 +5,7 @@ served by the sandbox's own file host. The official `fal_client` works against i
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -46,6 +47,17 @@ def error(err: SandboxError, detail: Any = None) -> JSONResponse:
                         status_code=status, headers=headers)
 
 
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+def _instant(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
 def _invalid(field: str, message: str) -> Unprocessable:
     err = Unprocessable(message)
     err.loc = ["body", field]  # type: ignore[attr-defined]
@@ -59,6 +71,8 @@ class FalQueue:
     def routes(self) -> list[Route]:
         base = "/{owner}/{app}/requests/{request_id}"
         return [
+            Route("/platform/v1/models/requests/by-endpoint", self.handle(self.requests),
+                  methods=["GET"]),
             Route(base + "/status", self.handle(self.status), methods=["GET"]),
             Route(base + "/cancel", self.handle(self.cancel), methods=["PUT"]),
             Route(base, self.handle(self.result), methods=["GET"]),
@@ -104,7 +118,8 @@ class FalQueue:
         spec = self._arguments(match, data)
         job = self.sandbox.submit(
             protocol="fal", family=path, account=account, tier=tier, job_id=str(uuid.uuid4()),
-            extra={"app_id": f"{owner}/{app}", "endpoint": f"{owner}/{app}/{path}"}, **spec,
+            extra={"app_id": f"{owner}/{app}", "endpoint": f"{owner}/{app}/{path}",
+                   "input": data}, **spec,
         )
         now = self.sandbox.clock.now()
         state = job.state(now)
@@ -180,6 +195,48 @@ class FalQueue:
                 job.extra.get("app_id") != app):
             raise NotFound("Request not found")
         return self.sandbox.settle(job)
+
+    async def requests(self, request: Request, account: str, tier: str) -> Response:
+        """fal's Platform API request listing (GET /v1/models/requests/by-endpoint): this
+        key's requests to the endpoints named, sent since `start` (default 24 h ago), with
+        their inputs and outputs under `expand=payloads`; newest first by sent_at here (fal's
+        own default orders by ended_at), paged by an opaque cursor."""
+        query = request.query_params
+        endpoints = {e for value in query.getlist("endpoint_id") for e in value.split(",") if e}
+        if not endpoints:
+            raise _invalid("endpoint_id", "endpoint_id is required")
+        now = self.sandbox.clock.now()
+        try:
+            start = _instant(query.get("start"), now - 86400)
+            end = _instant(query.get("end"), now + 1)
+            limit = int(query.get("limit", "50"))
+            offset = int(query.get("cursor") or 0)
+        except ValueError:
+            raise _invalid("start", "start and end are ISO 8601 instants; limit and cursor "
+                                    "integers") from None
+        if not 1 <= limit <= 100:
+            raise _invalid("limit", "limit is 1 to 100")
+        payloads = "payloads" in {e for v in query.getlist("expand") for e in v.split(",")}
+        jobs = [j for j in reversed(self.sandbox.store.jobs("fal", account))
+                if j.extra.get("endpoint") in endpoints and start <= j.created_at < end]
+        page = jobs[offset:offset + limit]
+        items = [self._request_item(j, now, payloads) for j in page]
+        more = offset + limit < len(jobs)
+        return JSONResponse({"items": items, "has_more": more,
+                             "next_cursor": str(offset + limit) if more else None})
+
+    def _request_item(self, job: Job, now: float, payloads: bool) -> dict[str, Any]:
+        state = job.state(now)
+        ended = state in ("succeeded", "failed", "cancelled")
+        item = {"request_id": job.id, "endpoint_id": job.extra["endpoint"],
+                "sent_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+                "ended_at": _iso(job.completes_at) if ended else None,
+                "status_code": (200 if state == "succeeded" else 500) if ended else None,
+                "duration": round(job.completes_at - job.started_at, 3) if ended else None}
+        if payloads:
+            item["json_input"] = job.extra.get("input")
+            item["json_output"] = None
+        return item
 
     async def status(self, request: Request, account: str, tier: str) -> Response:
         job = self._own(request, account)

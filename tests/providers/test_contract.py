@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -202,15 +203,30 @@ def test_a_reset_submit_is_looked_up_and_charged_once(make_adapter, sandbox, pro
     assert [r["job_id"] for r in rows] == [handle.job_id]
 
 
-def test_a_reset_fal_submit_is_unknown_and_never_resent(make_adapter, sandbox):
+def test_a_reset_fal_submit_is_found_in_the_request_listing_and_charged_once(make_adapter,
+                                                                            sandbox):
+    """fal's queue takes no idempotency key; its Platform API lists the key's requests with
+    their inputs, so a reset submit is found by its exact input, never sent twice."""
     adapter = make_adapter("fal_queue")
     sandbox.faults({"kind": "reset", "protocol": "fal", "method": "POST"})
-    with pytest.raises(SubmitUnknown):
-        run(adapter.submit(text_request("fal_queue"), "k"))
-    time.sleep(0.3)
+    handle, outcome = run(finish(adapter, text_request("fal_queue", prompt="lost on fal"),
+                                 key="k"))
+    assert outcome.state == "succeeded"
     rows = [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]
-    assert len(rows) <= 1  # the provider may have run it once; we never sent it twice
-    assert sandbox.stats().get("jobs:fal", 0) >= 1
+    assert [r["job_id"] for r in rows] == [handle.job_id]
+
+
+def test_a_fal_submit_answered_503_is_unknown_and_not_resent_in_the_same_call(make_adapter,
+                                                                               sandbox):
+    """Nothing was created and the listing shows nothing: the call does not send again (the
+    listing may lag); a later run's lookup decides."""
+    adapter = make_adapter("fal_queue")
+    request = text_request("fal_queue", prompt="refused on fal")
+    sandbox.faults({"kind": "5xx", "protocol": "fal", "method": "POST"})
+    with pytest.raises(SubmitUnknown, match="shows none yet"):
+        run(adapter.submit(request, "k"))
+    assert run(adapter.recover(request, "k", datetime.now(UTC))) is None
+    assert not [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]
 
 
 def test_kling_token_is_refreshed_when_the_provider_says_it_expired(make_adapter, sandbox):
