@@ -127,3 +127,36 @@ def test_a_fal_re_queue_is_not_billed_again(home, sandbox):
     result = generate(prompt=f"Kites over dunes {uuid.uuid4().hex[:6]}", duration=5,
                       policy="kling-v3-fal", resolution="720p")
     assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.14")}
+
+
+def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, sandbox,
+                                                                       monkeypatch, tmp_path):
+    """Defect 6: no REELFLOW_SUBSCRIPTIONS. Before: jobs planned on Kling Free and recorded at
+    $0.00 while the provider billed the key at Standard. Now a generate, a native storyboard,
+    a 6-row batch and a forced fallback all reconcile with the bill, job by job, and no
+    ledger row carries a plan the key does not hold."""
+    import json
+
+    from flows.batch import run_batch
+    from flows.storyboard import generate_storyboard
+    from models import Scene
+    from storage.ledger import read_ledger
+
+    monkeypatch.delenv("REELFLOW_SUBSCRIPTIONS")
+    tag = uuid.uuid4().hex[:6]
+    clip = generate(prompt=f"A paper boat drifts {tag}", duration=5, resolution="720p")
+    board = asyncio.run(generate_storyboard(ClipRequest(
+        mode="storyboard", policy="kling-v3", resolution="720p",
+        scenes=[Scene(prompt=f"Scene {i} {tag}", duration=3) for i in range(2)])))
+    manifest = tmp_path / "six.jsonl"
+    manifest.write_text("\n".join(json.dumps({"prompt": f"Row {i} {tag}", "duration": 5,
+                                              "resolution": "720p"}) for i in range(6)))
+    batch = asyncio.run(run_batch(str(manifest)))
+    sandbox.knobs(kling={"policy_patterns": [r"\bzorblax\b"]})
+    fallback = generate(prompt=f"A zorblax at dusk {tag}", duration=5, resolution="720p")
+    assert (clip.tier, board.tier, batch.done) == ("standard", "standard", 6)
+    assert fallback.model != "kling-v3"
+    tiers = {(r["provider"], r["tier"]) for r in read_ledger(home / "ledger")}
+    assert ("kling", "free") not in tiers and ("kling", "standard") in tiers
+    ours = assert_reconciled(home, sandbox)
+    assert len(ours) == 1 + 1 + 6 + 1  # the refused Kling submit made no job
