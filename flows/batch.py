@@ -35,6 +35,7 @@ from models import ClipRequest, RoutePlan, usd_text
 from providers.router import PlanError
 from tasks.budget import BudgetGuard, BudgetReached
 from tasks.manifest import Manifest, ManifestError, ManifestRow, read_manifest
+from tasks.reconciling import reconcile_task
 from tasks.runtime import Runtime
 
 Status = Literal["done", "already_done", "failed", "left"]
@@ -72,6 +73,11 @@ class BatchResult(BaseModel):
     budget_usd: float | None
     peak_in_flight: dict[str, int] = Field(
         default_factory=dict, description="Most jobs held at once per provider limit.")
+    reconciled_usd: float = Field(
+        default=0.0, description="Charges found only on the provider's bill at the end, now "
+        "in the ledger as `reconciled` rows (0 when the ledger's own capture is complete).")
+    not_reconcilable: list[str] = Field(
+        default_factory=list, description="Accounts whose usage API names no job.")
     items: list[BatchItem]
 
 
@@ -218,13 +224,16 @@ async def batch(rt: Runtime, manifest: Manifest, run_id: str, budget_usd: float 
     else:
         items = await _through_deployments(rt, manifest, unique, guard, estimate, plans,
                                            duplicates, run_id, chunk_size)
+    reconciliation = await reconcile_task(rt, run_id)
     result = BatchResult(
         batch_id=manifest.batch_id, manifest=manifest.path, rows=len(manifest.rows),
         unique=len(unique), **{s: sum(i.status == s for i in items)
                                for s in ("done", "already_done", "failed", "left")},
         spent_usd=float(sum((_spent(rt, i.clip_id) for i in items), Decimal(0))),
         estimated_usd=float(sum(estimate.values(), Decimal(0))), budget_usd=budget_usd,
-        peak_in_flight=dict(rt.slots.peak), items=sorted(items, key=lambda i: i.row))
+        peak_in_flight=dict(rt.slots.peak), items=sorted(items, key=lambda i: i.row),
+        reconciled_usd=float(sum((c.usd for c in reconciliation.reconciled), Decimal(0))),
+        not_reconcilable=reconciliation.not_reconcilable)
     await _summarise(result)
     if result.failed:
         raise BatchIncomplete.of(result)

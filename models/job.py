@@ -1,6 +1,7 @@
 """A job at a provider, as reelflow tracks it. Handles carry a credential reference, never a key."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -86,6 +87,14 @@ class RemoteVideo(BaseModel):
     seconds: float | None = Field(default=None, description="Duration the provider reports.")
     size: str | None = Field(default=None, description="Frame size the provider reports.")
     video_id: str | None = Field(default=None, description="Id to extend this video with.")
+
+
+class ProviderCharge(BaseModel):
+    """One charge on the provider's own bill, as its usage API reports it."""
+
+    job_id: str = Field(description="The provider's job id the charge is for.")
+    usd: Decimal = Field(description="Amount charged, USD.")
+    at: datetime = Field(description="When the provider recorded it (UTC).")
 
 
 class Download(BaseModel):

@@ -18,9 +18,11 @@ from pydantic import BaseModel, Field
 from models.terms import USD, Mode, Resolution
 
 # rejection: a delivered clip that a later take replaced (its charge stays; it is not accepted)
+# reconciled: a charge found only on the provider's own bill (tasks/reconciling.py)
 EventKind = Literal["submit", "complete", "fail", "requeue", "storage", "inspection",
-                   "rejection"]
-ChargeKind = Literal["generation", "failed_generation", "requeue", "storage", "none"]
+                   "rejection", "reconciled"]
+ChargeKind = Literal["generation", "failed_generation", "requeue", "storage", "reconciled",
+                     "none"]
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),

@@ -18,7 +18,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from models import Download, Endpoint, JobHandle, JobStatus, Protocol, RemoteVideo, SubmitRequest
+from models import (
+    Download,
+    Endpoint,
+    JobHandle,
+    JobStatus,
+    Protocol,
+    ProviderCharge,
+    RemoteVideo,
+    SubmitRequest,
+)
 from providers import http
 from providers.download import stream_to
 from providers.errors import AccountError, SubmitUnknown, Transient
@@ -110,6 +119,12 @@ class Adapter(abc.ABC):
         it answers that there is none. A lookup that cannot answer, and protocols without a
         lookup, raise SubmitUnknown: never "none"."""
         raise SubmitUnknown(f"{self.protocol} has no lookup for an interrupted submit")
+
+    async def charges(self, since: datetime, until: datetime) -> list[ProviderCharge] | None:
+        """This key's charges in [since, until), job by job, from the provider's usage API;
+        None where the protocol documents none that names jobs (reconciliation then says the
+        provider cannot be reconciled job by job)."""
+        return None
 
     def echo_signature(self, request: SubmitRequest) -> str | None:
         """For a protocol whose lookup matches what the provider echoes back (no idempotency

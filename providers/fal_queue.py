@@ -14,11 +14,12 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
+from models import JobHandle, JobStatus, ProviderCharge, RemoteVideo, SubmitRequest
 from providers import http
 from providers.adapter import Adapter, Taken, nothing_taken
 from providers.errors import (
@@ -140,10 +141,28 @@ class FalQueue(Adapter):
                            cancel_url=base + "/cancel")
 
     async def _requests(self, params: dict[str, Any]) -> dict[str, Any]:
-        response = await self.send("GET", self.platform_url() + "/models/requests/by-endpoint",
-                                   params=params)
+        return await self._platform("/models/requests/by-endpoint", params)
+
+    async def _platform(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = await self.send("GET", self.platform_url() + path, params=params)
         raise_for(response)
         return response.json()
+
+    async def charges(self, since: datetime, until: datetime) -> list[ProviderCharge]:
+        """Per-request billing events (GET /v1/models/billing-events), every page."""
+        params: dict[str, Any] = {"start": since.isoformat(), "end": until.isoformat(),
+                                  "limit": 1000}
+        found: list[ProviderCharge] = []
+        while True:
+            page = await http.retrying(lambda p=dict(params): self._platform(
+                "/models/billing-events", p), deadline_s=self.retry_deadline_s)
+            found += [ProviderCharge(job_id=event["request_id"],
+                                     usd=Decimal(str(event["cost_total"])),
+                                     at=datetime.fromisoformat(event["timestamp"]))
+                      for event in page.get("billing_events", [])]
+            if not page.get("has_more") or not page.get("next_cursor"):
+                return found
+            params["cursor"] = page["next_cursor"]
 
     async def _status(self, handle: JobHandle) -> JobStatus:
         response = await self.send("GET", handle.extra["status_url"], params={"logs": 1})

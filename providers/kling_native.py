@@ -8,11 +8,13 @@ no cancel on this protocol.
 """
 
 import base64
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from models import JobHandle, JobStatus, RemoteVideo, SubmitRequest
+from models import JobHandle, JobStatus, ProviderCharge, RemoteVideo, SubmitRequest
 from providers import http
 from providers.adapter import Adapter, Taken, nothing_taken
 from providers.errors import (
@@ -167,6 +169,28 @@ class KlingNative(Adapter):
         video = task["task_result"]["videos"][0]
         return RemoteVideo(url=video["url"], seconds=float(video["duration"]),
                            video_id=video["id"])
+
+    async def charges(self, since: datetime, until: datetime) -> list[ProviderCharge]:
+        """Balance Deduction Detail (POST /account/billing/balance), every page."""
+        body: dict[str, Any] = {"start_time": int(since.timestamp() * 1000),
+                                "end_time": int(until.timestamp() * 1000), "limit": 500}
+        found: list[ProviderCharge] = []
+        while True:
+            response = await http.retrying(lambda b=dict(body): self._deductions(b),
+                                           deadline_s=self.retry_deadline_s)
+            data = response.json()["data"]
+            found += [ProviderCharge(job_id=row["task_id"], usd=Decimal(row["deduction_amount"]),
+                                     at=datetime.fromtimestamp(int(row["deduction_time"]) / 1000,
+                                                               UTC))
+                      for row in data["result"]["detail"]]
+            if not data.get("has_more"):
+                return found
+            body = {"cursor": data["next_cursor"]}
+
+    async def _deductions(self, body: dict[str, Any]) -> httpx.Response:
+        response = await self.call("POST", "/account/billing/balance", json=body)
+        raise_for(response)
+        return response
 
     async def cancel(self, handle: JobHandle) -> bool:
         """Kling's API has no cancel."""

@@ -73,6 +73,8 @@ class FalQueue:
         return [
             Route("/platform/v1/models/requests/by-endpoint", self.handle(self.requests),
                   methods=["GET"]),
+            Route("/platform/v1/models/billing-events", self.handle(self.billing_events),
+                  methods=["GET"]),
             Route(base + "/status", self.handle(self.status), methods=["GET"]),
             Route(base + "/cancel", self.handle(self.cancel), methods=["PUT"]),
             Route(base, self.handle(self.result), methods=["GET"]),
@@ -223,6 +225,43 @@ class FalQueue:
         items = [self._request_item(j, now, payloads) for j in page]
         more = offset + limit < len(jobs)
         return JSONResponse({"items": items, "has_more": more,
+                             "next_cursor": str(offset + limit) if more else None})
+
+    async def billing_events(self, request: Request, account: str, tier: str) -> Response:
+        """fal's per-request billing events (GET /v1/models/billing-events): every charge of
+        this key's requests in [start, end), filtered by endpoint_id or request_id, paged by
+        cursor; costs in USD."""
+        query = request.query_params
+
+        def many(name: str) -> set[str]:
+            return {v for value in query.getlist(name) for v in value.split(",") if v}
+
+        now = self.sandbox.clock.now()
+        try:
+            start = _instant(query.get("start"), now - 86400)
+            end = _instant(query.get("end"), now + 1)
+            limit = int(query.get("limit", "1000"))
+            offset = int(query.get("cursor") or 0)
+        except ValueError:
+            raise _invalid("start", "start and end are ISO 8601 instants; limit and cursor "
+                                    "integers") from None
+        endpoints, ids = many("endpoint_id"), many("request_id")
+        mine = {j.id: j for j in self.sandbox.store.jobs("fal", account)}
+        events = [u for u in self.sandbox.usage() if u["job_id"] in mine
+                  and start <= float(u["at"]) < end
+                  and (not ids or u["job_id"] in ids)
+                  and (not endpoints or mine[u["job_id"]].extra.get("endpoint") in endpoints)]
+        page = events[offset:offset + limit]
+        items = [{"request_id": u["job_id"],
+                  "endpoint_id": mine[u["job_id"]].extra.get("endpoint"),
+                  "timestamp": _iso(float(u["at"])), "output_units": float(u["seconds"]),
+                  "unit_price": float(u["usd"]) / float(u["seconds"]) if float(
+                      u["seconds"]) else None, "percent_discount": 0,
+                  "cost_subtotal": float(u["usd"]), "cost_discount": 0,
+                  "cost_total": float(u["usd"]),
+                  "cost_estimate_nano_usd": round(float(u["usd"]) * 1e9)} for u in page]
+        more = offset + limit < len(events)
+        return JSONResponse({"billing_events": items, "has_more": more,
                              "next_cursor": str(offset + limit) if more else None})
 
     def _request_item(self, job: Job, now: float, payloads: bool) -> dict[str, Any]:

@@ -76,13 +76,15 @@ class KlingNative:
             Route("/v1/videos/{family}", self.handle(self.create), methods=["POST"]),
             Route("/v1/videos/{family}", self.handle(self.list), methods=["GET"]),
             Route("/v1/videos/{family}/{task_id}", self.handle(self.query), methods=["GET"]),
+            Route("/account/billing/balance", self.handle(self.deductions), methods=["POST"]),
         ]
 
     def handle(self, endpoint):
         async def wrapped(request: Request) -> Response:
             try:
-                if request.path_params["family"] not in FAMILIES:
-                    raise NotFound(f"unknown family {request.path_params['family']}")
+                family = request.path_params.get("family")
+                if family is not None and family not in FAMILIES:
+                    raise NotFound(f"unknown family {family}")
                 account, tier = self.auth(request)
                 return await endpoint(request, account, tier)
             except SandboxError as err:
@@ -130,7 +132,7 @@ class KlingNative:
         }
         if state in ("failed", "cancelled"):
             task["task_status_msg"] = job.failure_message or "cancelled"
-        if state in ("succeeded", "failed"):
+        if state in ("succeeded", "failed") and self.sandbox.knobs.kling_deduction:
             task["final_unit_deduction"] = self._units(job)
         if state == "succeeded":
             task["task_result"] = {"videos": [{"id": job.extra["video_id"],
@@ -279,6 +281,38 @@ class KlingNative:
         if job is None or job.account != account or job.protocol != "kling":
             raise NotFound(f"task {key} not found")
         return envelope(self.task(job))
+
+    async def deductions(self, request: Request, account: str, tier: str) -> Response:
+        """Balance Deduction Detail (POST /account/billing/balance): one row per deduction of
+        this key's account in [start_time, end_time) (ms), 500 a page by cursor — the bill a
+        client reconciles its ledger with, job by job. Amounts in USD at the key's plan."""
+        data = await body(request)
+        cursor = data.get("cursor") or ""
+        try:
+            offset = int(cursor) if cursor else 0
+            start = float(data.get("start_time", 0)) / 1000
+            end = float(data.get("end_time", 1e13 * 1000)) / 1000
+            limit = int(data.get("limit", 500))
+        except (TypeError, ValueError):
+            raise BadRequest("start_time and end_time are milliseconds; limit an integer"
+                             ) from None
+        if not 1 <= limit <= 500:
+            raise BadRequest("limit is 1 to 500")
+        mine = {j.id: j for j in self.sandbox.store.jobs("kling", account)}
+        rows = [u for u in self.sandbox.usage()
+                if u["job_id"] in mine and start <= float(u["at"]) < end]
+        page = rows[offset:offset + limit]
+        detail = [{"task_id": u["job_id"], "api_key_name": "default",
+                   "product_function": mine[u["job_id"]].family,
+                   "model_name": mine[u["job_id"]].model, "resolution": u["resolution"],
+                   "duration": f"{float(u['seconds']):g}",
+                   "deduction_time": str(int(float(u["at"]) * 1000)),
+                   "cash_type": "balance", "deduction_amount": u["usd"],
+                   "list_price": u["usd"], "currency": "USD"} for u in page]
+        more = offset + limit < len(rows)
+        return envelope({"result": {"detail": detail, "count": len(rows)},
+                         "next_cursor": str(offset + limit) if more else "",
+                         "has_more": more})
 
     async def list(self, request: Request, account: str, tier: str) -> Response:
         family = request.path_params["family"]

@@ -114,6 +114,10 @@ class Knobs(BaseModel):
         p50_5s=60, p95_5s=120, p50_30s=240, failure_rate=0.005,
         policy_patterns=[r"\b(gore|beheading)\b"],
     ))
+    kling_deduction: bool = Field(
+        default=True, description="Kling tasks carry final_unit_deduction (the legacy task "
+        "shape kling-v3 is served in); off: as on Kling's newer APIs that drop it, so a client "
+        "learns of a re-queue only from the deduction detail (reconciliation).")
     atlascloud_response: str = Field(
         default="alternate", pattern="^(data|top|alternate)$",
         description="Submit answers {data: {id}} or a top-level {id}; AtlasCloud's own pages "

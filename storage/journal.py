@@ -126,8 +126,8 @@ class Journal:
         path = self._claim_path(protocol, job_id)
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"clip_id": clip_id, "step": index, "job_id": job_id}),
-                       encoding="utf-8")
+        tmp.write_text(json.dumps({"protocol": protocol, "clip_id": clip_id, "step": index,
+                                   "job_id": job_id}), encoding="utf-8")
         try:
             os.link(tmp, path)  # create-if-absent, and never seen half-written
         except FileExistsError:

@@ -26,6 +26,9 @@ from storage.ledger import event_id
 from tasks.inspection import Inspection, inspect_file, trim
 from tasks.runtime import Runtime
 
+# charge kinds a step may carry more than once
+REPEATABLE = ("requeue", "reconciled")
+
 
 class PendingAtDeadline(RuntimeError):
     """The provider had not finished by k x p95: the job is kept; the next run or the sweep
@@ -173,7 +176,7 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
 
     def seen(status: JobStatus, done: float) -> None:
         if states and states[-1] == "running" and status.state == "queued":
-            _charge(rt, request, plan, index, "requeue",
+            charge(rt, request, plan, index, "requeue",
                     requeue_charge(row_, tier, request.resolution, seconds), "requeue", run_id)
         states.append(status.state)
         if on_progress:
@@ -190,27 +193,27 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
         # re-queue bills the whole generation again, a failure less than one
         reported = int(units / seconds + 1e-6) - (outcome.state == "succeeded")
         for _ in range(reported - _requeues_recorded(rt, request.clip_id, index)):
-            _charge(rt, request, plan, index, "requeue",
+            charge(rt, request, plan, index, "requeue",
                     requeue_charge(row_, tier, request.resolution, seconds), "requeue", run_id)
     if outcome.state == "succeeded":
-        _charge(rt, request, plan, index, "complete",
+        charge(rt, request, plan, index, "complete",
                 clip_cost(tier, request.resolution, seconds), "generation", run_id, **timing)
     elif outcome.state == "failed":
         cost = Decimal(0) if outcome.status.policy else failed_charge(
             row_, tier, request.resolution, seconds)
-        _charge(rt, request, plan, index, "fail", cost, "failed_generation", run_id, **timing)
+        charge(rt, request, plan, index, "fail", cost, "failed_generation", run_id, **timing)
     _set_step(rt, request.clip_id, index, outcome.state if outcome.state != "pending"
               else "pending", outcome.status.message)
     return outcome
 
 
-def _charge(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int, kind: str,
+def charge(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int, kind: str,
             cost: Decimal, charge: str, run_id: str, **fields) -> None:
     with rt.journal.locked(request.clip_id) as locked:
         record = locked.read()
         step = record.steps[index]
-        if kind == "requeue":  # each observed re-queue is its own charge
-            marker = f"requeue:{sum(c.startswith('requeue') for c in step.charges)}"
+        if kind in REPEATABLE:  # each re-queue, each reconciliation is its own charge
+            marker = f"{kind}:{sum(c.startswith(kind) for c in step.charges)}"
         elif kind in step.charges:
             return
         else:

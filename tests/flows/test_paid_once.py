@@ -160,3 +160,33 @@ def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, san
     assert ("kling", "free") not in tiers and ("kling", "standard") in tiers
     ours = assert_reconciled(home, sandbox)
     assert len(ours) == 1 + 1 + 6 + 1  # the refused Kling submit made no job
+
+
+def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batch(
+        home, sandbox, tmp_path):
+    """Kling tasks without final_unit_deduction (the newer API shape): a re-queue no poll saw
+    is found in the provider's deduction detail at the end of the batch and written as a
+    `reconciled` row on its clip; afterwards ledger == bill, job by job."""
+    import json
+
+    from flows.batch import run_batch
+    from storage.ledger import read_ledger
+
+    sandbox.knobs(kling_deduction=False, kling={"requeue_rate": 1.0})
+    tag = uuid.uuid4().hex[:6]
+    manifest = tmp_path / "two.jsonl"
+    manifest.write_text("\n".join(json.dumps({"prompt": f"Fog rolls in {i} {tag}",
+                                              "duration": 5, "resolution": "720p"})
+                                  for i in range(2)))
+    result = asyncio.run(run_batch(str(manifest)))
+    rows = read_ledger(home / "ledger")
+    seen = [r for r in rows if r["event_kind"] == "requeue"]
+    reconciled = [r for r in rows if r["event_kind"] == "reconciled"]
+    assert len(seen) + len(reconciled) == 2  # one re-queue per job, however it was learnt
+    assert all(r["clip_id"] and r["job_id"] for r in reconciled)
+    assert result.reconciled_usd == pytest.approx(0.14 * len(reconciled))
+    assert assert_reconciled(home, sandbox)
+    again = asyncio.run(run_batch(str(manifest)))  # reconciling twice writes nothing more
+    assert again.reconciled_usd == 0
+    assert len([r for r in read_ledger(home / "ledger") if r["event_kind"] == "reconciled"]
+               ) == len(reconciled)

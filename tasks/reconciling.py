@@ -1,0 +1,108 @@
+"""Reconciliation with the provider's own bill: every charge it made reaches the ledger.
+
+The providers' usage APIs (Kling's balance deduction detail, fal's billing events) name the job
+each charge is for; the sandbox emulates them. For every job of this home whose charges are
+final (its step succeeded or failed), the provider's total is compared with the ledger's, to the
+cent; a charge found only at the provider is written as a ledger row of its own kind,
+`reconciled`, on that job's clip. The ledger's own capture should leave nothing to write here:
+the rows this writes are counted, so a gap in capture is seen, not hidden. Protocols without a
+per-job usage API (OpenAI's costs are per day and project; AtlasCloud's per day and model) are
+reported as not reconcilable job by job. Jobs at the provider that no clip of this home claims
+are reported with their cost, never written: the key may serve other homes or tools.
+"""
+
+import asyncio
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from models import ClipRequest, RoutePlan, cents
+from storage.ledger import read_ledger
+from tasks.generation import charge
+from tasks.runtime import Runtime
+
+# charges land after the submit; the window opens this long before the first one
+WINDOW_MARGIN = timedelta(hours=1)
+
+
+class ReconciledCharge(BaseModel):
+    clip_id: str
+    job_id: str
+    usd: Decimal = Field(description="Found only on the provider's bill; now in the ledger.")
+
+
+class Reconciliation(BaseModel):
+    reconciled: list[ReconciledCharge] = Field(default_factory=list)
+    over_billed: dict[str, Decimal] = Field(
+        default_factory=dict, description="job -> ledger minus bill where the ledger is higher.")
+    unclaimed_usd: dict[str, Decimal] = Field(
+        default_factory=dict, description="Jobs on this key's bill that no clip here claims.")
+    not_reconcilable: list[str] = Field(
+        default_factory=list, description="Accounts whose protocol names no job in its usage.")
+    checked_jobs: int = 0
+
+
+async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
+    """Compare, per account this home used, the provider's per-job charges with the ledger and
+    write what the ledger lacks as `reconciled` rows."""
+    result = Reconciliation()
+    records = await asyncio.to_thread(rt.journal.records)
+    steps = {}  # job id -> (record, step index, adapter)
+    since: dict[str, datetime] = {}
+    adapters = {}
+    for record in records:
+        for step in record.steps:
+            if step.handle is None:
+                continue
+            adapter = rt.adapter(rt.catalog.row(step.model), step.tier)
+            key = f"{adapter.protocol}:{adapter.account}"
+            adapters[key] = adapter
+            since[key] = min(since.get(key, step.handle.submitted_at), step.handle.submitted_at)
+            steps[step.handle.job_id] = (record, step.index, step.state)
+    if not steps:
+        return result
+    ours = await asyncio.to_thread(_ledger_by_job, rt)
+    until = datetime.now(UTC) + timedelta(minutes=1)
+    for key, adapter in sorted(adapters.items()):
+        found = await adapter.charges(since[key] - WINDOW_MARGIN, until)
+        if found is None:
+            result.not_reconcilable.append(key)
+            continue
+        theirs: dict[str, Decimal] = defaultdict(Decimal)
+        for item in found:
+            theirs[item.job_id] += item.usd
+        for job_id, billed in sorted(theirs.items()):
+            if job_id not in steps:
+                result.unclaimed_usd[job_id] = billed
+                continue
+            record, index, state = steps[job_id]
+            if state not in ("succeeded", "failed"):
+                continue  # still running or pending: its charges are not all in yet
+            result.checked_jobs += 1
+            gap = cents(billed) - cents(ours.get(job_id, Decimal(0)))
+            if gap > 0:
+                request = ClipRequest.model_validate(record.request)
+                plan = RoutePlan.model_validate(record.plan)
+                await asyncio.to_thread(charge, rt, request, plan, index, "reconciled", gap,
+                                        "reconciled", run_id)
+                result.reconciled.append(ReconciledCharge(clip_id=record.clip_id,
+                                                          job_id=job_id, usd=gap))
+            elif gap < 0:
+                result.over_billed[job_id] = -gap
+    return result
+
+
+def _ledger_by_job(rt: Runtime) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in read_ledger(rt.settings.home_path / "ledger"):
+        if row["job_id"]:
+            totals[row["job_id"]] += row["cost_usd"]
+    return totals
+
+
+reconcile_task = task(reconcile_charges, name="reconcile with the provider's bill", retries=0,
+                      cache_policy=NO_CACHE)
