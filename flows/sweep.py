@@ -2,12 +2,15 @@
 
 1. Every journal entry with a job at the provider (pending at a deadline, or a run killed
    mid-poll) is resumed through the same code a run uses: polled, its charge recorded, its
-   output archived before its URL expires, inspected. Entries the sweep cannot resolve without
-   paying or guessing (a submit whose outcome is unknown, an intent never submitted) are
-   listed, not touched.
-2. Checksums are re-verified across the archive; missing or corrupt files are reported.
-3. The ledger's closed days are compacted (row counts checked before old parts go).
-4. Retention (tasks/sweeping.py): provider copies deleted where the protocol can, local files
+   output archived before its URL expires, inspected. A submit whose outcome is unknown (or
+   whose send a run was killed in) is recovered by the provider's lookup — never sent blind; a
+   lookup that still cannot answer leaves it unknown. An intent never sent is listed, not
+   touched (sending it would be a new payment nobody asked the sweep for).
+2. Every job's charges are compared with the provider's own bill (tasks/reconciling.py); what
+   only the bill has is written as `reconciled` ledger rows.
+3. Checksums are re-verified across the archive; missing or corrupt files are reported.
+4. The ledger's closed days are compacted (row counts checked before old parts go).
+5. Retention (tasks/sweeping.py): provider copies deleted where the protocol can, local files
    deleted only when a verified replica exists — never the only copy.
 
 The run ends Failed when a file is missing or corrupt, after its report artifact.
@@ -25,6 +28,7 @@ from flows.batch import make
 from flows.generate import in_run
 from models import ClipRequest
 from storage.archive import Archive
+from tasks.reconciling import Reconciliation, reconcile_task
 from tasks.runtime import Runtime
 from tasks.sweeping import CompactedDay, Retained, Verified, compact, retain, verify
 
@@ -38,6 +42,7 @@ class Resumed(BaseModel):
 class SweepReport(BaseModel):
     resumed: list[Resumed]
     left_open: list[Resumed] = Field(description="Entries the sweep will not touch, and why.")
+    reconciliation: Reconciliation
     verified: Verified
     compacted: list[CompactedDay]
     retained: Retained
@@ -51,10 +56,10 @@ class ArchiveDamaged(RuntimeError):
 async def resume_open(rt: Runtime, run_id: str) -> tuple[list[Resumed], list[Resumed]]:
     resumed, left = [], []
     for record in rt.journal.open_records():
-        if not (record.steps and record.steps[-1].handle):
-            why = ("submit outcome unknown: check the provider before resubmitting"
-                   if record.state == "unknown" else "never submitted: rerun the request")
-            left.append(Resumed(clip_id=record.clip_id, outcome=why))
+        last = record.steps[-1] if record.steps else None
+        if last is None or not (last.handle or last.send_started_at or last.state == "unknown"):
+            left.append(Resumed(clip_id=record.clip_id,
+                                outcome="never submitted: rerun the request"))
             continue
         try:
             result = await make(rt, ClipRequest.model_validate(record.request), run_id)
@@ -69,6 +74,7 @@ async def resume_open(rt: Runtime, run_id: str) -> tuple[list[Resumed], list[Res
 async def sweep(rt: Runtime, run_id: str) -> SweepReport:
     logger = get_run_logger()
     resumed, left = await resume_open(rt, run_id)
+    reconciliation = await reconcile_task(rt, run_id)
     done = [r for r in rt.journal.records() if r.state == "done"]
     verified = verify(rt.archive, done)
     compacted = compact(rt.settings.home_path / "ledger", datetime.now(UTC).date())
@@ -76,7 +82,8 @@ async def sweep(rt: Runtime, run_id: str) -> SweepReport:
     replica = Archive(s.archive_replica, s.archive_replica_options) if s.archive_replica \
         else None
     retained = await retain(rt, done, verified, replica, s.local_retention_days)
-    report = SweepReport(resumed=resumed, left_open=left, verified=verified,
+    report = SweepReport(resumed=resumed, left_open=left, reconciliation=reconciliation,
+                         verified=verified,
                          compacted=compacted, retained=retained)
     logger.info("sweep: %d resumed, %d left open, %d files verified (%d missing, %d corrupt), "
                 "%d days compacted, %d provider copies deleted, %d local files deleted",
@@ -95,6 +102,12 @@ def _markdown(report: SweepReport) -> str:
     lines += [f"- `{r.clip_id[:12]}` {r.outcome} (${r.cost_usd:.2f})" for r in report.resumed]
     lines += ["", "## Left open"] + [f"- `{r.clip_id[:12]}` {r.outcome}"
                                       for r in report.left_open]
+    c = report.reconciliation
+    lines += ["", f"## Reconciliation\n{c.checked_jobs} jobs checked against the provider's "
+              f"bill; {len(c.reconciled)} charges found only there, now in the ledger"] + [
+        f"- `{r.clip_id[:12]}` job {r.job_id}: ${r.usd}" for r in c.reconciled]
+    if c.not_reconcilable:
+        lines.append(f"- not reconcilable job by job: {', '.join(c.not_reconcilable)}")
     v = report.verified
     lines += ["", f"## Checksums\n{v.checked} files checked; missing {len(v.missing)}, "
               f"corrupt {len(v.corrupt)}"] + [f"- missing `{p}`" for p in v.missing] + \

@@ -96,3 +96,24 @@ def test_retention_never_deletes_an_only_copy(home, sandbox, monkeypatch, tmp_pa
     assert sora.path in report.retained.local_deleted and not Path(sora.path).exists()
     copy = tmp_path / "replica" / Path(sora.path).relative_to(home)
     assert copy.exists() and report.retained.provider_copies_deleted == []
+
+
+def test_the_sweep_recovers_an_unknown_submit_by_lookup_and_never_sends_it_again(
+        home, sandbox, monkeypatch):
+    """A Kling submit lost and its lookup failing past the deadline: the run leaves it
+    unknown. The sweep looks it up (never re-sends), finishes the clip and charges it once."""
+    from providers.errors import SubmitUnknown
+
+    monkeypatch.setenv("REELFLOW_RETRY_DEADLINE_S", "1")
+    prompt = f"Swept unknown {uuid.uuid4().hex[:8]}"
+    sandbox.faults({"kind": "reset", "protocol": "kling", "method": "POST", "count": 2},
+                   {"kind": "5xx", "protocol": "kling", "method": "GET", "count": 1000})
+    with pytest.raises(SubmitUnknown):
+        clip(prompt=prompt)
+    assert Journal(home / "journal").records()[0].state == "unknown"
+    sandbox.clear_faults()
+    report = asyncio.run(sweep_archive())
+    assert [r.outcome for r in report.resumed] == ["done"]
+    assert len(sandbox.jobs(prompt)) == 1
+    assert report.reconciliation.reconciled == [] and report.reconciliation.checked_jobs == 1
+    assert_reconciled(home, sandbox)
