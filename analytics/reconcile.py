@@ -33,8 +33,10 @@ class Reconciliation(BaseModel):
         return not self.mismatches
 
 
-def reconcile(con: duckdb.DuckDBPyConnection, usage: list[dict]) -> Reconciliation:
-    """Compare per-job totals to the cent."""
+def reconcile(con: duckdb.DuckDBPyConnection, usage: list[dict], *,
+              listed_jobs_only: bool = False) -> Reconciliation:
+    """Compare per-job totals to the cent. `listed_jobs_only`: the usage covers some of the
+    ledger's jobs (one provider's reconcilable accounts), so only those are compared."""
     provider = pa.table({"job_id": [str(u["job_id"]) for u in usage],
                          "usd": pa.array([Decimal(str(u["usd"])) for u in usage],
                                          pa.decimal128(18, 6))})
@@ -42,13 +44,14 @@ def reconcile(con: duckdb.DuckDBPyConnection, usage: list[dict]) -> Reconciliati
     rows = con.execute("""
         WITH ours AS (
             SELECT job_id, sum(cost_usd) AS usd FROM ledger
-            WHERE job_id IS NOT NULL GROUP BY job_id),
+            WHERE job_id IS NOT NULL AND (NOT $listed OR job_id IN (
+                SELECT job_id FROM provider_usage)) GROUP BY job_id),
         theirs AS (SELECT job_id, sum(usd) AS usd FROM provider_usage GROUP BY job_id)
         SELECT coalesce(o.job_id, t.job_id) AS job_id, coalesce(o.usd, 0) AS ours,
                coalesce(t.usd, 0) AS theirs, o.job_id IS NULL AS missing_in_ledger,
                t.job_id IS NULL AS missing_at_provider
         FROM ours o FULL OUTER JOIN theirs t USING (job_id)
-        ORDER BY job_id""").fetchall()
+        ORDER BY job_id""", {"listed": listed_jobs_only}).fetchall()
     con.unregister("provider_usage")
     mismatches, matched = [], 0
     total_ours, total_theirs = Decimal(0), Decimal(0)

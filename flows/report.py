@@ -1,48 +1,39 @@
 """cost_report: the scheduled report — DuckDB over the ledger to tables, charts, projection,
 advice and reconciliation, as Prefect artifacts, a self-contained HTML file and exports."""
 
-import asyncio
 from decimal import Decimal
 
-import httpx
 from prefect import flow, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from analytics.report import Report
-from sandbox import launcher
+from flows.generate import in_run
 from settings import load_settings
+from tasks.reconciling import reconcile_task
 from tasks.reporting import make_report, reconcile_usage, write_report
 
 collect_report = task(make_report, name="collect report", cache_policy=NO_CACHE, retries=0)
 write_files = task(write_report, name="write report files", cache_policy=NO_CACHE, retries=0)
 
 
-@task(name="fetch provider usage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def fetch_usage(settings) -> list[dict] | None:
-    """The sandbox's usage log (real providers' exports are read from files, later)."""
-    info = launcher.running(settings.home_path / "sandbox")
-    if settings.sandbox != "auto" and settings.sandbox != "off":
-        info = {"url": settings.sandbox}
-    if not info:
-        return None
-    return httpx.get(info["url"] + "/_admin/usage", timeout=30).json()["rows"]
-
-
 @flow(name="cost-report", retries=0)
 async def cost_report(period: str = "month", budget_usd: float | None = None) -> dict:
     """Every dollar and second explained for `period` (month, all, Nd, YYYY-MM)."""
     settings = load_settings()
+    # first the provider's bill (its usage APIs): what only the bill has enters the ledger as
+    # `reconciled` rows, so the report that follows explains every charge
+    found = await in_run(reconcile_task)
+    result = reconcile_usage(settings, found.bill)
     report: Report = collect_report(settings, period=period,
                                     budget_usd=Decimal(str(budget_usd)) if budget_usd else None)
     files = write_files(settings, report)
-    usage = await asyncio.to_thread(fetch_usage, settings)
     summary = {"html": files.html, "advice": report.advice.advice,
-               "spent_usd": float(report.budget.spent_usd)}
-    if usage is not None:
-        result = reconcile_usage(settings, usage)
-        summary["reconciled"] = result.ok
-        summary["mismatches"] = len(result.mismatches)
+               "spent_usd": float(report.budget.spent_usd), "reconciled": result.ok,
+               "mismatches": len(result.mismatches),
+               "found_only_on_bill_usd": float(sum((c.usd for c in found.reconciled),
+                                                   Decimal(0))),
+               "not_reconcilable": found.not_reconcilable}
     await acreate_table_artifact(key="cost-by-tier", table=[
         {k: str(v) for k, v in row.items()} for row in report.tables["unit_costs"]],
         description="Cost per delivered second and per accepted clip")
@@ -50,6 +41,19 @@ async def cost_report(period: str = "month", budget_usd: float | None = None) ->
         key="cost-report", markdown=f"# Cost report ({period})\n\n{report.advice.advice}\n\n"
         f"- month to date: ${report.budget.spent_usd:,.2f}, projected "
         f"${report.budget.projected_usd:,.2f}\n- HTML: `{files.html}`\n"
-        + (f"- reconciliation: {'ok' if summary.get('reconciled') else 'MISMATCHES'}\n"
-           if usage is not None else ""))
+        + _reconciliation_lines(result, found))
     return summary
+
+
+def _reconciliation_lines(result, found) -> str:
+    """What the provider's bill said, job by job, in words a reader can act on."""
+    lines = [f"- reconciliation: {found.checked_jobs} jobs against the provider's bill, "
+             + ("ledger equal to it" if result.ok else f"{len(result.mismatches)} differ")]
+    lines += [f"  - job `{m.job_id}`: ledger ${m.ledger_usd:.2f}, bill ${m.provider_usd:.2f} "
+              f"({m.problem})" for m in result.mismatches]
+    lines += [f"  - found only on the bill, added to the ledger: job `{c.job_id}` "
+              f"(clip `{c.clip_id[:12]}`) ${c.usd:.2f}" for c in found.reconciled]
+    if found.not_reconcilable:
+        lines.append("  - not reconcilable job by job (the provider's usage names no job): "
+                     + ", ".join(found.not_reconcilable))
+    return "\n".join(lines) + "\n"

@@ -44,6 +44,9 @@ class Reconciliation(BaseModel):
     not_reconcilable: list[str] = Field(
         default_factory=list, description="Accounts whose protocol names no job in its usage.")
     checked_jobs: int = 0
+    bill: dict[str, Decimal] = Field(
+        default_factory=dict, description="job -> the provider's total, for every finished job "
+        "of this home on a reconcilable account (what a report reconciles the ledger with).")
 
 
 async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
@@ -83,6 +86,7 @@ async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
             if state not in ("succeeded", "failed"):
                 continue  # still running or pending: its charges are not all in yet
             result.checked_jobs += 1
+            result.bill[job_id] = billed
             gap = cents(billed) - cents(ours.get(job_id, Decimal(0)))
             if gap > 0:
                 request = ClipRequest.model_validate(record.request)

@@ -44,17 +44,14 @@ def write_report(settings: Settings, report: Report, html_out: Path | None = Non
     return ReportFiles(html=str(target), exports=[str(p) for p in exports])
 
 
-def reconcile_usage(settings: Settings, usage: list[dict]) -> Reconciliation:
-    """Provider charges since the ledger's first event (older ones predate this home), matched
-    job by job."""
+def reconcile_usage(settings: Settings, bill: dict[str, Decimal]) -> Reconciliation:
+    """The provider's charges for this home's jobs (from its usage API, every period),
+    matched job by job with the whole ledger."""
     database, ledger = paths(settings)
     db.build(database, ledger)
     with db.connect(database, ledger) as con:
-        first = con.execute("SELECT min(event_time) FROM ledger").fetchall()[0][0]
-        if first is not None and usage and "at" in usage[0]:
-            since = first.timestamp() - 1  # the provider and we share a clock within a second
-            usage = [row for row in usage if float(row["at"]) >= since]
-        return reconcile(con, usage)
+        return reconcile(con, [{"job_id": job, "usd": usd} for job, usd in bill.items()],
+                         listed_jobs_only=True)
 
 
 def now_utc() -> datetime:
