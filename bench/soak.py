@@ -6,7 +6,8 @@ What is measured (every figure read from the provider side, whatever reelflow be
 
 - `double_charges`: provider jobs created for a request (found by the unique tag its prompt
   carries) that no journal step holds and that the sandbox billed: paid twice. A take-1 twin
-  shares its prompt, so jobs are grouped per prompt against the steps of every clip of it.
+  shares its prompt, so jobs are grouped per prompt against the steps of every clip of it. One
+  billed orphan per clip left `unknown` is that clip's single payment: lost, not double.
 - `shared_jobs`: provider job ids held by more than one clip step in the journal.
 - `lost_clips`: clips not `done` at the end although a provider job of theirs was billed (paid,
   not delivered), broken down by protocol; `unknown_clips` are those in state `unknown` (fal and
@@ -284,6 +285,9 @@ def audit(server, home: Path, rows: list[dict]) -> dict[str, Any]:
     for tag, clip_ids in clips_by_tag.items():
         held = {job_id for job_id, owners in holders.items()
                 if any(clip in clip_ids for clip, _ in owners)}
+        # a clip left unknown paid (at most) once for a job it never learnt of: that job is
+        # the clip's one payment — a lost clip, counted below, not a double charge
+        unresolved = sum(1 for c in clip_ids if c in by_clip and by_clip[c].state == "unknown")
         for job in jobs_by_tag.get(tag, []):
             if job["id"] in held:
                 continue
@@ -293,7 +297,9 @@ def audit(server, home: Path, rows: list[dict]) -> dict[str, Any]:
                 retried.append(job["id"])
                 held.add(job["id"])
                 continue
-            if bill.get(job["id"], Decimal(0)) > 0:
+            if bill.get(job["id"], Decimal(0)) > 0 and unresolved:
+                unresolved -= 1
+            elif bill.get(job["id"], Decimal(0)) > 0:
                 double.append({"tag": tag, "clips": sorted(c[:12] for c in clip_ids),
                                "job_id": job["id"], "protocol": job["protocol"],
                                "usd": float(bill[job["id"]]),
