@@ -1,0 +1,42 @@
+"""Claims: a provider job is held by exactly one clip step, create-if-absent across processes."""
+
+import multiprocessing
+from pathlib import Path
+
+from storage.journal import Journal
+
+
+def _claim(root: str, clip: str, barrier, results) -> None:
+    journal = Journal(Path(root))
+    barrier.wait()
+    results.put((clip, journal.claim("openai_videos", "video_1", clip, 0)))
+
+
+def test_two_processes_claim_one_job_and_exactly_one_wins(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    clips = [f"clip{i}" for i in range(4)]
+    procs = [ctx.Process(target=_claim, args=(str(tmp_path), c, barrier, results))
+             for c in clips]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    outcome = dict(results.get(timeout=5) for _ in clips)
+    winners = [c for c, won in outcome.items() if won]
+    assert len(winners) == 1
+    journal = Journal(tmp_path)
+    assert journal.claim("openai_videos", "video_1", winners[0], 0)  # the holder, again
+    assert not journal.claimed_by_other("openai_videos", "video_1", winners[0], 0)
+    loser = next(c for c in clips if c != winners[0])
+    assert journal.claimed_by_other("openai_videos", "video_1", loser, 0)
+    assert not journal.claim("openai_videos", "video_1", winners[0], 1)  # another step: no
+    assert journal.claim("kling_native", "video_1", loser, 0)  # ids are per protocol
+
+
+def test_claims_and_signature_locks_are_not_clip_records(tmp_path):
+    journal = Journal(tmp_path)
+    journal.claim("fal_queue", "r1", "abc", 0)
+    with journal.signature_lock("sig"):
+        pass
+    assert journal.records() == []
