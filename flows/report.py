@@ -33,7 +33,9 @@ async def cost_report(period: str = "month", budget_usd: float | None = None) ->
                "mismatches": len(result.mismatches),
                "found_only_on_bill_usd": float(sum((c.usd for c in found.reconciled),
                                                    Decimal(0))),
-               "not_reconcilable": found.not_reconcilable}
+               "not_reconcilable": found.not_reconcilable,
+               "day_gaps_usd": {account: {day: float(gap) for day, gap in days.items()}
+                                for account, days in found.day_gaps.items()}}
     await acreate_table_artifact(key="cost-by-tier", table=[
         {k: str(v) for k, v in row.items()} for row in report.tables["unit_costs"]],
         description="Cost per delivered second and per accepted clip")
@@ -56,4 +58,7 @@ def _reconciliation_lines(result, found) -> str:
     if found.not_reconcilable:
         lines.append("  - not reconcilable job by job (the provider's usage names no job): "
                      + ", ".join(found.not_reconcilable))
+    lines += [f"  - {account}: the provider's costs for {day} exceed this home's ledger by "
+              f"${gap:.2f} (no job named: a charge the ledger lacks, or another user of the key)"
+              for account, days in found.day_gaps.items() for day, gap in days.items()]
     return "\n".join(lines) + "\n"

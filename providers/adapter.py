@@ -12,7 +12,8 @@ without another request. Keys live in the credential object and go out only in r
 
 import abc
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, BinaryIO, ClassVar, Self
 from urllib.parse import urlsplit
 
@@ -124,6 +125,11 @@ class Adapter(abc.ABC):
         """This key's charges in [since, until), job by job, from the provider's usage API;
         None where the protocol documents none that names jobs (reconciliation then says the
         provider cannot be reconciled job by job)."""
+        return None
+
+    async def daily_costs(self, since: datetime, until: datetime) -> dict[date, Decimal] | None:
+        """What the key's organization was charged per UTC day, where the protocol has only
+        day-level costs (no job named); None where it has none at all."""
         return None
 
     def echo_signature(self, request: SubmitRequest) -> str | None:

@@ -13,7 +13,8 @@ Images go as a multipart upload of exactly `size`. There is no cancel on this pr
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -184,6 +185,31 @@ class OpenAIVideos(Adapter):
             url=f"{self.base_url}/videos/{handle.job_id}/content", authenticated=True,
             expires_at=datetime.fromtimestamp(expires, UTC) if expires else None,
             seconds=float(video["seconds"]), size=video.get("size"), video_id=video["id"])
+
+    async def daily_costs(self, since: datetime, until: datetime) -> dict[date, Decimal]:
+        """GET /organization/costs (daily buckets, every page). On the real API this needs an
+        admin key: a project key's 401/403 is an AccountError the caller reports."""
+        params: dict[str, Any] = {"start_time": int(since.timestamp()),
+                                  "end_time": int(until.timestamp()), "bucket_width": "1d",
+                                  "limit": 180}
+        totals: dict[date, Decimal] = {}
+        while True:
+            response = await http.retrying(lambda p=dict(params): self._costs(p),
+                                           deadline_s=self.retry_deadline_s)
+            page = response.json()
+            for bucket in page.get("data", []):
+                day = datetime.fromtimestamp(bucket["start_time"], UTC).date()
+                totals[day] = totals.get(day, Decimal(0)) + sum(
+                    (Decimal(str((r.get("amount") or {}).get("value", 0)))
+                     for r in bucket.get("results", [])), Decimal(0))
+            if not page.get("has_more") or not page.get("next_page"):
+                return totals
+            params["page"] = page["next_page"]
+
+    async def _costs(self, params: dict[str, Any]) -> httpx.Response:
+        response = await self.send("GET", "/organization/costs", params=params)
+        raise_for(response)
+        return response
 
     async def cancel(self, handle: JobHandle) -> bool:
         """The Videos API has no cancel; a queued job runs to its end."""

@@ -7,13 +7,14 @@ cent; a charge found only at the provider is written as a ledger row of its own 
 `reconciled`, on that job's clip. The ledger's own capture should leave nothing to write here:
 the rows this writes are counted, so a gap in capture is seen, not hidden. Protocols without a
 per-job usage API (OpenAI's costs are per day and project; AtlasCloud's per day and model) are
-reported as not reconcilable job by job. Jobs at the provider that no clip of this home claims
-are reported with their cost, never written: the key may serve other homes or tools.
+reported as not reconcilable job by job, with the days on which the provider's day totals exceed
+this home's ledger. Those gaps, and jobs at the provider that no clip of this home claims, are
+reported with their cost, never written: the key may serve other homes or tools.
 """
 
 import asyncio
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from prefect import task
@@ -21,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models import ClipRequest, RoutePlan, cents
+from providers.errors import ProviderError
 from storage.ledger import read_ledger
 from tasks.generation import charge
 from tasks.runtime import Runtime
@@ -43,6 +45,10 @@ class Reconciliation(BaseModel):
         default_factory=dict, description="Jobs on this key's bill that no clip here claims.")
     not_reconcilable: list[str] = Field(
         default_factory=list, description="Accounts whose protocol names no job in its usage.")
+    day_gaps: dict[str, dict[str, Decimal]] = Field(
+        default_factory=dict, description="account -> UTC day -> how much the provider's day "
+        "total (costs API, no job named) exceeds this home's ledger for that account: a charge "
+        "the ledger lacks, or another user of the same key. Reported, never written.")
     checked_jobs: int = 0
     bill: dict[str, Decimal] = Field(
         default_factory=dict, description="job -> the provider's total, for every finished job "
@@ -54,7 +60,8 @@ async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
     write what the ledger lacks as `reconciled` rows."""
     result = Reconciliation()
     records = await asyncio.to_thread(rt.journal.records)
-    steps = {}  # job id -> (record, step index, adapter)
+    steps = {}  # job id -> (record, step index, step state)
+    jobs_of: dict[str, set[str]] = defaultdict(set)  # account -> its job ids
     since: dict[str, datetime] = {}
     adapters = {}
     for record in records:
@@ -66,14 +73,16 @@ async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
             adapters[key] = adapter
             since[key] = min(since.get(key, step.handle.submitted_at), step.handle.submitted_at)
             steps[step.handle.job_id] = (record, step.index, step.state)
+            jobs_of[key].add(step.handle.job_id)
     if not steps:
         return result
-    ours = await asyncio.to_thread(_ledger_by_job, rt)
+    ours, by_day = await asyncio.to_thread(_ledger_totals, rt)
     until = datetime.now(UTC) + timedelta(minutes=1)
     for key, adapter in sorted(adapters.items()):
         found = await adapter.charges(since[key] - WINDOW_MARGIN, until)
         if found is None:
             result.not_reconcilable.append(key)
+            await _day_gaps(result, key, adapter, since[key], until, jobs_of[key], by_day)
             continue
         theirs: dict[str, Decimal] = defaultdict(Decimal)
         for item in found:
@@ -100,13 +109,30 @@ async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
     return result
 
 
-def _ledger_by_job(rt: Runtime) -> dict[str, Decimal]:
+async def _day_gaps(result: Reconciliation, key: str, adapter, since: datetime,
+                    until: datetime, jobs: set[str],
+                    by_day: dict[tuple[str, date], Decimal]) -> None:
+    """Day totals where the protocol has nothing finer (OpenAI's organization costs)."""
+    try:
+        days = await adapter.daily_costs(since - WINDOW_MARGIN, until)
+    except ProviderError:
+        return  # e.g. a project key where an admin key is needed: nothing to compare with
+    for day, billed in sorted((days or {}).items()):
+        ours = sum((usd for (job, d), usd in by_day.items() if d == day and job in jobs),
+                   Decimal(0))
+        if (gap := cents(billed - ours)) > 0:
+            result.day_gaps.setdefault(key, {})[day.isoformat()] = gap
+
+
+def _ledger_totals(rt: Runtime) -> tuple[dict[str, Decimal], dict[tuple[str, date], Decimal]]:
+    """Per job, and per (job, UTC day of the charge)."""
     totals: dict[str, Decimal] = defaultdict(Decimal)
+    by_day: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
     for row in read_ledger(rt.settings.home_path / "ledger"):
         if row["job_id"]:
             totals[row["job_id"]] += row["cost_usd"]
-    return totals
-
+            by_day[(row["job_id"], row["event_time"].astimezone(UTC).date())] += row["cost_usd"]
+    return totals, by_day
 
 reconcile_task = task(reconcile_charges, name="reconcile with the provider's bill", retries=0,
                       cache_policy=NO_CACHE)
