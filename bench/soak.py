@@ -183,14 +183,18 @@ def worker_env(home: Path, sandbox_url: str, time_scale: float, prefect_api_url:
 
 def run_rounds(manifest: Path, env: dict[str, str], *, kill_every: tuple[float, float],
                kill_rounds: int, max_rounds: int, round_timeout_s: float, seed: int,
-               log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+               log: Callable[[str], None] = lambda line: None,
+               progress: Callable[[], object] = lambda: None) -> dict[str, Any]:
     """`reelflow batch MANIFEST --json` killed (its whole process group, SIGKILL) after a seeded
     random delay in `kill_every`, `kill_rounds` times; then rerun with no kill until a run exits
-    0 or `max_rounds` runs in all. A run past `round_timeout_s` is killed too (a timeout)."""
+    0, two unkilled runs in a row leave the same `progress()` (what is left cannot be finished
+    by running again: clips whose submit no lookup can resolve), or `max_rounds` runs in all.
+    A run past `round_timeout_s` is killed too (a timeout)."""
     rng = random.Random(seed ^ 0x5EED)
     kills = timeouts = rounds = 0
     codes: list[int] = []
     output = ""
+    last: object = object()
     while rounds < max_rounds:
         rounds += 1
         killing = kills < kill_rounds
@@ -223,6 +227,12 @@ def run_rounds(manifest: Path, env: dict[str, str], *, kill_every: tuple[float, 
         log(f"  round {rounds}: exit {code} after {elapsed:.1f} s")
         if code == 0:  # done (in the kill phase too: a run that beat its kill finished)
             break
+        if not killing:
+            now = progress()
+            if now == last:
+                log(f"  round {rounds} changed nothing: what is left needs more than a rerun")
+                break
+            last = now
     return {"kills": kills, "timeouts": timeouts, "rounds": rounds, "exit_codes": codes,
             "output": output[-4000:]}
 
@@ -385,6 +395,15 @@ def _quiet(log_path: Path, start: Callable[[], Any]) -> Any:
             os.dup2(saved, 2)
             os.close(saved)
 
+def _journal_states(home: Path) -> dict[str, int]:
+    from storage.journal import Journal
+
+    states: dict[str, int] = defaultdict(int)
+    for record in Journal(home / "journal").records():
+        states[record.state] += 1
+    return dict(states)
+
+
 def soak(workdir: Path, *, jobs: int = 2000, seed: int = 0, time_scale: float = 0.02,
          kill_every: tuple[float, float] = (3.0, 6.0), kill_rounds: int = 8,
          max_rounds: int = 20, round_timeout_s: float = 600.0,
@@ -414,7 +433,7 @@ def soak(workdir: Path, *, jobs: int = 2000, seed: int = 0, time_scale: float = 
         started = time.monotonic()
         runs = run_rounds(manifest, env, kill_every=kill_every, kill_rounds=kill_rounds,
                           max_rounds=max_rounds, round_timeout_s=round_timeout_s, seed=seed,
-                          log=log)
+                          log=log, progress=lambda: _journal_states(home))
         seconds = time.monotonic() - started
         found = audit(server, home, rows)
     finally:
