@@ -58,6 +58,21 @@ def _instant(text: str | None, default: float) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def _many(query, name: str) -> set[str]:
+    """A Platform API list parameter: repeated, or comma-separated."""
+    return {v for value in query.getlist(name) for v in value.split(",") if v}
+
+
+def _window(query, now: float, *, default_limit: int) -> tuple[float, float, int, int]:
+    """start, end (default: the last 24 h), limit and cursor offset of a Platform API list."""
+    try:
+        return (_instant(query.get("start"), now - 86400), _instant(query.get("end"), now + 1),
+                int(query.get("limit", str(default_limit))), int(query.get("cursor") or 0))
+    except ValueError:
+        raise _invalid("start", "start and end are ISO 8601 instants; limit and cursor "
+                                "integers") from None
+
+
 def _invalid(field: str, message: str) -> Unprocessable:
     err = Unprocessable(message)
     err.loc = ["body", field]  # type: ignore[attr-defined]
@@ -204,21 +219,14 @@ class FalQueue:
         their inputs and outputs under `expand=payloads`; newest first by sent_at here (fal's
         own default orders by ended_at), paged by an opaque cursor."""
         query = request.query_params
-        endpoints = {e for value in query.getlist("endpoint_id") for e in value.split(",") if e}
+        endpoints = _many(query, "endpoint_id")
         if not endpoints:
             raise _invalid("endpoint_id", "endpoint_id is required")
         now = self.sandbox.clock.now()
-        try:
-            start = _instant(query.get("start"), now - 86400)
-            end = _instant(query.get("end"), now + 1)
-            limit = int(query.get("limit", "50"))
-            offset = int(query.get("cursor") or 0)
-        except ValueError:
-            raise _invalid("start", "start and end are ISO 8601 instants; limit and cursor "
-                                    "integers") from None
+        start, end, limit, offset = _window(query, now, default_limit=50)
         if not 1 <= limit <= 100:
             raise _invalid("limit", "limit is 1 to 100")
-        payloads = "payloads" in {e for v in query.getlist("expand") for e in v.split(",")}
+        payloads = "payloads" in _many(query, "expand")
         jobs = [j for j in reversed(self.sandbox.store.jobs("fal", account))
                 if j.extra.get("endpoint") in endpoints and start <= j.created_at < end]
         page = jobs[offset:offset + limit]
@@ -232,20 +240,8 @@ class FalQueue:
         this key's requests in [start, end), filtered by endpoint_id or request_id, paged by
         cursor; costs in USD."""
         query = request.query_params
-
-        def many(name: str) -> set[str]:
-            return {v for value in query.getlist(name) for v in value.split(",") if v}
-
-        now = self.sandbox.clock.now()
-        try:
-            start = _instant(query.get("start"), now - 86400)
-            end = _instant(query.get("end"), now + 1)
-            limit = int(query.get("limit", "1000"))
-            offset = int(query.get("cursor") or 0)
-        except ValueError:
-            raise _invalid("start", "start and end are ISO 8601 instants; limit and cursor "
-                                    "integers") from None
-        endpoints, ids = many("endpoint_id"), many("request_id")
+        start, end, limit, offset = _window(query, self.sandbox.clock.now(), default_limit=1000)
+        endpoints, ids = _many(query, "endpoint_id"), _many(query, "request_id")
         mine = {j.id: j for j in self.sandbox.store.jobs("fal", account)}
         events = [u for u in self.sandbox.usage() if u["job_id"] in mine
                   and start <= float(u["at"]) < end
