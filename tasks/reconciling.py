@@ -96,15 +96,16 @@ async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
                 continue  # still running or pending: its charges are not all in yet
             result.checked_jobs += 1
             result.bill[job_id] = billed
-            gap = cents(billed) - cents(ours.get(job_id, Decimal(0)))
-            if gap > 0:
+            # the exact difference, so the ledger ends equal to the bill (not only in cents)
+            gap = billed - ours.get(job_id, Decimal(0))
+            if cents(gap) > 0:
                 request = ClipRequest.model_validate(record.request)
                 plan = RoutePlan.model_validate(record.plan)
                 await asyncio.to_thread(charge, rt, request, plan, index, "reconciled", gap,
                                         "reconciled", run_id)
                 result.reconciled.append(ReconciledCharge(clip_id=record.clip_id,
                                                           job_id=job_id, usd=gap))
-            elif gap < 0:
+            elif cents(gap) < 0:
                 result.over_billed[job_id] = -gap
     return result
 
