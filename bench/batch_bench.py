@@ -49,8 +49,10 @@ def main() -> None:
             manifest.write_text("\n".join(json.dumps(
                 {"prompt": f"bench clip {i} {tag}", "duration": 5, "resolution": "720p"})
                 for i in range(n)))
-            from flows.batch import BatchIncomplete, run_batch
+            from flows.batch import run_batch
+            from models.batch import BatchRequest
             from providers.catalog import load_catalog
+            from tasks.batch_summary import BatchIncomplete
             from tasks.limits import catalog_limits
 
             slots = catalog_limits(load_catalog())["provider:kling:standard"]
@@ -59,7 +61,7 @@ def main() -> None:
             cpu = time.process_time()
             failures = ""
             try:
-                result = asyncio.run(run_batch(str(manifest)))
+                result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
             except BatchIncomplete as err:  # still a measurement: say what failed
                 result, failures = err.result, str(err)
             makespan = time.perf_counter() - started

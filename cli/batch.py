@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", help="USD the batch may spend in all, across reruns")
     parser.add_argument("--fan-out", default="tasks",
                         help="tasks (one run, async tasks) | deployments (chunks as runs of "
-                        "run-batch/chunk on the Prefect server at PREFECT_API_URL)")
+                        "run-batch-chunk/default on the Prefect server at PREFECT_API_URL)")
     parser.add_argument("--chunk-size", default="25", help="requests per chunk run")
 
 
@@ -31,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
     require(args.chunk_size.isdigit() and int(args.chunk_size) > 0, "chunk_size",
             f"{args.chunk_size!r} is not a count of requests", ["a whole number, 1 or more"])
     manifest = read_manifest(args.manifest)  # every row checked before the flow starts
-    from flows.batch import BatchIncomplete, run_batch
+    from flows.batch import run_batch
+    from models.batch import BatchRequest
+    from tasks.batch_summary import BatchIncomplete
 
-    result, code = run_flow(args, run_batch(manifest.path, budget, args.fan_out,
-                                            int(args.chunk_size)), (BatchIncomplete,))
+    batch = BatchRequest(manifest=manifest.path, budget_usd=budget, fan_out=args.fan_out,
+                         chunk_size=int(args.chunk_size))
+    result, code = run_flow(args, run_batch(batch), (BatchIncomplete,))
     if code:
         return code
     if args.json:

@@ -9,7 +9,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from cli.plan import add_request_arguments, request_from_args
-from tasks.generation import ClipLost, PendingAtDeadline
+from tasks.archiving import ClipLost
+from tasks.awaiting import PendingAtDeadline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

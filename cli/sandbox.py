@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from cli.context import load_context, require
-from sandbox import launcher, server
+from sandbox import server
+from tasks import sandbox_launcher as launcher
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,8 @@
 """Domain types every folder shares (pydantic v2)."""
 
+from models.clip import Archived, ClipOutcome, ClipResult, Inspection, Trim
 from models.endpoint import Endpoint
 from models.job import (
-    ClipRecord,
     Download,
     JobHandle,
     JobState,
@@ -13,7 +13,14 @@ from models.job import (
     SubmitRequest,
 )
 from models.ledger import LEDGER_SCHEMA, LedgerRow, rows_to_table
-from models.plan import Candidate, GenerationStep, MonthlyCost, RoutePlan
+from models.plan import (
+    Candidate,
+    GenerationStep,
+    MonthlyCost,
+    RoutePlan,
+    account_key,
+    concurrency_key,
+)
 from models.request import ClipRequest, Scene, normalise_text
 from models.terms import (
     ASPECT_RATIOS,
@@ -42,15 +49,18 @@ __all__ = [
     "PROTOCOLS",
     "RESOLUTIONS",
     "USD",
+    "Archived",
     "AspectRatio",
     "Candidate",
-    "ClipRecord",
+    "ClipOutcome",
     "ClipRequest",
+    "ClipResult",
     "DowngradePolicy",
     "Download",
     "Endpoint",
     "EndpointKind",
     "GenerationStep",
+    "Inspection",
     "JobHandle",
     "JobState",
     "JobStatus",
@@ -66,7 +76,10 @@ __all__ = [
     "Scene",
     "Shot",
     "SubmitRequest",
+    "Trim",
+    "account_key",
     "cents",
+    "concurrency_key",
     "normalise_text",
     "resolution_rank",
     "rows_to_table",

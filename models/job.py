@@ -106,19 +106,3 @@ class Download(BaseModel):
     resumed: int = Field(default=0, description="Times the transfer resumed with Range.")
     seconds: float = Field(description="Wall time of the transfer.")
 
-
-class ClipRecord(BaseModel):
-    """A finished, archived clip."""
-
-    clip_id: str = Field(description="Idempotency key of the request.")
-    model: str = Field(description="Catalog model id that made it.")
-    tier: str = Field(description="Tier billed.")
-    job: JobHandle = Field(description="The provider job.")
-    path: str = Field(description="Archive path or URL of the original.")
-    sha256: str = Field(description="Checksum of the original.")
-    trimmed_path: str | None = Field(default=None, description="Trimmed copy, when one was made.")
-    trimmed_sha256: str | None = Field(default=None, description="Checksum of the trimmed copy.")
-    seconds_delivered: float = Field(description="Measured duration of the original.")
-    resolution_actual: str = Field(description="Measured frame size, e.g. 1920x1080.")
-    resolution_asked: Resolution = Field(description="Resolution asked for.")
-    cost_usd: float = Field(description="What this clip cost, all charges included.")

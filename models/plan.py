@@ -8,6 +8,16 @@ from pydantic import BaseModel, Field
 from models.terms import USD, EndpointKind, Protocol, Resolution
 
 
+def account_key(provider: str, tier: str) -> str:
+    """The account a charge lands on, as the ledger and handles spell it: kling:standard."""
+    return f"{provider}:{tier}"
+
+
+def concurrency_key(provider: str, tier: str) -> str:
+    """The limiter of one account: provider:kling:standard (tasks/limits.py)."""
+    return f"provider:{account_key(provider, tier)}"
+
+
 class GenerationStep(BaseModel):
     """One paid generation: the first clip, or one extension of it."""
 
@@ -68,3 +78,7 @@ class RoutePlan(BaseModel):
     sunset: date | None = Field(default=None, description="The model's shutdown date, if any.")
     reasons: list[str] = Field(description="Why this model and tier, in order of weight.")
     rejected: list[Candidate] = Field(description="Every other candidate with its reason.")
+
+    @property
+    def account(self) -> str:
+        return account_key(self.provider, self.tier)

@@ -7,6 +7,11 @@ from collections.abc import Callable
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+# What a sandbox endpoint is called with when no key is configured: the keys the sandbox's
+# default world accepts (it keeps its own copy; the two sides share no code).
+SANDBOX_API_KEY = "reelflow-sandbox"
+SANDBOX_KLING_KEYS = ("reelflow-sandbox-access", "reelflow-sandbox-secret-0123456789abcdef")
+
 
 class ApiKey(BaseModel):
     """A Bearer (OpenAI, AtlasCloud) or Key (fal) credential."""

@@ -21,6 +21,7 @@ from models import (
     GenerationStep,
     Protocol,
     RoutePlan,
+    concurrency_key,
     resolution_rank,
     usd_text,
 )
@@ -387,7 +388,7 @@ def _to_plan(
         protocol=row.protocol,
         endpoint=endpoints[row.protocol].kind,
         tier=tier.name,
-        concurrency_key=f"provider:{row.provider}:{tier.name}",
+        concurrency_key=concurrency_key(row.provider, tier.name),
         resolution=request.resolution,
         aspect_ratio=request.aspect_ratio,
         seconds_asked=request.seconds,

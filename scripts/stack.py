@@ -147,7 +147,7 @@ def down(state: Path) -> dict[str, str]:
         outcome[name] = _stop(pid, twice)
     info["pids"] = {}
     _save(state, info)
-    from sandbox import launcher
+    from tasks import sandbox_launcher as launcher
 
     if launcher.stop(state / "home" / "sandbox"):  # the sandbox `auto` started for the stack
         outcome["sandbox"] = "stopped"

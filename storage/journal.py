@@ -1,72 +1,261 @@
-"""The job journal: one record per clip id, so a paid submit happens once.
+"""The job journal: one record per clip id, changed only through its named transitions, so a
+paid submit happens once and nothing paid is forgotten.
 
 Invariant: a record is created (create-if-absent: mkdir is atomic) before a paid submit, and the
-provider's handle is written the moment submit returns. Every change happens under an exclusive
-lock on the clip's folder (flock; the kernel drops it when a process dies, even by SIGKILL), and
-each write is a temporary file renamed into place, so a reader never sees half a record.
+provider's handle is written the moment submit returns. Every transition takes an exclusive lock
+on the clip's folder (flock; the kernel drops it when a process dies, even by SIGKILL), reads
+the record, checks that the change is allowed (`InvalidTransition` otherwise) and writes it as a
+temporary file renamed into place, so a reader never sees half a record. A send holds the lock
+across several transitions (`Journal.sending`): two runs of one request never send together.
 
-Whoever holds the lock and finds `submitted` resumes that job; finds `intent` without a handle
-means the last submitter died mid-submit: the caller resolves it with the provider's lookup
-(Kling by external_task_id, OpenAI by listing), never by blindly sending again. Terminal states:
-done, failed; `pending` (deadline reached, the provider may still finish) and `unknown` (a
+Whoever finds `submitted` resumes that job; `intent` with a send begun, or `unknown`, is
+resolved with the provider's lookup, never by blindly sending again. Terminal states: done,
+failed, lost; `pending` (deadline reached, the provider may still finish) and `unknown` (a
 submit whose outcome cannot be known) are picked up by the next run or the sweep.
 """
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Concatenate, ParamSpec, TypeVar
 
-from pydantic import BaseModel, Field
+from models import Archived, ClipOutcome, JobHandle, RemoteVideo, RoutePlan
+from storage.records import REPEATABLE, Attempt, BudgetLeft, ClipJournal, StepRecord
 
-from models import JobHandle, RemoteVideo
-
-StepState = Literal["intent", "submitted", "succeeded", "failed", "pending", "unknown"]
-ClipState = Literal["intent", "running", "done", "failed", "pending", "unknown"]
-
-
-class StepRecord(BaseModel):
-    """One paid generation of the clip."""
-
-    index: int
-    kind: str
-    seconds: int
-    state: StepState = "intent"
-    model: str
-    tier: str
-    key: str | None = Field(
-        default=None, description="The idempotency key this step is sent with (Kling's "
-        "external_task_id): a rerun looks the job up by the key the send used.")
-    send_started_at: datetime | None = Field(
-        default=None, description="When the last send of this step began: recovery by listing "
-        "looks only at jobs created since.")
-    handle: JobHandle | None = None
-    remote: RemoteVideo | None = None
-    charges: list[str] = Field(default_factory=list, description="Ledger events written.")
-    message: str | None = None
-    provider_deleted: bool = Field(
-        default=False, description="The provider's copy was deleted by the sweep (retention).")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class ClipJournal(BaseModel):
-    clip_id: str
-    state: ClipState = "intent"
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    request: dict
-    plan: dict | None = None
-    steps: list[StepRecord] = Field(default_factory=list)
-    archive: dict | None = None
-    inspection: dict | None = None
-    attempts: list[str] = Field(default_factory=list, description="Models tried, with why.")
-    spent_usd: str = Field(default="0", description="Every charge recorded for this clip.")
-    parent_clip_id: str | None = None
+class InvalidTransition(RuntimeError):
+    """A change the journal's states do not allow (done → running, a second handle for one
+    step, a record that does not exist)."""
+
+
+class JobClaimed(InvalidTransition):
+    """The provider's job is already another clip step's: adopting it would make one job
+    two clips."""
+
+
+class Clip:
+    """One clip's record while its lock is held: the transitions, each read, check, write."""
+
+    def __init__(self, journal: "Journal", clip_id: str):
+        self.journal, self.clip_id = journal, clip_id
+
+    def read(self) -> ClipJournal | None:
+        return self.journal.read(self.clip_id)
+
+    def _record(self) -> ClipJournal:
+        record = self.read()
+        if record is None:
+            raise InvalidTransition(f"no journal record for clip {self.clip_id}")
+        return record
+
+    def _open(self) -> ClipJournal:
+        record = self._record()
+        if record.state == "done":
+            raise InvalidTransition(f"clip {self.clip_id} is done: it cannot run again")
+        return record
+
+    def _step(self, record: ClipJournal, index: int) -> StepRecord:
+        if index >= len(record.steps):
+            raise InvalidTransition(f"clip {self.clip_id} has no step {index}")
+        return record.steps[index]
+
+    def _write(self, record: ClipJournal) -> None:
+        self.journal._write(record)
+
+    def start(self, fresh: ClipJournal) -> ClipJournal:
+        """Create the record if absent; a record that is not done takes `fresh`'s plan (a
+        re-plan) and runs. Returns the record as it now is — done ones untouched."""
+        record = self.read()
+        if record is None:
+            self._write(fresh)
+            return fresh
+        if record.state != "done" and fresh.plan is not None and record.plan != fresh.plan:
+            record.plan, record.state = fresh.plan, "running"
+            self._write(record)
+        return record
+
+    def record_intent(self, step: StepRecord) -> StepRecord:
+        """A new paid step at `step.index`, replacing a failed or other model's step there."""
+        record = self._open()
+        if step.index > len(record.steps):
+            raise InvalidTransition(f"step {step.index} of clip {self.clip_id} comes after "
+                                    f"{len(record.steps)} steps")
+        if step.index < len(record.steps):
+            old = record.steps[step.index]
+            if old.handle and old.model == step.model and old.state != "failed":
+                raise InvalidTransition(f"step {step.index} of clip {self.clip_id} already has "
+                                        f"job {old.handle.job_id}")
+        record.steps = [*record.steps[:step.index], step]
+        record.state = "running"
+        self._write(record)
+        return step
+
+    def mark_sending(self, index: int, key: str) -> StepRecord:
+        """A send of step `index` with idempotency key `key` begins now."""
+        record = self._open()
+        step = self._step(record, index)
+        if step.handle:
+            raise InvalidTransition(f"step {index} of clip {self.clip_id} is already sent")
+        step.key, step.send_started_at = key, datetime.now(UTC)
+        self._write(record)
+        return step
+
+    def withdraw_intent(self, index: int) -> None:
+        """The provider refused the send before any job existed: forget the step."""
+        record = self._open()
+        if self._step(record, index).handle:
+            raise InvalidTransition(f"step {index} of clip {self.clip_id} has a job")
+        record.steps = record.steps[:index]
+        self._write(record)
+
+    def record_submit(self, index: int, handle: JobHandle) -> StepRecord:
+        """The provider took step `index` as `handle`'s job."""
+        record = self._record()
+        step = self._step(record, index)
+        if step.handle is not None:
+            if step.handle.job_id != handle.job_id:
+                raise InvalidTransition(f"step {index} of clip {self.clip_id} already has job "
+                                        f"{step.handle.job_id}, not {handle.job_id}")
+            return step
+        if record.state == "done":
+            raise InvalidTransition(f"clip {self.clip_id} is done: no new job")
+        step.handle, step.state, step.message = handle, "submitted", None
+        record.state = "running"
+        self._write(record)
+        return step
+
+    def mark_unknown(self, index: int, why: str) -> None:
+        """The send of step `index` may or may not have made a job: lookups will tell."""
+        record = self._open()
+        step = self._step(record, index)
+        step.state, step.message, record.state = "unknown", why, "unknown"
+        self._write(record)
+
+    def record_charge(self, index: int, kind: str, cost: Decimal,
+                      write: Callable[[StepRecord, str], None]) -> bool:
+        """Charge `kind` of step `index`, once (re-queues and reconciliations each count):
+        `write(step, marker)` puts its ledger row down first, so a run killed between the two
+        leaves a row the next run writes again under the same event id. False when it was
+        already recorded."""
+        record = self._record()
+        step = self._step(record, index)
+        if kind in REPEATABLE:
+            marker = f"{kind}:{step.charged(kind)}"
+        elif kind in step.charges:
+            return False
+        else:
+            marker = kind
+        write(step, marker)
+        step.charges.append(marker)
+        record.spent_usd += cost
+        self._write(record)
+        return True
+
+    def finish_step(self, index: int, state: str, why: str | None) -> None:
+        """The provider's last word on step `index`: succeeded, failed, or still going at the
+        deadline (pending: the clip is picked up later)."""
+        if state not in ("succeeded", "failed", "pending"):
+            raise InvalidTransition(f"a step cannot finish as {state!r}")
+        record = self._record()
+        step = self._step(record, index)
+        if record.state == "done" and step.state != state:
+            raise InvalidTransition(f"clip {self.clip_id} is done: step {index} stays "
+                                    f"{step.state}")
+        step.state, step.message = state, why  # type: ignore[assignment]
+        if state in ("pending", "failed"):
+            record.state = state  # type: ignore[assignment]
+        self._write(record)
+
+    def mark_pending(self, index: int, why: str | None) -> None:
+        self.finish_step(index, "pending", why)
+
+    def remember_remote(self, index: int, remote: RemoteVideo) -> None:
+        """Where step `index`'s output can be fetched (and its video id to extend)."""
+        record = self._record()
+        self._step(record, index).remote = remote
+        self._write(record)
+
+    def record_archive(self, archived: Archived) -> None:
+        """The original is in the archive (write-once: another checksum is refused)."""
+        record = self._record()
+        if record.archive and record.archive.sha256 != archived.sha256:
+            raise InvalidTransition(f"clip {self.clip_id} is archived as "
+                                    f"{record.archive.sha256}, not {archived.sha256}")
+        record.archive = archived
+        self._write(record)
+
+    def mark_done(self, outcome: ClipOutcome, *, archived: Archived | None = None,
+                  spent: Decimal | None = None) -> None:
+        """Archived, inspected, accepted. A clip stitched from others brings its archive
+        entry and its cost (the parts' charges)."""
+        record = self._record()
+        if record.state in ("failed", "lost"):
+            raise InvalidTransition(f"clip {self.clip_id} is {record.state}")
+        if archived is not None:
+            record.archive = archived
+        if spent is not None:
+            record.spent_usd = spent
+        record.state, record.outcome = "done", outcome
+        self._write(record)
+
+    def mark_rejected(self, why: str) -> None:
+        """A delivered take replaced by a later one: it stays done, paid and archived."""
+        record = self._record()
+        if record.state != "done" or record.outcome is None:
+            raise InvalidTransition(f"clip {self.clip_id} is not done: nothing to reject")
+        record.outcome.rejected = why
+        self._write(record)
+
+    def note_attempt(self, model: str | None, why: str) -> None:
+        """A model given up on (or retried) for this clip; the clip runs on."""
+        record = self._open()
+        record.attempts.append(Attempt(model=model, why=why, at=datetime.now(UTC)))
+        record.state = "running"
+        self._write(record)
+
+    def mark_lost(self, why: str) -> None:
+        """Paid, but its output can no longer be had (its URL expired before archival)."""
+        record = self._open()
+        record.attempts.append(Attempt(why=why, at=datetime.now(UTC)))
+        record.state = "lost"
+        self._write(record)
+
+    def leave_for_budget(self, run_id: str, why: str) -> None:
+        """A batch run's budget guard refused this clip's next submit."""
+        record = self.read()
+        if record is None:
+            return  # refused before its first submit: nothing was journalled
+        record.left_for_budget = BudgetLeft(run_id=run_id, why=why)
+        self._write(record)
+
+    def mark_provider_deleted(self, index: int) -> None:
+        """The sweep deleted the provider's copy of step `index`'s output (retention)."""
+        record = self._record()
+        self._step(record, index).provider_deleted = True
+        self._write(record)
+
+
+def _locking(transition: Callable[Concatenate[Clip, P], R]
+             ) -> Callable[Concatenate["Journal", str, P], R]:
+    """`transition` as a Journal method that holds the clip's lock for just that change."""
+
+    @functools.wraps(transition)
+    def locked(journal: "Journal", clip_id: str, *args: P.args, **kwargs: P.kwargs) -> R:
+        with journal.sending(clip_id) as clip:
+            return transition(clip, *args, **kwargs)
+
+    return locked
 
 
 class Journal:
@@ -80,16 +269,6 @@ class Journal:
         if not clip_id.isalnum():
             raise ValueError(f"not a clip id: {clip_id!r}")
         return self.root / clip_id
-
-    def create(self, record: ClipJournal) -> bool:
-        """Create the record if absent; False if another run already has it."""
-        folder = self._folder(record.clip_id)
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            return False
-        self._write(record)
-        return True
 
     def read(self, clip_id: str) -> ClipJournal | None:
         try:
@@ -108,21 +287,42 @@ class Journal:
         tmp.replace(folder / "record.json")
 
     @contextmanager
-    def locked(self, clip_id: str) -> Iterator["Locked"]:
-        """Exclusive access to one clip's record for the length of the block."""
+    def sending(self, clip_id: str) -> Iterator[Clip]:
+        """Hold one clip's lock across several transitions: a send, its lookup and the
+        record of what came of it, so two runs of one request never send together."""
         folder = self._folder(clip_id)
         folder.mkdir(exist_ok=True)
         with (folder / "lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield Locked(self, clip_id)
+                yield Clip(self, clip_id)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def claim(self, protocol: str, job_id: str, clip_id: str, index: int) -> bool:
-        """Claim a provider job for one clip step, create-if-absent (O_EXCL): True when this
-        step holds the claim (now or already), False when another step holds it. Recovery
-        adopts a job only with its claim, so one job never becomes two clips."""
+    def start(self, fresh: ClipJournal) -> ClipJournal:
+        """Clip.start under the clip's lock (the clip is `fresh`'s)."""
+        with self.sending(fresh.clip_id) as clip:
+            return clip.start(fresh)
+
+    record_intent = _locking(Clip.record_intent)
+    record_submit = _locking(Clip.record_submit)
+    mark_unknown = _locking(Clip.mark_unknown)
+    record_charge = _locking(Clip.record_charge)
+    finish_step = _locking(Clip.finish_step)
+    mark_pending = _locking(Clip.mark_pending)
+    remember_remote = _locking(Clip.remember_remote)
+    record_archive = _locking(Clip.record_archive)
+    mark_done = _locking(Clip.mark_done)
+    mark_rejected = _locking(Clip.mark_rejected)
+    note_attempt = _locking(Clip.note_attempt)
+    mark_lost = _locking(Clip.mark_lost)
+    leave_for_budget = _locking(Clip.leave_for_budget)
+    mark_provider_deleted = _locking(Clip.mark_provider_deleted)
+
+    def claim_job(self, protocol: str, job_id: str, clip_id: str, index: int) -> None:
+        """Claim a provider job for one clip step, create-if-absent (os.link): returns when
+        this step holds the claim (now or already); `JobClaimed` when another step does.
+        Recovery adopts a job only with its claim, so one job never becomes two clips."""
         path = self._claim_path(protocol, job_id)
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -131,10 +331,11 @@ class Journal:
         try:
             os.link(tmp, path)  # create-if-absent, and never seen half-written
         except FileExistsError:
-            return not self.claimed_by_other(protocol, job_id, clip_id, index)
+            if self.claimed_by_other(protocol, job_id, clip_id, index):
+                raise JobClaimed(f"job {job_id} is claimed by another clip; not adopting it"
+                                 ) from None
         finally:
             tmp.unlink()
-        return True
 
     def claimed_by_other(self, protocol: str, job_id: str, clip_id: str, index: int) -> bool:
         """Whether another clip step already holds this job (read only)."""
@@ -173,30 +374,15 @@ class Journal:
 
     def open_records(self) -> list[ClipJournal]:
         """Clips a run or the sweep must still finish."""
-        return [r for r in self.records() if r.state in ("intent", "running", "pending",
-                                                          "unknown")]
+        return [r for r in self.records() if r.is_open]
+
+    def spent(self, clip_id: str) -> Decimal:
+        """Every charge recorded for the clip (0 when it has no record)."""
+        record = self.read(clip_id)
+        return record.spent_usd if record else Decimal(0)
 
 
-class Locked:
-    """The record of one clip while its lock is held."""
-
-    def __init__(self, journal: Journal, clip_id: str):
-        self.journal, self.clip_id = journal, clip_id
-
-    def read(self) -> ClipJournal | None:
-        return self.journal.read(self.clip_id)
-
-    def write(self, record: ClipJournal) -> None:
-        self.journal._write(record)
-
-    def ensure(self, fresh: ClipJournal) -> tuple[ClipJournal, bool]:
-        """The existing record, or `fresh` written now; True when it was created here."""
-        existing = self.read()
-        if existing is not None:
-            return existing, False
-        self.write(fresh)
-        return fresh, True
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value, default=str)
+def new_record(request, plan: RoutePlan | None) -> ClipJournal:
+    """The record a clip starts with (Journal.start creates it if absent)."""
+    return ClipJournal(clip_id=request.clip_id, request=request, plan=plan,
+                       parent_clip_id=request.source_clip)

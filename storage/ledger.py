@@ -9,15 +9,35 @@ killed between writing and journalling is the same event, and readers count it o
 
 import hashlib
 import os
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from models import LedgerRow, rows_to_table
+from models import ClipRequest, LedgerRow, RoutePlan, account_key, rows_to_table
+from models.ledger import ChargeKind, EventKind
 
 
 def event_id(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def event_row(kind: EventKind, request: ClipRequest, plan: RoutePlan, run_id: str, *,
+              key: tuple, cost: Decimal = Decimal(0), charge: ChargeKind = "none",
+              model: str | None = None, tier: str | None = None, job_id: str | None = None,
+              **fields) -> LedgerRow:
+    """The one place a ledger row is made: an event of `request`'s clip under `plan` (a step's
+    own model and tier where it ran on them). `key` makes its event id with the clip's, so
+    the same event written twice is counted once."""
+    tier = tier or plan.tier
+    fields.setdefault("seconds_billed", plan.seconds_billed)
+    return LedgerRow(
+        event_id=event_id(request.clip_id, *key), event_time=datetime.now(UTC),
+        event_kind=kind, provider=plan.provider, model=model or plan.model, tier=tier,
+        account=account_key(plan.provider, tier), endpoint=plan.endpoint, job_id=job_id,
+        **request.ledger_columns(), cost_usd=cost, charge_kind=charge, flow_run_id=run_id,
+        **fields)
 
 
 class LedgerWriter:

@@ -9,7 +9,8 @@ later one raise BudgetReached, and their requests are listed as left. A job alre
 (resumed after a kill) is never refused: its money is spent at the provider; it is counted.
 
 The deployments fan-out admits whole requests on their estimates before sending them (`admit`);
-each chunk run then gets its share of the budget and a guard of its own (flows/batch.py).
+each chunk run then gets its share of the budget and a guard of its own
+(tasks/fan_out_deployments.py).
 """
 
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ from contextvars import ContextVar
 from decimal import Decimal
 
 from models import ClipRequest, RoutePlan, usd_text
-from storage.journal import ClipJournal, Journal
+from storage.journal import Journal
+from storage.records import ClipJournal
 
 # The batch request being made in this asyncio task (and the tasks it starts: storyboard
 # scenes, extension steps): their submits are that request's spend.
@@ -53,8 +55,7 @@ class BudgetGuard:
         self.stopped = False
 
     def spent(self, clip_id: str) -> Decimal:
-        record = self.journal.read(clip_id)
-        return Decimal(record.spent_usd) if record else Decimal(0)
+        return self.journal.spent(clip_id)
 
     @contextmanager
     def item(self, clip_id: str):
@@ -80,7 +81,7 @@ class BudgetGuard:
         record = self.journal.read(request.clip_id)
         resuming = submit_tried(record, plan, index)
         key = (_ITEM.get() or request.clip_id, request.clip_id)
-        spent = Decimal(record.spent_usd) if record else Decimal(0)
+        spent = record.spent_usd if record else Decimal(0)
         base, _ = self.open.pop(key, (spent, Decimal(0)))
         owed = spent - base + remaining_cost(plan, index)
         if not resuming and (self.stopped or self.committed() + owed > self.budget):

@@ -55,3 +55,10 @@ def box_around(width: int, height: int, crop_w: int, crop_h: int,
     left = min(max(round(cx - crop_w / 2), 0), width - crop_w)
     top = min(max(round(cy - crop_h / 2), 0), height - crop_h)
     return left, top, left + crop_w, top + crop_h
+
+
+def asked_size(resolution: str, aspect: str) -> tuple[int, int]:
+    """The frame size a request asked for: its resolution's short side at its aspect ratio."""
+    short = {"720p": 720, "1080p": 1080, "4k": 2160}[resolution]
+    a, b = RATIOS.get(aspect, RATIOS["16:9"])
+    return (round(short * a / b), short) if a >= b else (short, round(short * b / a))

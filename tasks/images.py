@@ -12,6 +12,7 @@ images are converted to RGB; alpha is flattened onto white; an animated image gi
 frame (said so); an image below the model's minimum side is refused.
 """
 
+import asyncio
 import hashlib
 import io
 import math
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from models import Resolution
@@ -205,3 +208,11 @@ def prepare_image_file(path: Path | str, row: ModelRow, **kwargs) -> tuple[bytes
     except IsADirectoryError:
         raise ImageError(f"{path} is a folder, not an image") from None
     return prepare_image_bytes(data, row, **kwargs)
+
+
+@task(name="prepare image", retries=0, cache_policy=NO_CACHE)
+async def prepare_image(path: str, row: ModelRow, aspect: str, resolution: Resolution,
+                        focus: tuple[float, float] | None) -> tuple[bytes, CropResult]:
+    """CPU work on a local file, in a thread; a failure is the input's, not transient."""
+    return await asyncio.to_thread(prepare_image_file, path, row, aspect=aspect,
+                                   resolution=resolution, focus=focus)

@@ -8,30 +8,24 @@ stream has no B-frames (cutting packets is then safe); otherwise the kept part i
 The original is always kept; the trimmed copy sits beside it.
 """
 
+import asyncio
 import statistics
+import time
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
 import av
-from pydantic import BaseModel
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models import Archived, ClipRequest, Inspection, Trim
+from storage.archive import AlreadyArchived
+from tasks.runtime import Runtime
 
 FLASH_JUMP = 60.0
 TAIL_S = 1.5
-
-
-class Inspection(BaseModel):
-    seconds: float
-    frames: int
-    width: int
-    height: int
-    fps: float
-    codec: str
-    b_frames: bool
-    last_luma: float
-    neighbour_luma: float
-    flash_frame: bool
 
 
 def inspect_file(source: str | Path | BinaryIO) -> Inspection:
@@ -88,3 +82,43 @@ def trim(source: str | Path | BinaryIO, sink: BinaryIO, seconds: float, *, b_fra
 
 def _openable(source: str | Path | BinaryIO) -> str | BinaryIO:
     return str(source) if isinstance(source, Path) else source
+
+
+def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
+                     expected_seconds: float | None = None) -> tuple[Inspection, Trim]:
+    """Inspect the original; write a trimmed copy when a flash frame or extra seconds call for
+    it (an extension is expected to be parent + added)."""
+    expected = request.seconds if expected_seconds is None else expected_seconds
+    started = time.monotonic()
+    with rt.archive.reading(archived.path) as source:
+        found = inspect_file(source)
+    keep = found.seconds
+    outcome = Trim()
+    if found.flash_frame:
+        keep -= 1 / found.fps
+        outcome.trim_reasons.append("flash frame on the last frame")
+    if keep > expected + 0.5 / found.fps:
+        keep = expected
+        outcome.too_long = True
+        outcome.trim_reasons.append(f"longer than asked ({found.seconds:g} s for "
+                                    f"{expected:g} s)")
+    if outcome.trim_reasons:
+        trimmed = rt.archive.beside(archived.path, ".trimmed.mp4")
+        if not rt.archive.exists(trimmed):
+            try:
+                with rt.archive.writing(trimmed) as sink, \
+                        rt.archive.reading(archived.path) as source:
+                    outcome.trim_method = trim(source, sink, keep, b_frames=found.b_frames)
+            except AlreadyArchived:
+                pass
+        outcome.trimmed_path = trimmed
+        outcome.trimmed_sha256 = rt.archive.sha256(trimmed)
+    outcome.inspection_s = round(time.monotonic() - started, 3)
+    return found, outcome
+
+
+@task(name="inspect clip", retries=0, cache_policy=NO_CACHE)
+async def inspect_clip(rt: Runtime, request: ClipRequest, archived: Archived,
+                       expected_seconds: float) -> tuple[Inspection, Trim]:
+    """CPU work, in a thread: the event loop keeps polling other jobs."""
+    return await asyncio.to_thread(inspect_and_trim, rt, request, archived, expected_seconds)

@@ -15,18 +15,15 @@ from contextlib import asynccontextmanager
 
 from pydantic import BaseModel
 
+from models import concurrency_key
 from providers.catalog import Catalog
-
-
-def limit_name(provider: str, tier: str) -> str:
-    return f"provider:{provider}:{tier}"
 
 
 def catalog_limits(catalog: Catalog) -> dict[str, int]:
     limits: dict[str, int] = {}
     for row in catalog.models:
         for tier in row.tier:
-            name = limit_name(row.provider, tier.name)
+            name = concurrency_key(row.provider, tier.name)
             limits[name] = min(limits.get(name, tier.concurrency), tier.concurrency)
     return limits
 
@@ -40,8 +37,8 @@ class ProviderSlots:
         self._held: dict[str, int] = {}
 
     @asynccontextmanager
-    async def slot(self, provider: str, tier: str) -> AsyncIterator[None]:
-        name = limit_name(provider, tier)
+    async def slot(self, name: str) -> AsyncIterator[None]:
+        """One job in flight on the account `name` (a plan's concurrency_key)."""
         local = self._local.setdefault(name, asyncio.Semaphore(self.limits.get(name, 1)))
         async with local:
             self._held[name] = self._held.get(name, 0) + 1

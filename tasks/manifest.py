@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from models import ClipRequest
+from models.batch import Manifest, ManifestRow
 from tasks.images import ImageError, with_image_digest
 
 FORMATS = (".csv", ".jsonl", ".ndjson", ".parquet")
@@ -32,27 +33,6 @@ class ManifestError(ValueError):
         self.field, self.message, self.allowed = field, message, allowed or []
         self.problems = problems or [(field, message)]
         super().__init__("; ".join(f"{f}: {m}" for f, m in self.problems))
-
-
-class ManifestRow(BaseModel):
-    row: int
-    request: ClipRequest
-
-
-class Manifest(BaseModel):
-    path: str
-    batch_id: str
-    rows: list[ManifestRow]
-
-    def unique(self) -> list[ManifestRow]:
-        """The first row of each clip id, in manifest order."""
-        seen: set[str] = set()
-        first = []
-        for item in self.rows:
-            if item.request.clip_id not in seen:
-                seen.add(item.request.clip_id)
-                first.append(item)
-        return first
 
 
 def read_manifest(path: str | Path) -> Manifest:

@@ -14,6 +14,8 @@ import re
 import tomllib
 from pathlib import Path
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models import Scene, normalise_text
@@ -155,6 +157,13 @@ def prepare_prompt_text(prompt: str, row: ModelRow, *, camera: str | None = None
                           camera_control=control, tokens_before=before,
                           tokens_after=estimate_tokens(text), budget=budget,
                           changes=changes, policy_hits=hits)
+
+
+@task(name="prepare prompt", retries=0, cache_policy=NO_CACHE)
+async def prepare_prompt(prompt: str, row: ModelRow, camera: str | None = None,
+                         negative_prompt: str | None = None) -> PreparedPrompt:
+    """Pure and fast, nothing to retry."""
+    return prepare_prompt_text(prompt, row, camera=camera, negative_prompt=negative_prompt)
 
 
 def storyboard_anchors(scenes: list[Scene]) -> list[str]:

@@ -21,10 +21,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from models import ClipRequest, RoutePlan, cents
+from models import cents
 from providers.errors import ProviderError
 from storage.ledger import read_ledger
-from tasks.generation import charge
+from tasks.charges import charge
 from tasks.runtime import Runtime
 
 # charges land after the submit; the window opens this long before the first one
@@ -55,7 +55,7 @@ class Reconciliation(BaseModel):
         "of this home on a reconcilable account (what a report reconciles the ledger with).")
 
 
-async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
+async def reconcile_charges(rt: Runtime) -> Reconciliation:
     """Compare, per account this home used, the provider's per-job charges with the ledger and
     write what the ledger lacks as `reconciled` rows."""
     result = Reconciliation()
@@ -99,10 +99,8 @@ async def reconcile_charges(rt: Runtime, run_id: str) -> Reconciliation:
             # the exact difference, so the ledger ends equal to the bill (not only in cents)
             gap = billed - ours.get(job_id, Decimal(0))
             if cents(gap) > 0:
-                request = ClipRequest.model_validate(record.request)
-                plan = RoutePlan.model_validate(record.plan)
-                await asyncio.to_thread(charge, rt, request, plan, index, "reconciled", gap,
-                                        "reconciled", run_id)
+                await asyncio.to_thread(charge, rt, record.request, record.plan, index,
+                                        "reconciled", gap, "reconciled")
                 result.reconciled.append(ReconciledCharge(clip_id=record.clip_id,
                                                           job_id=job_id, usd=gap))
             elif cents(gap) < 0:

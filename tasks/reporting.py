@@ -1,9 +1,13 @@
-"""The cost report's plain steps: refresh the DuckDB views, collect, write HTML and exports."""
+"""The cost report's steps: refresh the DuckDB views, collect, write HTML and exports, and
+leave the artifacts a reader acts on (the flow is flows/report.py)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from prefect import task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from analytics import db
@@ -11,6 +15,7 @@ from analytics.reconcile import Reconciliation, reconcile
 from analytics.report import Report, collect, export, to_html
 from providers.catalog import load_catalog
 from settings import Settings
+from tasks.reconciling import Reconciliation as Found
 
 
 class ReportFiles(BaseModel):
@@ -56,3 +61,48 @@ def reconcile_usage(settings: Settings, bill: dict[str, Decimal]) -> Reconciliat
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+collect_report = task(make_report, name="collect report", cache_policy=NO_CACHE, retries=0)
+write_files = task(write_report, name="write report files", cache_policy=NO_CACHE, retries=0)
+
+
+async def publish_report(period: str, report: Report, files: ReportFiles,
+                         result: Reconciliation, found: Found) -> dict:
+    """The report's artifacts, and its summary (what `reelflow report --json` prints)."""
+    summary = {"html": files.html, "advice": report.advice.advice,
+               "spent_usd": float(report.budget.spent_usd), "reconciled": result.ok,
+               "mismatches": len(result.mismatches),
+               "found_only_on_bill_usd": float(sum((c.usd for c in found.reconciled),
+                                                   Decimal(0))),
+               "not_reconcilable": found.not_reconcilable,
+               "day_gaps_usd": {account: {day: float(gap) for day, gap in days.items()}
+                                for account, days in found.day_gaps.items()}}
+    await acreate_table_artifact(key="cost-by-tier", table=[
+        {k: str(v) for k, v in row.items()} for row in report.tables["unit_costs"]],
+        description="Cost per delivered second and per accepted clip")
+    await acreate_markdown_artifact(
+        key="cost-report", markdown=f"# Cost report ({period})\n\n{report.advice.advice}\n\n"
+        f"- month to date: ${report.budget.spent_usd:,.2f}, projected "
+        f"${report.budget.projected_usd:,.2f}\n- HTML: `{files.html}`\n"
+        + _reconciliation_lines(result, found))
+    return summary
+
+
+
+
+def _reconciliation_lines(result, found) -> str:
+    """What the provider's bill said, job by job, in words a reader can act on."""
+    lines = [f"- reconciliation: {found.checked_jobs} jobs against the provider's bill, "
+             + ("ledger equal to it" if result.ok else f"{len(result.mismatches)} differ")]
+    lines += [f"  - job `{m.job_id}`: ledger ${m.ledger_usd:.2f}, bill ${m.provider_usd:.2f} "
+              f"({m.problem})" for m in result.mismatches]
+    lines += [f"  - found only on the bill, added to the ledger: job `{c.job_id}` "
+              f"(clip `{c.clip_id[:12]}`) ${c.usd:.2f}" for c in found.reconciled]
+    if found.not_reconcilable:
+        lines.append("  - not reconcilable job by job (the provider's usage names no job): "
+                     + ", ".join(found.not_reconcilable))
+    lines += [f"  - {account}: the provider's costs for {day} exceed this home's ledger by "
+              f"${gap:.2f} (no job named: a charge the ledger lacks, or another user of the key)"
+              for account, days in found.day_gaps.items() for day, gap in days.items()]
+    return "\n".join(lines) + "\n"

@@ -1,28 +1,33 @@
-"""What a run needs, built once from settings: catalog, journal, archive, ledger, endpoints
-(the sandbox started or reused when auto), credentials resolved here — never below — and one
-adapter per protocol and account, closed when the run ends."""
+"""What a run needs, built once by the composition root (`clip_run`, or `build_runtime` in
+benchmarks and tests) from settings: catalog, journal, archive, ledger, endpoints (the sandbox
+started or reused when auto), credentials resolved here — never below — and one adapter per
+protocol and account, closed when the run ends. It is frozen: behaviour a caller wants for its
+run (a batch's budget guard, no per-clip UI) is given when it is built, or to `with_options`,
+which returns a copy sharing the same resources."""
 
 import asyncio
+import copy
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import SecretStr
 
-from models import ClipRequest, Endpoint, Protocol, RoutePlan
+from models import ClipRequest, Endpoint, Protocol, RoutePlan, account_key
 from providers.adapter import Adapter
 from providers.atlascloud import AtlasCloudAdapter
 from providers.catalog import Catalog, ModelRow, load_catalog
-from providers.credentials import ApiKey, KlingKeys
+from providers.credentials import SANDBOX_API_KEY, SANDBOX_KLING_KEYS, ApiKey, KlingKeys
 from providers.fal_queue import FalQueue
 from providers.kling_native import KlingNative
 from providers.openai_videos import OpenAIVideos
-from sandbox import launcher
-from sandbox.knobs import KLING_ACCESS_KEY, KLING_SECRET_KEY
 from settings import Settings, load_settings
 from storage.archive import Archive
 from storage.journal import Journal
 from storage.ledger import LedgerWriter
+from tasks import sandbox_launcher
 from tasks.limits import ProviderSlots
 
 ADAPTERS: dict[Protocol, type[Adapter]] = {
@@ -30,7 +35,7 @@ ADAPTERS: dict[Protocol, type[Adapter]] = {
     "atlascloud": AtlasCloudAdapter,
 }
 SECRET_PREFIX = "prefect-secret:"
-SANDBOX_KEY = "reelflow-sandbox"
+BeforeSubmit = Callable[[ClipRequest, RoutePlan, int], None]
 
 
 def secret_value(value: SecretStr | None) -> str | None:
@@ -47,52 +52,83 @@ def secret_value(value: SecretStr | None) -> str | None:
 
 class Runtime:
     """A plain class on purpose: Prefect walks dataclasses and models passed to a task, and
-    walking the catalog, journal and adapters at every task call cost ~0.3 s of CPU a clip."""
+    walking the catalog, journal and adapters at every task call cost ~0.3 s of CPU a clip.
+
+    `per_clip_ui`: artifacts per clip and per job, provider/model/tier tags on each task. A
+    batch turns it off: it shows its own progress and summary table, and a tagged task run
+    costs two more API calls (Prefect takes tag-concurrency slots for every tag).
+    `before_submit`: asked before each job is submitted (a batch's budget guard); raises to
+    refuse it."""
 
     def __init__(self, settings: Settings, catalog: Catalog, journal: Journal, archive: Archive,
                  ledger: LedgerWriter, endpoints: dict[Protocol, Endpoint],
-                 slots: ProviderSlots):
-        self.settings, self.catalog, self.journal = settings, catalog, journal
-        self.archive, self.ledger, self.endpoints, self.slots = archive, ledger, endpoints, slots
-        self.adapters: dict[str, Adapter] = {}
-        # one waiter per echo signature in this process (tasks/generation.py _serialised)
-        self.signature_locks: dict[str, asyncio.Lock] = {}
-        # Per-clip UI: artifacts per clip and per job, provider/model/tier tags on each task. A
-        # batch turns it off: it shows its own progress and summary table, and a tagged task
-        # run costs two more API calls (Prefect takes tag-concurrency slots for every tag).
-        self.per_clip_ui = True
-        # asked before each job is submitted (a batch's budget guard); raises to refuse it
-        self.before_submit: Callable[[ClipRequest, RoutePlan, int], None] | None = None
+                 slots: ProviderSlots, *, run_id: str, per_clip_ui: bool = True,
+                 before_submit: BeforeSubmit | None = None):
+        fields = dict(settings=settings, catalog=catalog, journal=journal, archive=archive,
+                      ledger=ledger, endpoints=endpoints, slots=slots, run_id=run_id,
+                      per_clip_ui=per_clip_ui, before_submit=before_submit,
+                      # shared by every copy: one adapter per account, one waiter per echo
+                      # signature in this process (tasks/submission.py)
+                      _adapters={}, signature_locks={})
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    settings: Settings
+    catalog: Catalog
+    journal: Journal
+    archive: Archive
+    ledger: LedgerWriter
+    endpoints: dict[Protocol, Endpoint]
+    slots: ProviderSlots
+    run_id: str
+    per_clip_ui: bool
+    before_submit: BeforeSubmit | None
+    signature_locks: dict[str, asyncio.Lock]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the runtime is frozen: use with_options({name}=...)")
+
+    def with_options(self, *, per_clip_ui: bool | None = None,
+                     before_submit: BeforeSubmit | None = None) -> "Runtime":
+        """This runtime, same resources, with a run's own behaviour."""
+        clone = copy.copy(self)
+        if per_clip_ui is not None:
+            object.__setattr__(clone, "per_clip_ui", per_clip_ui)
+        if before_submit is not None:
+            object.__setattr__(clone, "before_submit", before_submit)
+        return clone
 
     def time_scale(self, protocol: Protocol) -> float:
         endpoint = self.endpoints[protocol]
         return self.settings.sandbox_time_scale if endpoint.kind == "sandbox" else 1.0
 
-    def credential(self, protocol: Protocol):
+    def credential(self, protocol: Protocol) -> ApiKey | KlingKeys:
         s = self.settings
         sandbox = self.endpoints[protocol].kind == "sandbox"
         if protocol == "kling_native":
-            access = secret_value(s.kling_access_key) or (KLING_ACCESS_KEY if sandbox else None)
-            secret = secret_value(s.kling_secret_key) or (KLING_SECRET_KEY if sandbox else None)
-            return KlingKeys(access_key=SecretStr(access or ""), secret_key=SecretStr(secret or
-                                                                                       ""))
+            default_access, default_secret = SANDBOX_KLING_KEYS if sandbox else (None, None)
+            access = secret_value(s.kling_access_key) or default_access
+            secret = secret_value(s.kling_secret_key) or default_secret
+            return KlingKeys(access_key=SecretStr(access or ""),
+                             secret_key=SecretStr(secret or ""))
         field_name, ref = {"openai_videos": ("openai_api_key", "OPENAI_API_KEY"),
                            "fal_queue": ("fal_key", "FAL_KEY"),
                            "atlascloud": ("atlascloud_api_key", "ATLASCLOUD_API_KEY")}[protocol]
-        key = secret_value(getattr(s, field_name)) or (SANDBOX_KEY if sandbox else None)
+        key = secret_value(getattr(s, field_name)) or (SANDBOX_API_KEY if sandbox else None)
         return ApiKey(key=SecretStr(key or ""), ref=ref)
 
     def adapter(self, row: ModelRow, tier: str) -> Adapter:
         """One adapter per protocol and account (provider:tier), reused for the run."""
-        account = f"{row.provider}:{tier}"
+        account = account_key(row.provider, tier)
         key = f"{row.protocol}:{account}"
-        if key not in self.adapters:
+        adapters: dict[str, Adapter] = self._adapters  # type: ignore[attr-defined]
+        if key not in adapters:
             endpoint = self.endpoints[row.protocol]
             cls = ADAPTERS[row.protocol]
-            self.adapters[key] = cls(endpoint, self.credential(row.protocol), account=account,
-                                     verify=self._verify(endpoint),
-                                     retry_deadline_s=self.settings.retry_deadline_s)
-        return self.adapters[key]
+            adapters[key] = cls(endpoint, self.credential(row.protocol), account=account,
+                                verify=self._verify(endpoint),
+                                retry_deadline_s=self.settings.retry_deadline_s)
+        return adapters[key]
 
     def _verify(self, endpoint: Endpoint):
         ca = os.environ.get("REELFLOW_SANDBOX_CA")
@@ -101,23 +137,25 @@ class Runtime:
         return True
 
     async def aclose(self) -> None:
-        for adapter in self.adapters.values():
+        adapters: dict[str, Adapter] = self._adapters  # type: ignore[attr-defined]
+        for adapter in adapters.values():
             await adapter.aclose()
-        self.adapters.clear()
+        adapters.clear()
 
 
 def resolve_endpoints(settings: Settings) -> dict[Protocol, Endpoint]:
     """Sandbox endpoints get the URL of the sandbox serving this home (started if needed)."""
     endpoints = settings.endpoints()
     if any(e.kind == "sandbox" and e.base_url is None for e in endpoints.values()):
-        info = launcher.ensure_running(settings.home_path / "sandbox",
-                                       time_scale=settings.sandbox_time_scale)
+        info = sandbox_launcher.ensure_running(settings.home_path / "sandbox",
+                                               time_scale=settings.sandbox_time_scale)
         endpoints = {p: e.model_copy(update={"base_url": e.base_url or info["url"]})
                      if e.kind == "sandbox" else e for p, e in endpoints.items()}
     return endpoints
 
 
-def build_runtime(run_id: str, settings: Settings | None = None) -> Runtime:
+def build_runtime(run_id: str, settings: Settings | None = None, *,
+                  per_clip_ui: bool = True) -> Runtime:
     settings = settings or load_settings()
     home = settings.home_path
     catalog = load_catalog(settings.catalog)
@@ -127,4 +165,17 @@ def build_runtime(run_id: str, settings: Settings | None = None) -> Runtime:
         archive=Archive(settings.archive_url, settings.archive_options),
         ledger=LedgerWriter(home / "ledger", run_id), endpoints=resolve_endpoints(settings),
         slots=ProviderSlots(catalog, use_prefect=settings.concurrency_limits == "prefect"),
-    )
+        run_id=run_id, per_clip_ui=per_clip_ui)
+
+
+@asynccontextmanager
+async def clip_run(*, per_clip_ui: bool = True) -> AsyncIterator[Runtime]:
+    """The runtime of the current flow run, closed after it (every flow's body runs in one)."""
+    from prefect.context import get_run_context
+
+    run_id = str(get_run_context().flow_run.id)
+    rt = await asyncio.to_thread(build_runtime, run_id, per_clip_ui=per_clip_ui)
+    try:
+        yield rt
+    finally:
+        await rt.aclose()

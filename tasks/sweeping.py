@@ -1,5 +1,10 @@
-"""The archive sweep's plain steps: verify, compact, retain (the flow in flows/sweep.py also
-resumes open clips through the same code a run uses).
+"""The archive sweep's steps: resume, verify, compact, retain (flows/sweep.py wires them).
+
+- resume: every open clip with a job at the provider (pending at a deadline, or a run killed
+  mid-poll) is resumed through the same code a run uses — polled, its charge recorded, archived
+  before its URL expires, inspected. A submit whose outcome is unknown (or whose send a run was
+  killed in) is recovered by the provider's lookup, never sent blind. An intent never sent is
+  listed, not touched (sending it would be a payment nobody asked the sweep for).
 
 - verify: every archived clip's file (and trimmed copy) is re-read and its sha256 compared with
   what the journal recorded when it was archived: missing and corrupt files are reported.
@@ -12,20 +17,30 @@ resumes open clips through the same code a run uses).
   holds a verified copy — never the only copy.
 """
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models import LEDGER_SCHEMA
 from storage.archive import AlreadyArchived, Archive
-from storage.journal import ClipJournal
 from storage.ledger import LedgerWriter
+from storage.records import ClipJournal
+from tasks.dispatch import make
 from tasks.runtime import Runtime
 
 COMPACTED_RUN = "compacted"
+
+
+class Resumed(BaseModel):
+    clip_id: str
+    outcome: str = Field(description="done, or why it is still open.")
+    cost_usd: float = 0.0
 
 
 class Verified(BaseModel):
@@ -50,11 +65,11 @@ class Retained(BaseModel):
 def archived_files(record: ClipJournal) -> list[tuple[str, str]]:
     """(location, sha256) of a done clip's archived files: the original, the trimmed copy."""
     files = []
-    if record.archive and record.archive.get("path"):
-        files.append((record.archive["path"], record.archive["sha256"]))
-    trim = (record.inspection or {}).get("trim") or {}
-    if trim.get("trimmed_path") and trim.get("trimmed_sha256"):
-        files.append((trim["trimmed_path"], trim["trimmed_sha256"]))
+    if record.archive:
+        files.append((record.archive.path, record.archive.sha256))
+    trim = record.outcome.trim if record.outcome else None
+    if trim and trim.trimmed_path and trim.trimmed_sha256:
+        files.append((trim.trimmed_path, trim.trimmed_sha256))
     return files
 
 
@@ -142,10 +157,7 @@ async def _delete_provider_copies(rt: Runtime, record: ClipJournal, out: Retaine
             continue
         row = rt.catalog.row(step.model)
         if await rt.adapter(row, step.tier).delete_output(step.handle):
-            with rt.journal.locked(record.clip_id) as locked:
-                current = locked.read()
-                current.steps[step.index].provider_deleted = True
-                locked.write(current)
+            rt.journal.mark_provider_deleted(record.clip_id, step.index)
             out.provider_copies_deleted.append(step.handle.job_id)
 
 
@@ -164,3 +176,49 @@ def _replicated(archive: Archive, replica: Archive, location: str, copy: str,
         except AlreadyArchived:
             pass
     return replica.exists(copy) and replica.sha256(copy) == digest
+
+
+@task(name="resume open clips", retries=0, cache_policy=NO_CACHE)
+async def resume_open(rt: Runtime) -> tuple[list[Resumed], list[Resumed]]:
+    """(resumed, left open): every open clip with a job or a send to recover, through the
+    code a run uses; one clip's trouble is reported and the sweep goes on."""
+    resumed, left = [], []
+    for record in rt.journal.open_records():
+        last = record.steps[-1] if record.steps else None
+        if last is None or not (last.handle or last.send_started_at or last.state == "unknown"):
+            left.append(Resumed(clip_id=record.clip_id,
+                                outcome="never submitted: rerun the request"))
+            continue
+        try:
+            result = await make(rt, record.request)
+            resumed.append(Resumed(clip_id=record.clip_id, outcome="done",
+                                   cost_usd=result.cost_usd))
+        except Exception as err:  # one clip's trouble is reported, the sweep goes on
+            resumed.append(Resumed(clip_id=record.clip_id,
+                                   outcome=f"{type(err).__name__}: {err}"))
+    return resumed, left
+
+
+def done_records(rt: Runtime) -> list[ClipJournal]:
+    return [r for r in rt.journal.records() if r.state == "done"]
+
+
+@task(name="verify archive", retries=0, cache_policy=NO_CACHE)
+async def verify_archive(rt: Runtime, records: list[ClipJournal]) -> Verified:
+    """Every checksum re-read, in a thread (it reads every file)."""
+    return await asyncio.to_thread(verify, rt.archive, records)
+
+
+@task(name="compact ledger", retries=0, cache_policy=NO_CACHE)
+async def compact_ledger(rt: Runtime) -> list[CompactedDay]:
+    return await asyncio.to_thread(compact, rt.settings.home_path / "ledger",
+                                   datetime.now(UTC).date())
+
+
+@task(name="apply retention", retries=0, cache_policy=NO_CACHE)
+async def apply_retention(rt: Runtime, records: list[ClipJournal], verified: Verified
+                          ) -> Retained:
+    s = rt.settings
+    replica = Archive(s.archive_replica, s.archive_replica_options) if s.archive_replica \
+        else None
+    return await retain(rt, records, verified, replica, s.local_retention_days)

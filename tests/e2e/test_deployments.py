@@ -78,7 +78,7 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
     journal = Journal(stack["home"] / "journal")
     (record,) = journal.records()
-    assert record.state == "done" and Path(record.archive["path"]).exists()
+    assert record.state == "done" and Path(record.archive.path).exists()
     kinds = sorted(r["event_kind"] for r in read_ledger(stack["home"] / "ledger"))
     assert kinds == ["complete", "inspection", "submit"]
     artifacts = httpx.post(f"{stack['api']}/artifacts/filter", json={
@@ -97,12 +97,12 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
                                               "duration": 5, "resolution": "720p"})
                                   for i in range(100)))
     paid = len(stack["sandbox"].usage())
-    batch = deployment_run(stack, "run-batch/default", f"manifest={manifest}",
-                           'fan_out="deployments"', "chunk_size=20")
+    batch = deployment_run(stack, "run-batch/default", "batch=" + json.dumps(
+        {"manifest": str(manifest), "fan_out": "deployments", "chunk_size": 20}))
     assert batch.returncode == 0, batch.stdout[-3000:] + batch.stderr[-3000:]
     usage = stack["sandbox"].usage()[paid:]
     assert len(usage) == 100 and len({r["job_id"] for r in usage}) == 100
-    done_clips = [r for r in journal.records() if r.request["prompt"].endswith(tag)]
+    done_clips = [r for r in journal.records() if r.request.prompt.endswith(tag)]
     assert len(done_clips) == 100 and all(r.state == "done" for r in done_clips)
     jobs_per_clip = Counter(len([s for s in r.steps if s.handle]) for r in done_clips)
     assert jobs_per_clip == {1: 100}  # no clip generated twice

@@ -19,8 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.batch import BatchIncomplete, run_batch
+from flows.batch import run_batch, run_batch_chunk
+from models.batch import BatchRequest
 from storage.journal import Journal
+from tasks.batch_summary import BatchIncomplete
 from tests.flows.conftest import assert_reconciled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +47,7 @@ def test_a_200_request_batch_stays_under_the_provider_limits(home, sandbox, tmp_
         writer.writeheader()
         writer.writerows(rows)
     before, paid = sandbox.stats(), len(sandbox.usage())
-    result = asyncio.run(run_batch(str(manifest)))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert (result.rows, result.unique, result.done, result.failed) == (205, 200, 200, 0)
     assert result.items[0].duplicates == [201]
     assert result.peak_in_flight == {"provider:kling:standard": 10}
@@ -55,7 +57,7 @@ def test_a_200_request_batch_stays_under_the_provider_limits(home, sandbox, tmp_
     assert len(sandbox.usage()) - paid == 200 and result.spent_usd == pytest.approx(200 * 0.14)
     assert_reconciled(home, sandbox)
 
-    again = asyncio.run(run_batch(str(manifest)))
+    again = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert again.already_done == 200 and again.done == 0
     assert len(sandbox.usage()) - paid == 200
 
@@ -65,14 +67,15 @@ def test_the_budget_guard_stops_before_the_cap_and_lists_what_was_left(home, san
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(8, uuid.uuid4().hex[:8])))
     paid = len(sandbox.usage())
-    result = asyncio.run(run_batch(str(manifest), budget_usd=0.50))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest), budget_usd=0.50)))
     assert result.estimated_usd == pytest.approx(8 * 0.14)
     assert (result.done, result.left) == (3, 5)  # 3 x $0.14 fit in $0.50; a 4th would not
     assert [i.row for i in result.items if i.status == "left"] == [4, 5, 6, 7, 8]
     assert result.spent_usd == pytest.approx(0.42) and len(sandbox.usage()) - paid == 3
     assert_reconciled(home, sandbox)
 
-    more = asyncio.run(run_batch(str(manifest), budget_usd=0.90))  # the cap is for all runs
+    # the cap is for all runs
+    more = asyncio.run(run_batch(BatchRequest(manifest=str(manifest), budget_usd=0.90)))
     assert (more.already_done, more.done, more.left) == (3, 3, 2)
     assert more.spent_usd == pytest.approx(0.84) and len(sandbox.usage()) - paid == 6
 
@@ -88,7 +91,7 @@ def test_a_row_no_model_can_serve_stops_the_batch_before_anything_is_paid(home, 
     manifest.write_text("\n".join(json.dumps(r) for r in rows))
     paid = len(sandbox.usage())
     with pytest.raises(ManifestError, match="row 2: duration"):
-        asyncio.run(run_batch(str(manifest)))
+        asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert len(sandbox.usage()) == paid
 
 
@@ -121,7 +124,7 @@ def test_a_batch_killed_midway_completes_on_rerun_with_nothing_charged_twice(hom
         raise AssertionError("the first run never finished five clips")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    result = asyncio.run(run_batch(str(manifest)))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert result.done + result.already_done == 30 and result.failed == 0
     assert result.already_done >= 5
     usage = sandbox.usage()[paid:]
@@ -162,7 +165,7 @@ def test_with_prefect_limits_a_batch_takes_slots_from_the_shared_limits(home, sa
     monkeypatch.setenv("REELFLOW_CONCURRENCY_LIMITS", "prefect")
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(12, uuid.uuid4().hex[:8])))
-    result = asyncio.run(run_batch(str(manifest)))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert result.done == 12 and result.peak_in_flight["provider:kling:standard"] <= 10
     assert_reconciled(home, sandbox)
 
@@ -203,7 +206,7 @@ def chunks_run_here(monkeypatch, crash: str | None = None) -> list[str]:
         sent.append(idempotency_key)
         if crash and idempotency_key.endswith(crash):
             return SimpleNamespace(id=uuid_.uuid4(), state=SimpleNamespace(name="Crashed"))
-        state = await run_batch(**parameters, return_state=True)
+        state = await run_batch_chunk(**parameters, return_state=True)
         return SimpleNamespace(id=state.state_details.flow_run_id,
                                state=SimpleNamespace(name=state.name))
 
@@ -218,7 +221,8 @@ def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, 
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(6, uuid.uuid4().hex[:8])))
     paid = len(sandbox.usage())
-    result = asyncio.run(run_batch(str(manifest), fan_out="deployments", chunk_size=3))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest), fan_out="deployments",
+                                                chunk_size=3)))
     assert result.done == 6 and result.failed == 0
     assert sorted(k.split(":", 1)[1] for k in sent) == ["0:0", "0:1", "1:0"]
     assert len(sandbox.usage()) - paid == 6
@@ -236,8 +240,8 @@ def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, s
     from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
     from prefect.exceptions import PrefectHTTPStatusError
 
-    import flows.batch
-    import flows.generate
+    import tasks.clip_lifecycle
+    import tasks.fan_out_tasks
 
     def api_503(names: str) -> ConcurrencySlotAcquisitionError:
         request = httpx.Request("POST", "http://prefect/api/v2/concurrency_limits/increment")
@@ -252,12 +256,12 @@ def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, s
             except ConcurrencySlotAcquisitionError as err:
                 return err
 
-    real_await = flows.generate.await_job
+    real_await = tasks.clip_lifecycle.await_job
     rows = requests(5, uuid.uuid4().hex[:8])
     failed_once: set[str] = set()
 
-    async def flaky_await(rt, request, decision, index, handle, run_id):
-        outcome = await real_await(rt, request, decision, index, handle, run_id)
+    async def flaky_await(rt, request, decision, index, handle):
+        outcome = await real_await(rt, request, decision, index, handle)
         prompt = request.unquote().prompt
         if prompt == rows[4]["prompt"]:
             raise api_503("['tag:always']")
@@ -266,13 +270,13 @@ def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, s
             raise api_503("['tag:once']")
         return outcome
 
-    monkeypatch.setattr(flows.generate, "await_job", flaky_await)
-    monkeypatch.setattr(flows.batch, "API_BACKOFF_S", 0.01)
+    monkeypatch.setattr(tasks.clip_lifecycle, "await_job", flaky_await)
+    monkeypatch.setattr(tasks.fan_out_tasks, "API_BACKOFF_S", 0.01)
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in rows))
     paid = len(sandbox.usage())
     with pytest.raises(BatchIncomplete) as raised:
-        asyncio.run(run_batch(str(manifest)))
+        asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     result = raised.value.result
     assert (result.done, result.failed) == (4, 1) and failed_once == {
         rows[0]["prompt"], rows[1]["prompt"]}
@@ -281,8 +285,8 @@ def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, s
     usage = sandbox.usage()[paid:]
     assert len(usage) == 5 and len({r["job_id"] for r in usage}) == 5  # the failed one paid too
 
-    monkeypatch.setattr(flows.generate, "await_job", real_await)
-    again = asyncio.run(run_batch(str(manifest)))
+    monkeypatch.setattr(tasks.clip_lifecycle, "await_job", real_await)
+    again = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert (again.already_done, again.done, again.failed) == (4, 1, 0)
     assert len(sandbox.usage()) - paid == 5  # its job was resumed, not paid again
     assert_reconciled(home, sandbox)
@@ -298,7 +302,7 @@ def test_failure_charges_and_retries_count_against_the_budget_before_each_submit
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(3, uuid.uuid4().hex[:8])))
     paid = len(sandbox.usage())
-    result = asyncio.run(run_batch(str(manifest), budget_usd=0.45))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest), budget_usd=0.45)))
     billed = sum(Decimal(r["usd"]) for r in sandbox.usage()[paid:])
     # all three submitted (0.42 fits); the first retry fits (0.028 + 0.14 + 2 x 0.14 owed =
     # 0.448); the next would not (0.476): the batch stops with 4 failure charges paid
@@ -321,8 +325,8 @@ def test_each_chunk_run_keeps_within_its_share_of_the_budget(home, sandbox, tmp_
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(3, uuid.uuid4().hex[:8])))
     paid = len(sandbox.usage())
-    result = asyncio.run(run_batch(str(manifest), budget_usd=0.45, fan_out="deployments",
-                                   chunk_size=1))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest), budget_usd=0.45,
+                                                fan_out="deployments", chunk_size=1)))
     billed = sum(Decimal(r["usd"]) for r in sandbox.usage()[paid:])
     assert billed == Decimal("0.084")  # one failure charge each: a retry would owe 0.168
     assert [i.status for i in result.items] == ["left"] * 3 and len(sent) == 3
@@ -335,8 +339,8 @@ def test_a_credit_limited_account_takes_rows_until_its_credits_are_used(home, mo
     """A Kling key on the Free plan ($0, 66 s a month) is the cheapest. Each 5 s row alone
     fits; the batch does not: 13 rows (65 s) go to Free, the rest elsewhere (the key holds no
     other Kling plan), each saying why — planned before anything is paid."""
-    from flows.batch import plan_all
-    from tasks.manifest import ManifestRow
+    from models.batch import ManifestRow
+    from tasks.batch_plan import plan_all
     from tasks.runtime import build_runtime
 
     monkeypatch.setenv("REELFLOW_SUBSCRIPTIONS", "kling:free")

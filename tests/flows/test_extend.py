@@ -54,7 +54,7 @@ def test_a_model_without_extension_continues_from_the_last_frame(home, sandbox):
     assert [f for f, _ in frames_of(child.path)] == list(range(5 * FPS)) * 2
     journal = Journal(home / "journal")
     continuation = journal.read(child.scene_clip_ids[1])
-    assert continuation.request["mode"] == "image" and continuation.plan["model"] == "kling-v3-fal"
+    assert continuation.request.mode == "image" and continuation.plan.model == "kling-v3-fal"
     assert journal.read(child.clip_id).parent_clip_id == parent.clip_id
     rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == child.clip_id]
     assert [r["event_kind"] for r in rows] == ["inspection"]

@@ -13,7 +13,8 @@ from flows.generate import generate_clip
 from models import ClipRequest
 from storage.journal import Journal
 from storage.ledger import read_ledger
-from tasks.generation import ClipLost, PendingAtDeadline
+from tasks.archiving import ClipLost
+from tasks.awaiting import PendingAtDeadline
 from tasks.inspection import inspect_file
 from tests.flows.conftest import assert_reconciled
 
@@ -100,7 +101,7 @@ def test_a_provider_policy_rejection_falls_back(home, sandbox):
     result = generate(prompt="A zorblax in the garden", duration=5, resolution="720p")
     assert result.model in ("kling-v3-fal", "kling-v3-atlas")  # the same price, assumed
     record = Journal(home / "journal").read(result.clip_id)
-    assert any("content policy" in a for a in record.attempts)
+    assert any("content policy" in a.why for a in record.attempts)
     assert_reconciled(home, sandbox)
 
 
@@ -158,8 +159,7 @@ def test_a_silent_downgrade_follows_the_request_s_policy(home, sandbox, policy):
         if policy == "regenerate":  # take 1 is kept, paid, and not accepted
             assert len(rejected) == 1 and rejected[0]["clip_id"] != result.clip_id
             assert rejected[0]["inspection_outcome"].startswith("rejected: silently downgraded")
-            assert Journal(home / "journal").read(rejected[0]["clip_id"]).inspection[
-                "rejected"]
+            assert Journal(home / "journal").read(rejected[0]["clip_id"]).outcome.rejected
         else:
             assert rejected == []
     assert_reconciled(home, sandbox)

@@ -65,7 +65,7 @@ def test_a_clip_its_trimmed_copy_and_sidecar_land_in_the_bucket_once(home, sandb
     sidecar = json.loads(stored[key.replace(".mp4", ".json")])
     assert sidecar["trimmed_sha256"] == hashlib.sha256(stored[trimmed]).hexdigest()
     assert not (home / "clips").exists()  # nothing archived locally
-    assert Journal(home / "journal").read(result.clip_id).archive["path"] == result.path
+    assert Journal(home / "journal").read(result.clip_id).archive.path == result.path
 
     again = asyncio.run(generate_clip(request))
     assert again.path == result.path and objects(client, name) == stored

@@ -140,6 +140,7 @@ def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, san
     from flows.batch import run_batch
     from flows.storyboard import generate_storyboard
     from models import Scene
+    from models.batch import BatchRequest
     from storage.ledger import read_ledger
 
     monkeypatch.delenv("REELFLOW_SUBSCRIPTIONS")
@@ -151,7 +152,7 @@ def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, san
     manifest = tmp_path / "six.jsonl"
     manifest.write_text("\n".join(json.dumps({"prompt": f"Row {i} {tag}", "duration": 5,
                                               "resolution": "720p"}) for i in range(6)))
-    batch = asyncio.run(run_batch(str(manifest)))
+    batch = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     sandbox.knobs(kling={"policy_patterns": [r"\bzorblax\b"]})
     fallback = generate(prompt=f"A zorblax at dusk {tag}", duration=5, resolution="720p")
     assert (clip.tier, board.tier, batch.done) == ("standard", "standard", 6)
@@ -170,6 +171,7 @@ def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batc
     import json
 
     from flows.batch import run_batch
+    from models.batch import BatchRequest
     from storage.ledger import read_ledger
 
     sandbox.knobs(kling_deduction=False, kling={"requeue_rate": 1.0})
@@ -178,7 +180,7 @@ def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batc
     manifest.write_text("\n".join(json.dumps({"prompt": f"Fog rolls in {i} {tag}",
                                               "duration": 5, "resolution": "720p"})
                                   for i in range(2)))
-    result = asyncio.run(run_batch(str(manifest)))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     rows = read_ledger(home / "ledger")
     seen = [r for r in rows if r["event_kind"] == "requeue"]
     reconciled = [r for r in rows if r["event_kind"] == "reconciled"]
@@ -186,7 +188,8 @@ def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batc
     assert all(r["clip_id"] and r["job_id"] for r in reconciled)
     assert result.reconciled_usd == pytest.approx(0.14 * len(reconciled))
     assert assert_reconciled(home, sandbox)
-    again = asyncio.run(run_batch(str(manifest)))  # reconciling twice writes nothing more
+    # reconciling twice writes nothing more
+    again = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert again.reconciled_usd == 0
     assert len([r for r in read_ledger(home / "ledger") if r["event_kind"] == "reconciled"]
                ) == len(reconciled)

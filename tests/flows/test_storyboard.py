@@ -60,10 +60,9 @@ def test_an_emulated_storyboard_on_sora_continues_each_scene_from_the_last_frame
 
     journal = Journal(home / "journal")
     scenes = [journal.read(clip) for clip in result.scene_clip_ids]
-    assert [s.request["mode"] for s in scenes] == ["text", "image", "image"]
-    assert all(s.request["storyboard_id"] == request.clip_id for s in scenes)
-    sizes = [tuple(map(int, s.inspection["result"]["resolution_actual"].split("x")))
-             for s in scenes]
+    assert [s.request.mode for s in scenes] == ["text", "image", "image"]
+    assert all(s.request.storyboard_id == request.clip_id for s in scenes)
+    sizes = [tuple(map(int, s.outcome.result.resolution_actual.split("x"))) for s in scenes]
     assert sizes[1] < sizes[0] == sizes[2] == (1280, 720)
     native = [size for size in sizes for _ in range(4 * FPS)]
     counters = [frame for frame, _ in frames_of(result.path, native)]
@@ -91,7 +90,7 @@ def test_matching_scenes_are_stitched_without_re_encoding(home, sandbox):
 
 
 def test_scenes_with_their_own_image_run_in_parallel_chains():
-    from flows.storyboard import chains
+    from tasks.storyboards import chains
 
     request = ClipRequest(mode="storyboard", scenes=[
         Scene(prompt="a", duration=4), Scene(prompt="b", duration=4),

@@ -10,11 +10,12 @@ import pytest
 
 from analytics.synthetic import clip_rows, write
 from flows.generate import generate_clip
-from flows.sweep import ArchiveDamaged, sweep_archive
+from flows.sweep import sweep_archive
 from models import ClipRequest
 from storage.journal import Journal
 from storage.ledger import read_ledger
-from tasks.generation import PendingAtDeadline
+from tasks.awaiting import PendingAtDeadline
+from tasks.sweep_report import ArchiveDamaged
 from tests.flows.conftest import assert_reconciled
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -39,7 +40,7 @@ def test_a_pending_job_is_completed_by_the_sweep_with_its_charge(home, sandbox, 
     assert [(r.clip_id, r.outcome) for r in report.resumed] == [(record.clip_id, "done")]
     assert report.resumed[0].cost_usd == pytest.approx(0.14)
     after = Journal(home / "journal").read(record.clip_id)
-    assert after.state == "done" and Path(after.archive["path"]).exists()
+    assert after.state == "done" and Path(after.archive.path).exists()
     charges = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "complete"]
     assert [r["job_id"] for r in charges] == [record.steps[0].handle.job_id]
     assert_reconciled(home, sandbox)

@@ -28,7 +28,7 @@ def test_restart_keeps_jobs_and_usage(tmp_path):
 
 
 def test_auto_start_reuses_the_sandbox_serving_a_home(tmp_path):
-    from sandbox import launcher
+    from tasks import sandbox_launcher as launcher
 
     state = tmp_path / "home" / "sandbox"
     first = launcher.ensure_running(state, time_scale=0.001)

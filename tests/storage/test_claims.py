@@ -1,18 +1,25 @@
-"""Claims: a provider job is held by exactly one clip step, create-if-absent across processes."""
+"""Claims: a provider job is held by exactly one clip step, create-if-absent across processes;
+a second claim by another step raises JobClaimed."""
 
 import multiprocessing
 from pathlib import Path
 
-from storage.journal import Journal
+import pytest
+
+from storage.journal import JobClaimed, Journal
 
 
 def _claim(root: str, clip: str, barrier, results) -> None:
     journal = Journal(Path(root))
     barrier.wait()
-    results.put((clip, journal.claim("openai_videos", "video_1", clip, 0)))
+    try:
+        journal.claim_job("openai_videos", "video_1", clip, 0)
+        results.put((clip, True))
+    except JobClaimed:
+        results.put((clip, False))
 
 
-def test_two_processes_claim_one_job_and_exactly_one_wins(tmp_path):
+def test_four_processes_claim_one_job_and_exactly_one_wins(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
     clips = [f"clip{i}" for i in range(4)]
@@ -26,17 +33,18 @@ def test_two_processes_claim_one_job_and_exactly_one_wins(tmp_path):
     winners = [c for c, won in outcome.items() if won]
     assert len(winners) == 1
     journal = Journal(tmp_path)
-    assert journal.claim("openai_videos", "video_1", winners[0], 0)  # the holder, again
+    journal.claim_job("openai_videos", "video_1", winners[0], 0)  # the holder, again: fine
     assert not journal.claimed_by_other("openai_videos", "video_1", winners[0], 0)
     loser = next(c for c in clips if c != winners[0])
     assert journal.claimed_by_other("openai_videos", "video_1", loser, 0)
-    assert not journal.claim("openai_videos", "video_1", winners[0], 1)  # another step: no
-    assert journal.claim("kling_native", "video_1", loser, 0)  # ids are per protocol
+    with pytest.raises(JobClaimed):
+        journal.claim_job("openai_videos", "video_1", winners[0], 1)  # another step: no
+    journal.claim_job("kling_native", "video_1", loser, 0)  # ids are per protocol
 
 
 def test_claims_and_signature_locks_are_not_clip_records(tmp_path):
     journal = Journal(tmp_path)
-    journal.claim("fal_queue", "r1", "abc", 0)
+    journal.claim_job("fal_queue", "r1", "abc", 0)
     with journal.signature_lock("sig"):
         pass
     assert journal.records() == []

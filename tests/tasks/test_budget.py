@@ -9,9 +9,9 @@ import pytest
 
 from models import ClipRequest, JobHandle
 from providers.router import parse_subscriptions, plan
-from storage.journal import Journal, StepRecord
+from storage.journal import Journal, new_record
+from storage.records import StepRecord
 from tasks.budget import BudgetGuard, BudgetReached, remaining_cost
-from tasks.generation import journal_for
 
 
 @pytest.fixture
@@ -28,18 +28,17 @@ def kling(catalog, now, sandbox_endpoints):
 def charge(journal: Journal, request: ClipRequest, decision, usd: str, *,
            step: str | None = None) -> None:
     """What a landed charge (and, optionally, a step in that state) leaves in the journal."""
-    with journal.locked(request.clip_id) as locked:
-        record, _ = locked.ensure(journal_for(request, decision))
-        record.spent_usd = str(Decimal(record.spent_usd) + Decimal(usd))
-        if step:
-            handle = JobHandle(protocol=decision.protocol, endpoint="sandbox",
-                               endpoint_kind="sandbox", account="kling:standard",
-                               credential_ref="KLING_ACCESS_KEY", job_id="job-1",
-                               submitted_at=datetime.now(UTC))
-            record.steps = [StepRecord(index=0, kind="generate", seconds=5, model=decision.model,
-                                       tier=decision.tier, state=step,
-                                       handle=handle if step != "intent" else None)]
-        locked.write(record)
+    record = journal.start(new_record(request, decision))
+    record.spent_usd += Decimal(usd)
+    if step:
+        handle = JobHandle(protocol=decision.protocol, endpoint="sandbox",
+                           endpoint_kind="sandbox", account="kling:standard",
+                           credential_ref="KLING_ACCESS_KEY", job_id="job-1",
+                           submitted_at=datetime.now(UTC))
+        record.steps = [StepRecord(index=0, kind="generate", seconds=5, model=decision.model,
+                                   tier=decision.tier, state=step,
+                                   handle=handle if step != "intent" else None)]
+    journal._write(record)  # a fixture: the state a run's transitions would leave
 
 
 def test_remaining_cost_is_the_plan_s_share_from_a_step_on(kling):

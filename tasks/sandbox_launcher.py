@@ -1,5 +1,8 @@
 """Find the sandbox serving a state folder, or start one in the background (REELFLOW_SANDBOX=auto).
 
+Client code: it knows the sandbox only by its command line (`python -m sandbox`) and the
+server.json it writes, never by importing it (the sandbox shares no code with its clients).
+
 The server writes <state>/server.json once it listens; a live pid that answers /_admin/health
 is reused, so every reelflow process of one home shares one sandbox — and its jobs and bill.
 A lock file keeps two processes from starting two servers at once.

@@ -18,11 +18,10 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.clip_result import ClipResult
-from models import ClipRequest, LedgerRow, RoutePlan, usd_text
+from models import Archived, ClipOutcome, ClipRequest, ClipResult, RoutePlan, usd_text
 from storage.archive import AlreadyArchived
-from storage.ledger import event_id
-from tasks.generation import asked_size
+from storage.ledger import event_row
+from tasks.framing import asked_size
 from tasks.inspection import inspect_file
 from tasks.runtime import Runtime
 from tasks.stitch import Stitched, last_frame_jpeg, stitch
@@ -40,35 +39,36 @@ async def last_frame_file(rt: Runtime, part: ClipResult, folder: Path, name: str
 
 
 def stitch_into_archive(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
-                        ) -> tuple[str, Stitched | None]:
-    """Stitch into the archive, write-once; a file already there (a rerun) is kept."""
+                        ) -> tuple[str, datetime, Stitched | None]:
+    """Stitch into the archive, write-once; a file already there (a rerun) is kept. Dated as
+    its last part was."""
     record = rt.journal.read(parts[-1].clip_id)
-    submitted = record.archive["submitted_at"] if record and record.archive else None
-    when = datetime.fromisoformat(submitted) if submitted else datetime.now(UTC)
+    when = (record.archive.submitted_at if record and record.archive else None) or \
+        datetime.now(UTC)
     final = rt.archive.path_for(target.clip_id, when)
     if rt.archive.exists(final):
-        return final, None
+        return final, when, None
     aspect = "16:9" if target.aspect_ratio == "auto" else target.aspect_ratio
     try:
         with rt.archive.writing(final) as sink, ExitStack() as stack:
             sources = [stack.enter_context(rt.archive.reading(p.trimmed_path or p.path))
                        for p in parts]
-            return final, stitch(sources, sink, asked_size(target, aspect))
+            return final, when, stitch(sources, sink, asked_size(target.resolution, aspect))
     except AlreadyArchived:
-        return final, None
+        return final, when, None
 
 
 @task(name="stitch clips", retries=0, cache_policy=NO_CACHE)
 async def stitch_parts(rt: Runtime, target: ClipRequest, parts: list[ClipResult]
-                       ) -> tuple[str, Stitched | None]:
+                       ) -> tuple[str, datetime, Stitched | None]:
     return await asyncio.to_thread(stitch_into_archive, rt, target, parts)
 
 
 async def join(rt: Runtime, target: ClipRequest, decision: RoutePlan, parts: list[ClipResult],
-               paid: list[ClipResult], run_id: str, *, title: str) -> ClipResult:
+               paid: list[ClipResult], *, title: str) -> ClipResult:
     """Stitch `parts` into `target`'s clip and record it; `paid` are the parts generated for
     it (their charges are its cost)."""
-    final, stitched = await stitch_parts(rt, quote(target), parts)
+    final, when, stitched = await stitch_parts(rt, quote(target), parts)
     with rt.archive.reading(final) as source:
         found = inspect_file(source)
     method = stitched.method if stitched else "kept"
@@ -77,26 +77,20 @@ async def join(rt: Runtime, target: ClipRequest, decision: RoutePlan, parts: lis
     result = ClipResult(
         clip_id=target.clip_id, model=decision.model, tier=decision.tier, path=final,
         sha256=rt.archive.sha256(final), seconds_delivered=found.seconds,
-        resolution_actual=f"{found.width}x{found.height}", downgraded=bool(downgraded),
+        resolution_actual=found.size, downgraded=bool(downgraded),
         flash_frame=False, cost_usd=float(cost), job_ids=[j for p in paid for j in p.job_ids],
         scene_clip_ids=[p.clip_id for p in parts], stitch_method=method)
     outcome = f"stitched_{method}" + (f",parts_downgraded:{'+'.join(map(str, downgraded))}"
                                      if downgraded else "")
-    rt.ledger.append([LedgerRow(
-        event_id=event_id(target.clip_id, "inspection", result.sha256),
-        event_time=datetime.now(UTC), event_kind="inspection", provider=decision.provider,
-        model=decision.model, tier=decision.tier, account=f"{decision.provider}:{decision.tier}",
-        endpoint=decision.endpoint, **target.ledger_columns(),
-        seconds_billed=decision.seconds_billed, seconds_delivered=found.seconds,
-        resolution_actual=result.resolution_actual, cost_usd=Decimal(0), charge_kind="none",
-        inspection_outcome=outcome, flow_run_id=run_id)])
-    with rt.journal.locked(target.clip_id) as locked:
-        current = locked.read()
-        current.state, current.spent_usd = "done", str(cost)
-        current.archive = {"path": final, "sha256": result.sha256}
-        current.inspection = {"result": result.model_dump(mode="json"),
-                              "inspection": found.model_dump(), "stitch": method}
-        locked.write(current)
+    rt.ledger.append([event_row(
+        "inspection", target, decision, rt.run_id, key=("inspection", result.sha256),
+        seconds_delivered=found.seconds, resolution_actual=result.resolution_actual,
+        inspection_outcome=outcome)])
+    archived = Archived(path=final, sha256=result.sha256, bytes=rt.archive.size(final),
+                        submitted_at=when)
+    rt.journal.mark_done(target.clip_id, ClipOutcome(result=result, inspection=found,
+                                                     stitch=method),
+                         archived=archived, spent=cost)
     rows = "\n".join(f"| {i + 1} | `{p.clip_id[:12]}` | {p.seconds_delivered:g} s | "
                      f"{p.resolution_actual} | {usd_text(Decimal(str(p.cost_usd)))} |"
                      for i, p in enumerate(parts))

@@ -1,0 +1,88 @@
+"""A batch: its parameters (the forms the Prefect UI renders), its manifest's rows, and what it
+answers — per request and in all."""
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.request import ClipRequest
+
+Status = Literal["done", "already_done", "failed", "left"]
+FanOut = Literal["tasks", "deployments"]
+
+
+class BatchRequest(BaseModel):
+    """What run-batch is asked to do."""
+
+    manifest: str = Field(description="A CSV, JSONL or Parquet file of requests, on a path "
+                          "every worker can read.")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="USD the batch may spend in all, across reruns.")
+    fan_out: FanOut = Field(
+        default="tasks", description="tasks: async tasks in this run; deployments: chunks "
+        "sent as runs of run-batch-chunk, shared by every worker of the pool.")
+    chunk_size: int = Field(default=25, gt=0, description="Requests per chunk run.")
+
+
+class ManifestRow(BaseModel):
+    row: int = Field(description="Row of the manifest (1 = first request).")
+    request: ClipRequest
+
+
+class Manifest(BaseModel):
+    path: str
+    batch_id: str
+    rows: list[ManifestRow]
+
+    def unique(self) -> list[ManifestRow]:
+        """The first row of each clip id, in manifest order."""
+        seen: set[str] = set()
+        first = []
+        for item in self.rows:
+            if item.request.clip_id not in seen:
+                seen.add(item.request.clip_id)
+                first.append(item)
+        return first
+
+
+class BatchChunk(BaseModel):
+    """What a run-batch-chunk run receives from its batch's run."""
+
+    batch_id: str = Field(description="The batch the chunk is part of.")
+    rows: list[ManifestRow] = Field(description="The chunk's requests, with their rows.")
+    budget_usd: float | None = Field(
+        default=None, description="The chunk's share of the batch's budget.")
+
+
+class BatchItem(BaseModel):
+    row: int = Field(description="Row of the manifest (1 = first request).")
+    clip_id: str
+    status: Status
+    model: str | None = None
+    estimate_usd: float | None = None
+    cost_usd: float = 0.0
+    path: str | None = None
+    error: str | None = None
+    duplicates: list[int] = Field(default_factory=list, description="Rows asking the same.")
+
+
+class BatchResult(BaseModel):
+    batch_id: str
+    manifest: str
+    rows: int
+    unique: int
+    done: int
+    already_done: int
+    failed: int
+    left: int
+    spent_usd: float = Field(description="Every charge of this batch's clips, all runs.")
+    estimated_usd: float = Field(description="The plans' estimate for every unique request.")
+    budget_usd: float | None
+    peak_in_flight: dict[str, int] = Field(
+        default_factory=dict, description="Most jobs held at once per provider limit.")
+    reconciled_usd: float = Field(
+        default=0.0, description="Charges found only on the provider's bill at the end, now "
+        "in the ledger as `reconciled` rows (0 when the ledger's own capture is complete).")
+    not_reconcilable: list[str] = Field(
+        default_factory=list, description="Accounts whose usage API names no job.")
+    items: list[BatchItem]

@@ -1,0 +1,65 @@
+"""A manifest planned before anything is paid: every unique request routed, rows no model can
+serve named (the batch stops there). A credit-limited account (Kling Free: 66 s a month) takes
+rows in manifest order until its credits are used; later rows are routed elsewhere, saying why —
+each row alone would fit, so the router cannot see it, and the provider would refuse them
+mid-batch."""
+
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from models import RoutePlan
+from models.batch import Manifest, ManifestRow
+from providers.router import PlanError
+from tasks.manifest import ManifestError
+from tasks.routing import route
+from tasks.runtime import Runtime
+
+
+class BatchPlan(BaseModel):
+    """Each unique request's plan, and the rows that ask for each clip."""
+
+    plans: dict[str, RoutePlan]
+    rows_of: dict[str, list[int]]
+
+    def estimate(self, clip_id: str) -> Decimal:
+        return Decimal(self.plans[clip_id].cost_usd)
+
+    def total(self) -> Decimal:
+        return sum((Decimal(p.cost_usd) for p in self.plans.values()), Decimal(0))
+
+    def columns(self, item: ManifestRow) -> dict:
+        """What a batch item says before its outcome is known."""
+        clip = item.request.clip_id
+        return {"row": item.row, "clip_id": clip, "estimate_usd": float(self.estimate(clip)),
+                "model": self.plans[clip].model, "duplicates": self.rows_of[clip][1:]}
+
+
+def plan_manifest(rt: Runtime, manifest: Manifest) -> BatchPlan:
+    rows_of: dict[str, list[int]] = {}
+    for item in manifest.rows:
+        rows_of.setdefault(item.request.clip_id, []).append(item.row)
+    return BatchPlan(plans=plan_all(rt, manifest.unique()), rows_of=rows_of)
+
+
+def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
+    plans, problems = {}, []
+    used: dict[str, float] = {}
+    full: dict[str, str] = {}
+    for item in rows:
+        try:
+            while True:  # ends: each turn rules out one more account
+                decision = route(item.request, rt, full)
+                tier = rt.catalog.row(decision.model).tier_named(decision.tier)
+                cap = tier.monthly_seconds_cap
+                if cap is None or used.get(decision.account, 0) + decision.seconds_billed <= cap:
+                    break
+                full[decision.account] = (f"its {tier.monthly_credits} credits a month "
+                                          f"({cap:g} s) are taken by earlier rows of this batch")
+            used[decision.account] = used.get(decision.account, 0) + decision.seconds_billed
+            plans[item.request.clip_id] = decision
+        except PlanError as err:
+            problems.append((f"row {item.row}: {err.field}", err.message))
+    if problems:
+        raise ManifestError(problems[0][0], problems[0][1], problems=problems[:20])
+    return plans

@@ -1,0 +1,44 @@
+"""Continue an archived clip: natively where its model has the endpoint and the provider gave a
+video id (each extension step paid once, tasks/clip_lifecycle.py), else from its last frame —
+an image-to-video continuation stitched after the parent. Either way the child is a clip of its
+own whose parent is kept in the journal and the ledger (parent_clip_id)."""
+
+from models import ClipRequest, ClipResult
+from storage.journal import new_record
+from storage.records import ClipJournal
+from tasks.clip_lifecycle import generate
+from tasks.joining import join, last_frame_file
+from tasks.parents import archived_parent, extends_natively
+from tasks.runtime import Runtime
+
+
+async def extend(rt: Runtime, clip_id: str, prompt: str, seconds: float, take: int
+                 ) -> ClipResult:
+    child = ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt, duration=seconds,
+                        take=take)
+    parent = archived_parent(rt.journal, clip_id)
+    if extends_natively(rt.catalog, parent):
+        return await generate(rt, child)
+    return await from_last_frame(rt, child, parent)
+
+
+async def from_last_frame(rt: Runtime, child: ClipRequest, parent: ClipJournal) -> ClipResult:
+    """Continue from the parent's last frame, then stitch parent + continuation."""
+    child = child.model_copy(update={"resolution": parent.request.resolution,
+                                     "aspect_ratio": parent.request.aspect_ratio,
+                                     "policy": parent.plan.model})
+    record = rt.journal.read(child.clip_id)
+    if record and record.state == "done":
+        return record.outcome.result
+    before = parent.outcome.result
+    row = rt.catalog.row(parent.plan.model)
+    frame = await last_frame_file(rt, before, rt.settings.home_path / "frames" / child.clip_id,
+                                  "continue-from.jpg")
+    continuation = await generate(rt, ClipRequest(
+        mode="image", prompt=child.prompt, duration=child.seconds, image=frame,
+        resolution=child.resolution, aspect_ratio=child.aspect_ratio,
+        policy=row.id if "image" in row.modes else "cheapest", take=child.take))
+    decision = rt.journal.read(continuation.clip_id).plan
+    rt.journal.start(new_record(child, decision))
+    return await join(rt, child, decision, [before, continuation], [continuation],
+                      title=f"Extension of {parent.clip_id[:12]} from its last frame")

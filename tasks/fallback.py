@@ -1,0 +1,68 @@
+"""What a clip does after its model fails it — decided by the exception's type and fields,
+never by its message: wait out a rate limit within the request's wait budget, retry a failed
+job once, or fall back to the next-best plan without the model (or the whole account) and say
+why. The journal keeps every attempt."""
+
+from typing import NamedTuple
+
+from models import RoutePlan
+from providers.catalog import Catalog
+from providers.errors import AccountError, JobFailed, RateLimited, Rejected
+
+MAX_FAILURES_PER_MODEL = 2
+# what a fallback decides on; anything else fails the clip
+FALLBACK_ERRORS = (RateLimited, Rejected, AccountError, JobFailed)
+
+
+class Wait(NamedTuple):
+    """Out of capacity: wait, then try the same plan again."""
+
+    seconds: float
+
+
+class Retry(NamedTuple):
+    """A failed job: send it again on the same model (a new job, a new key)."""
+
+    why: str
+
+
+class FallBack(NamedTuple):
+    """Give up on the model — on every model of its account when the account stopped."""
+
+    why: str
+    whole_account: bool
+
+
+class Fallbacks:
+    """One clip's exclusions, failures and waits across its attempts."""
+
+    def __init__(self, wait_budget_s: float):
+        self.wait_budget_s = wait_budget_s
+        self.excluded: dict[str, str] = {}  # model id -> why it is out
+        self.failures: dict[str, int] = {}
+        self.waited: dict[str, float] = {}
+
+    def after(self, err: Exception, plan: RoutePlan, time_scale: float
+              ) -> Wait | Retry | FallBack:
+        model = plan.model
+        if isinstance(err, RateLimited):
+            waited = self.waited.get(model, 0.0)
+            pause = err.retry_after_s or time_scale * min(30.0, 1.0 + waited)
+            if waited + pause <= self.wait_budget_s:
+                self.waited[model] = waited + pause
+                return Wait(pause)
+            return FallBack("out of capacity past the request's wait budget", False)
+        if isinstance(err, Rejected) or (isinstance(err, JobFailed) and err.policy):
+            return FallBack(f"refused on content policy ({err})", False)
+        if isinstance(err, AccountError):
+            return FallBack(f"account {plan.provider}:{plan.tier} stopped ({err})", True)
+        self.failures[model] = self.failures.get(model, 0) + 1
+        if self.failures[model] >= MAX_FAILURES_PER_MODEL:
+            return FallBack(f"failed {self.failures[model]} times ({err})", False)
+        return Retry("failed, retrying")
+
+    def exclude(self, plan: RoutePlan, decision: FallBack, catalog: Catalog) -> None:
+        """Leave the model (or its whole account) out of every later plan of this clip."""
+        for row in catalog.models:
+            if row.id == plan.model or (decision.whole_account and row.provider == plan.provider):
+                self.excluded[row.id] = decision.why

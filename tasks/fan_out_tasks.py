@@ -1,0 +1,93 @@
+"""A batch's requests as async tasks in one flow run (no subflow per request: a sync subflow
+costs about a second), so one worker keeps hundreds of jobs in flight under the provider limits
+(tasks/limits.py). The budget guard is asked before each job is submitted: the first job that
+would take committed spend past the budget stops submission, and it and every later request
+are left. One request's failure is reported, not the batch's. A progress artifact follows it.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from prefect import get_run_logger
+
+from models.batch import BatchItem, Manifest, ManifestRow
+from tasks.batch_plan import BatchPlan
+from tasks.batch_summary import item_from_journal
+from tasks.budget import BudgetGuard, BudgetReached
+from tasks.dispatch import make
+from tasks.progress import Progress
+from tasks.runtime import Runtime
+
+API_ATTEMPTS, API_BACKOFF_S = 4, 2.0
+T = TypeVar("T")
+
+
+async def run_in_tasks(rt: Runtime, manifest: Manifest, plan: BatchPlan,
+                       guard: BudgetGuard) -> list[BatchItem]:
+    unique = manifest.unique()
+    rt = rt.with_options(before_submit=guard.before_submit)
+    finished = 0
+
+    async def one(item: ManifestRow, progress: Progress) -> BatchItem:
+        nonlocal finished
+        outcome = await _request(rt, manifest, plan, guard, item)
+        finished += 1
+        progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")
+        return outcome
+
+    async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",
+                        state=f"0 of {len(unique)} requests") as progress:
+        return list(await asyncio.gather(*(one(item, progress) for item in unique)))
+
+
+async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetGuard,
+                   item: ManifestRow) -> BatchItem:
+    request = item.request.model_copy(update={"batch_id": manifest.batch_id})
+    clip = request.clip_id
+    base = plan.columns(item)
+    record = rt.journal.read(clip)
+    if record and record.state == "done":
+        return item_from_journal(rt, base, "already_done")
+    try:
+        with guard.item(clip):
+            result = await _surviving_api_errors(
+                lambda: make(rt, request, plan.plans[clip]), f"row {item.row}")
+        return BatchItem(**{**base, "model": result.model}, status="done",
+                         cost_usd=result.cost_usd, path=result.path)
+    except BudgetReached as err:  # refused before paying (more)
+        rt.journal.leave_for_budget(clip, rt.run_id, str(err))
+        return BatchItem(**base, status="left", error=str(err),
+                         cost_usd=float(rt.journal.spent(clip)))
+    except Exception as err:  # one request's failure is reported, not the batch's
+        return BatchItem(**base, status="failed", error=f"{type(err).__name__}: {err}",
+                         cost_usd=float(rt.journal.spent(clip)))
+
+
+def api_failure(err: BaseException) -> bool:
+    """The Prefect API failed, not the request: a 5xx from the server, or a task's tag or
+    global concurrency slot it could not grant because of one (a limit that does not exist is
+    not this: it has no cause)."""
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(err, PrefectHTTPStatusError):
+        return err.response.status_code >= 500
+    return isinstance(err, ConcurrencySlotAcquisitionError) and err.__cause__ is not None
+
+
+async def _surviving_api_errors(call: Callable[[], Awaitable[T]], label: str) -> T:
+    """`call` again (backing off) when the Prefect API failed under it — an overloaded
+    server answers 503 to some of a thousand clips' task runs. Safe: the journal resumes the
+    clip where it was, and pays each job once."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except Exception as err:
+            attempt += 1
+            if not api_failure(err) or attempt == API_ATTEMPTS:
+                raise
+            get_run_logger().warning("%s: the Prefect API failed (%s); going on from the "
+                                     "journal", label, err)
+            await asyncio.sleep(API_BACKOFF_S * 2 ** (attempt - 1))
