@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from prefect import flow
 
-from analytics.report import Report
 from settings import load_settings
 from tasks.reconciling import reconcile_task
 from tasks.reporting import collect_report, publish_report, reconcile_usage, write_files
@@ -21,7 +20,7 @@ async def cost_report(period: str = "month", budget_usd: float | None = None) ->
     async with clip_run() as rt:
         found = await reconcile_task(rt)
     result = reconcile_usage(settings, found.bill)
-    report: Report = collect_report(settings, period=period,
-                                    budget_usd=Decimal(str(budget_usd)) if budget_usd else None)
+    report = collect_report(settings, period=period,
+                            budget_usd=Decimal(str(budget_usd)) if budget_usd else None)
     files = write_files(settings, report)
     return await publish_report(period, report, files, result, found)

@@ -305,6 +305,8 @@ class Journal:
             return clip.start(fresh)
 
     record_intent = _locking(Clip.record_intent)
+    mark_sending = _locking(Clip.mark_sending)
+    withdraw_intent = _locking(Clip.withdraw_intent)
     record_submit = _locking(Clip.record_submit)
     mark_unknown = _locking(Clip.mark_unknown)
     record_charge = _locking(Clip.record_charge)

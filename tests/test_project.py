@@ -1,8 +1,10 @@
 """The project's own promises: two README commands, CI calls the test one, prefect.yaml loads."""
 
+import ast
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,9 +31,48 @@ def test_plain_libraries_do_not_import_prefect():
             assert not re.search(r"^\s*(from|import) prefect", path.read_text(), re.M), path
 
 
-def test_the_sandbox_imports_nothing_of_reelflow():
-    ours = ("models", "settings", "providers", "storage", "analytics", "tasks", "flows", "cli")
-    for path in (REPO / "sandbox").rglob("*.py"):
+# DESIGN.md §2: what each place may import of ours (arrows point down only; itself always)
+MAY_IMPORT = {
+    "models": set(),
+    "settings": {"models"},
+    "providers": {"models"},
+    "storage": {"models"},
+    "analytics": {"storage", "providers", "models"},
+    "tasks": {"providers", "storage", "analytics", "models", "settings"},
+    "flows": {"tasks", "models", "settings"},
+    "relay": {"storage", "models", "settings"},
+    "sandbox": set(),
+}
+OURS = {*MAY_IMPORT, "cli", "bench", "scripts", "tests"}
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level names of every module `path` imports (at any depth, lazily too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _sources(place: str) -> list[Path]:
+    single = REPO / f"{place}.py"
+    return [single] if single.exists() else sorted((REPO / place).rglob("*.py"))
+
+
+@pytest.mark.parametrize("place", sorted(MAY_IMPORT))
+def test_each_place_imports_only_what_the_design_allows(place):
+    allowed = MAY_IMPORT[place] | {place}
+    wrong = {(path.relative_to(REPO).as_posix(), name) for path in _sources(place)
+             for name in _imports(path) & OURS - allowed}
+    assert not wrong, wrong
+
+
+def test_flows_hold_only_flows():
+    for path in (REPO / "flows").glob("*.py"):
         text = path.read_text()
-        for name in ours:
-            assert not re.search(rf"^\s*(from|import) {name}\b", text, re.M), (path, name)
+        assert "@task" not in text and "= task(" not in text, path
+        assert "__main__" not in text, path  # python -m entry points live in cli/
+    assert len((REPO / "flows" / "generate.py").read_text().splitlines()) < 120
