@@ -189,11 +189,25 @@ def _submit(root: str, clip_id: str, job_id: str, barrier, results) -> None:
         results.put((job_id, "refused"))
 
 
-def _charge(root: str, clip_id: str, barrier, n: int) -> None:
+def _charge(root: str, clip_id: str, n: int, barrier, results) -> None:
     journal = Journal(Path(root))
     barrier.wait()
     for _ in range(n):
         journal.record_charge(clip_id, 0, "requeue", Decimal("0.01"), lambda s, m: None)
+    results.put(n)
+
+
+def _race(target, *each) -> list:
+    """`target(*args, barrier, results)` in one process per `args`, started together; what
+    they put in `results`."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(len(each)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for args in each]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    return [results.get(timeout=5) for _ in procs]
 
 
 def test_two_processes_record_a_job_for_one_step_and_one_wins(tmp_path, clip):
@@ -201,15 +215,8 @@ def test_two_processes_record_a_job_for_one_step_and_one_wins(tmp_path, clip):
     journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_submit, args=(str(tmp_path), request.clip_id, job, barrier,
-                                               results)) for job in ("job-a", "job-b")]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    outcome = dict(results.get(timeout=5) for _ in procs)
+    outcome = dict(_race(_submit, *((str(tmp_path), request.clip_id, job)
+                                    for job in ("job-a", "job-b"))))
     assert sorted(outcome.values()) == ["refused", "won"]
     winner = next(job for job, said in outcome.items() if said == "won")
     assert journal.read(request.clip_id).steps[0].handle.job_id == winner
@@ -220,14 +227,7 @@ def test_two_processes_charging_one_step_lose_no_update(tmp_path, clip):
     journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=_charge, args=(str(tmp_path), request.clip_id, barrier, 25))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
+    assert _race(_charge, *[(str(tmp_path), request.clip_id, 25)] * 2) == [25, 25]
     record = journal.read(request.clip_id)
     assert record.spent_usd == Decimal("0.50") and record.steps[0].charged("requeue") == 50
     assert sorted(record.steps[0].charges) == sorted(f"requeue:{i}" for i in range(50))
