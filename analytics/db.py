@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from storage.ledger import ledger_parts
+
 VIEWS = Path(__file__).with_name("views.sql")
 VIEW_NAMES = ("spend_by_day", "clips", "unit_costs", "hidden_costs", "latency",
               "quality_rates", "continuation_savings")
@@ -25,17 +27,24 @@ def ledger_glob(ledger: str) -> str:
     return ledger.rstrip("/") + "/**/*.parquet"
 
 
-def build(database: Path, ledger: str) -> None:
-    """(Re)create the views in `database` over the ledger at `ledger` (a folder)."""
+def build(database: Path, ledger: str) -> list[str]:
+    """(Re)create the views in `database` over the ledger at `ledger` (a folder); returns the
+    part files skipped as unreadable (the views read every other one)."""
     database.parent.mkdir(parents=True, exist_ok=True)
+    readable, unreadable = ledger_parts(Path(ledger))
     with duckdb.connect(str(database)) as con:
-        if _has_parts(ledger):
+        if not readable:
+            source = _empty_ledger()
+        elif not unreadable:
             source = (f"read_parquet({_quote(ledger_glob(ledger))}, hive_partitioning = true,"
                       " union_by_name = true)")
-        else:
-            source = _empty_ledger()
+        else:  # name the good parts: one bad file must not take the report with it
+            files = ", ".join(_quote(str(p)) for p in readable)
+            source = (f"read_parquet([{files}], hive_partitioning = true, "
+                      "union_by_name = true)")
         con.execute(f"CREATE OR REPLACE VIEW ledger_raw AS SELECT * FROM {source}")
         con.execute(VIEWS.read_text(encoding="utf-8"))
+    return [str(p) for p in unreadable]
 
 
 def connect(database: Path, ledger: str, *, read_only: bool = True
@@ -46,10 +55,6 @@ def connect(database: Path, ledger: str, *, read_only: bool = True
     con = duckdb.connect(str(database), read_only=read_only)
     con.execute("SET enable_progress_bar = false")  # reports print their own output
     return con
-
-
-def _has_parts(ledger: str) -> bool:
-    return any(Path(ledger).rglob("*.parquet"))
 
 
 def _empty_ledger() -> str:

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from analytics.projection import Advice, Budget, Workload, advise, budget, measured_workload
 from providers.catalog import Catalog
@@ -37,6 +37,8 @@ class Report(BaseModel):
     advice: Advice
     budget: Budget
     scale: list[dict]
+    warnings: list[str] = Field(
+        default_factory=list, description="What the report could not read, by path.")
 
 
 def period_start(period: str, today: date) -> date | None:
@@ -137,6 +139,13 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _warnings(warnings: list[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f"<h2>Warnings</h2><ul id='warnings'>{items}</ul>"
+
+
 def to_html(report: Report) -> str:
     svgs = charts(report)
     sections = "".join(f"<section class='chart' id='{name}'>{svg}</section>"
@@ -158,7 +167,7 @@ th{{background:#eee}} .chart svg{{max-width:100%;height:auto}}</style></head>
 <body><h1>reelflow cost report</h1>
 <p>Generated {report.generated_at:%Y-%m-%d %H:%M} UTC; period {html.escape(report.period)}
 {f"(since {report.since})" if report.since else ""}.</p>
-<h2>Advice</h2><p id="advice">{html.escape(advice.advice)}</p>
+{_warnings(report.warnings)}<h2>Advice</h2><p id="advice">{html.escape(advice.advice)}</p>
 <p id="budget">{html.escape(budget_text)}</p>
 {sections}
 <h2>Monthly cost by tier ({'measured' if advice.workload.measured else 'assumed'} workload)</h2>

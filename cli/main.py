@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from cli import (
     batch,
+    clips,
     crop,
     demo,
     extend,
@@ -34,6 +35,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "extend": (extend.add_arguments, extend.run),
     "storyboard": (storyboard.add_arguments, storyboard.run),
     "batch": (batch.add_arguments, batch.run),
+    "clips": (clips.add_arguments, clips.run),
     "limits": (limits.add_arguments, limits.run),
 }
 

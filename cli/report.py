@@ -3,6 +3,7 @@ with no ledger yet, the projection for the catalog."""
 
 import argparse
 import json
+import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
                           files.model_dump()}, indent=2, default=str))
         return 0
     b = report.budget
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{report.advice.advice}")
     print(f"month to date ({b.month}): ${b.spent_usd:,.2f}, projected ${b.projected_usd:,.2f}"
           + (f" of ${b.budget_usd:,.2f}" + (" — OVER BUDGET" if b.over_budget else "")

@@ -47,6 +47,8 @@ class Trim(BaseModel):
     trim_reasons: list[str] = Field(default_factory=list, description="Why it was trimmed.")
     trim_method: str | None = Field(default=None, description="remux or re-encode.")
     too_long: bool = Field(default=False, description="Cut to the length asked.")
+    kept_s: float | None = Field(
+        default=None, description="Seconds the trimmed copy keeps (None before it was kept).")
 
 
 class ClipResult(BaseModel):

@@ -104,6 +104,13 @@ class Quality(Sourced):
     uptime_30d: float = Field(ge=0, le=100)
 
 
+# H.264 High profile MaxBR (bit/s) of the level each size needs at up to 60 fps: 720p level 3.2
+# (20 Mbit/s x 1.25), 1080p level 4.2 (50 x 1.25), 4k level 5.2 (240 x 1.25)
+MAX_BITRATE: dict[str, float] = {"720p": 25e6, "1080p": 62.5e6, "4k": 300e6}
+OUTPUT_MARGIN = 1.5
+CONTAINER_SLACK = 4 << 20  # moov and other boxes, whatever the stream
+
+
 class Tier(Sourced):
     """A price tier of a model: what a second costs and how many jobs run at once."""
 
@@ -186,6 +193,15 @@ class ModelRow(Sourced):
 
     def is_sunset(self, today: date) -> bool:
         return self.sunset is not None and today >= self.sunset
+
+    @property
+    def max_output_bytes(self) -> int:
+        """The largest file the model's longest clip at its largest size can be, with a
+        margin: the H.264 High-profile bit-rate ceiling of the level that frame size needs
+        (ITU-T H.264 Table A-1 MaxBR x 1.25) over max_clip_seconds. A download that declares
+        or streams more is refused (a runaway body would otherwise fill the disk)."""
+        bits_per_s = MAX_BITRATE[self.max_resolution()]
+        return int(self.max_clip_seconds * bits_per_s / 8 * OUTPUT_MARGIN) + CONTAINER_SLACK
 
 
 class Catalog(BaseModel):

@@ -87,11 +87,11 @@ async def stream_to(client: httpx.AsyncClient, url: str, sink: BinaryIO, *,
                 if max_bytes is not None and expected is not None and expected > max_bytes:
                     raise InvalidRequest(f"the file is {expected} bytes, over {max_bytes}")
                 async for chunk in response.aiter_bytes():
+                    if max_bytes is not None and written + len(chunk) > max_bytes:
+                        raise InvalidRequest(f"the file passed {max_bytes} bytes")
                     sink.write(chunk)
                     digest.update(chunk)
                     written += len(chunk)
-                    if max_bytes is not None and written > max_bytes:
-                        raise InvalidRequest(f"the file passed {max_bytes} bytes")
             finally:
                 await response.aclose()
             if expected is not None and written < expected:

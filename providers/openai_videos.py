@@ -25,6 +25,7 @@ from providers import http
 from providers.adapter import Adapter, Taken
 from providers.errors import (
     AccountError,
+    Expired,
     InvalidRequest,
     JobFailed,
     RateLimited,
@@ -157,8 +158,13 @@ class OpenAIVideos(Adapter):
         raise_for(response)
         return response
 
-    async def _get_video(self, handle: JobHandle) -> tuple[dict[str, Any], httpx.Response]:
+    async def _get_video(self, handle: JobHandle, *, missing_is_gone: bool = False
+                         ) -> tuple[dict[str, Any], httpx.Response]:
+        """The video object. `missing_is_gone`: a 404 for a video this account made means it
+        was deleted (or expired), so its output is Expired, not a bad request."""
         response = await self.send("GET", f"/videos/{handle.job_id}")
+        if missing_is_gone and response.status_code == 404:
+            raise Expired(f"video {handle.job_id} is gone at the provider (404)", status=404)
         raise_for(response)
         return response.json(), response
 
@@ -173,7 +179,7 @@ class OpenAIVideos(Adapter):
             poll_after_s=float(hint) / 1000 if hint else None)
 
     async def _result(self, handle: JobHandle) -> RemoteVideo:
-        video, _ = await self._get_video(handle)
+        video, _ = await self._get_video(handle, missing_is_gone=True)
         if video["status"] == "failed":
             error = video.get("error") or {}
             raise JobFailed(error.get("message") or "failed", code=error.get("code"),

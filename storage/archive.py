@@ -12,16 +12,21 @@ twice.
 
 Locations are strings: an absolute path for a local archive, a full URL (s3://bucket/...) for an
 object store — what the journal, the ledger's sidecar and the artifacts show.
+
+A temporary file carries its writer's pid (`.<name>.<pid>-<uuid>.part`): one left by a process
+that died (SIGKILL) is removed by the next writer of that folder or by the sweep
+(`remove_partials`), never one a live process is still writing.
 """
 
 import hashlib
 import json
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,6 +36,28 @@ from fsspec.implementations.local import LocalFileSystem
 
 class AlreadyArchived(FileExistsError):
     """The final name exists: the archive is write-once."""
+
+
+PARTIAL = re.compile(r"^(\.[^/]+\.|reelflow-)(?P<pid>\d+)-[0-9a-f]{32}[^/]*\.part$")
+LEGACY_PARTIAL = re.compile(r"^\.[^/]+\.[0-9a-f]{32}\.part$")  # before pids: owner unknown
+LEGACY_PARTIAL_AGE_S = 24 * 3600
+
+
+def _age_s(path: Path) -> float:
+    try:
+        return datetime.now(UTC).timestamp() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Archive:
@@ -88,11 +115,13 @@ class Archive:
     @contextmanager
     def writing(self, final: str) -> Iterator[BinaryIO]:
         """A temporary file; on success it becomes `final`, never replacing what is there."""
+        tag = f"{os.getpid()}-{uuid.uuid4().hex}"
         if self.local:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(final).with_name(f".{Path(final).name}.{uuid.uuid4().hex}.part")
+            self.remove_partials(Path(final).parent)
+            tmp = Path(final).with_name(f".{Path(final).name}.{tag}.part")
         else:
-            fd, name = tempfile.mkstemp(prefix="reelflow-", suffix=".part")
+            fd, name = tempfile.mkstemp(prefix=f"reelflow-{tag}", suffix=".part")
             os.close(fd)
             tmp = Path(name)
         try:
@@ -112,6 +141,49 @@ class Archive:
                 self.fs.put_file(str(tmp), final, mode="create")
         except FileExistsError:
             raise AlreadyArchived(f"{final} exists; the archive never overwrites") from None
+
+    def remove_partials(self, folder: Path | None = None) -> list[str]:
+        """Delete the temporary files of writers that died, in `folder` (default: the whole
+        archive and the local staging folder of an object store); returns what went."""
+        if folder is not None:
+            candidates = list(folder.glob(".*.part"))
+        elif self.local:
+            candidates = list(Path(self.root).glob("clips/**/.*.part"))
+        else:
+            candidates = list(Path(tempfile.gettempdir()).glob("reelflow-*.part"))
+        removed = []
+        for path in candidates:
+            found = PARTIAL.match(path.name)
+            dead = not _alive(int(found["pid"])) if found else bool(
+                LEGACY_PARTIAL.match(path.name)) and _age_s(path) > LEGACY_PARTIAL_AGE_S
+            if dead:
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
+        return removed
+
+    def set_aside(self, location: str) -> str | None:
+        """Move a damaged file out of the clip's name, kept beside it for a person to look
+        at; None when there is nothing there."""
+        if not self.exists(location):
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        aside = f"{location}.damaged-{stamp}"
+        self.fs.mv(location, aside)
+        return aside
+
+    def copy_to(self, location: str, other: "Archive", target: str, digest: str) -> bool:
+        """Copy `location` to `target` in `other` (write-once) unless it is there, and only a
+        source that has checksum `digest`; True when `other` then holds it with that
+        checksum."""
+        if not other.exists(target) and self.exists(location) \
+                and self.sha256(location) == digest:
+            try:
+                with other.writing(target) as sink, self.fs.open(location, "rb") as source:
+                    for block in iter(lambda: source.read(1 << 20), b""):
+                        sink.write(block)
+            except AlreadyArchived:
+                pass
+        return other.exists(target) and other.sha256(target) == digest
 
     def write_json(self, final: str, data: dict) -> None:
         with self.writing(final) as handle:

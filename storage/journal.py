@@ -8,6 +8,10 @@ the record, checks that the change is allowed (`InvalidTransition` otherwise) an
 temporary file renamed into place, so a reader never sees half a record. A send holds the lock
 across several transitions (`Journal.sending`): two runs of one request never send together.
 
+A record that cannot be read (truncated, garbage) is quarantined: moved to _quarantine/ with a
+note of what was found, and read as absent — the clip's next run sees the quarantine and
+recovers its steps by the provider's lookup instead of sending them blind.
+
 Whoever finds `submitted` resumes that job; `intent` with a send begun, or `unknown`, is
 resolved with the provider's lookup, never by blindly sending again. Terminal states: done,
 failed, lost; `pending` (deadline reached, the provider may still finish) and `unknown` (a
@@ -18,6 +22,7 @@ import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,11 +32,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from pydantic import BaseModel
+
 from models import Archived, ClipOutcome, JobHandle, RemoteVideo, RoutePlan
 from storage.records import REPEATABLE, Attempt, BudgetLeft, ClipJournal, StepRecord
 
 P = ParamSpec("P")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+class Quarantined(BaseModel):
+    """An unreadable record, moved aside."""
+
+    clip_id: str
+    path: str
+    found: str
+    last_written: datetime
 
 
 class InvalidTransition(RuntimeError):
@@ -195,6 +212,26 @@ class Clip:
         record.archive = archived
         self._write(record)
 
+    def record_refetch(self, archived: Archived, trimmed_sha256: str | None = None) -> None:
+        """A done clip's files fetched again (they were missing or corrupt): the checksums
+        of what is in the archive now."""
+        record = self._record()
+        if record.state != "done" or record.outcome is None:
+            raise InvalidTransition(f"clip {self.clip_id} is not done: nothing to refetch")
+        record.archive, record.local_copies_deleted = archived, False
+        record.outcome.result.sha256 = archived.sha256
+        if trimmed_sha256 and record.outcome.trim:
+            record.outcome.trim.trimmed_sha256 = trimmed_sha256
+        self._write(record)
+
+    def mark_local_deleted(self) -> None:
+        """Retention deleted the clip's local files; its verified replica copies remain."""
+        record = self._record()
+        if record.state != "done":
+            raise InvalidTransition(f"clip {self.clip_id} is not done: its files stay")
+        record.local_copies_deleted = True
+        self._write(record)
+
     def mark_done(self, outcome: ClipOutcome, *, archived: Archived | None = None,
                   spent: Decimal | None = None) -> None:
         """Archived, inspected, accepted. A clip stitched from others brings its archive
@@ -206,7 +243,17 @@ class Clip:
             record.archive = archived
         if spent is not None:
             record.spent_usd = spent
-        record.state, record.outcome = "done", outcome
+        record.state, record.outcome, record.reason = "done", outcome, None
+        self._write(record)
+
+    def mark_unarchived(self, why: str) -> None:
+        """Paid, but its output could not be written to the archive (disk full, download
+        refused, over the size cap): kept open, and retried by the sweep until its URL
+        expires. A done clip whose file went missing becomes unarchived the same way."""
+        record = self._record()
+        if record.state in ("failed", "lost"):
+            raise InvalidTransition(f"clip {self.clip_id} is {record.state}")
+        record.state, record.reason = "unarchived", why
         self._write(record)
 
     def mark_rejected(self, why: str) -> None:
@@ -224,12 +271,17 @@ class Clip:
         record.state = "running"
         self._write(record)
 
-    def mark_lost(self, why: str) -> None:
-        """Paid, but its output can no longer be had (its URL expired before archival)."""
-        record = self._open()
+    def mark_lost(self, why: str) -> str:
+        """Paid, but its output can no longer be had: its URL expired before archival, or a
+        done clip's file is gone and so is the provider's copy. Returns the reason kept —
+        why, what was paid and for which jobs."""
+        record = self._record()
+        jobs = ", ".join(record.job_ids) or "none"
+        reason = f"{why}; ${record.spent_usd:.2f} paid for jobs {jobs}"
         record.attempts.append(Attempt(why=why, at=datetime.now(UTC)))
-        record.state = "lost"
+        record.state, record.reason = "lost", reason
         self._write(record)
+        return reason
 
     def leave_for_budget(self, run_id: str, why: str) -> None:
         """A batch run's budget guard refused this clip's next submit."""
@@ -271,11 +323,37 @@ class Journal:
         return self.root / clip_id
 
     def read(self, clip_id: str) -> ClipJournal | None:
+        """The clip's record; None when it has none, or had one that could not be read (it is
+        quarantined now: see `quarantined`)."""
+        path = self._folder(clip_id) / "record.json"
         try:
-            text = (self._folder(clip_id) / "record.json").read_text(encoding="utf-8")
+            return ClipJournal.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             return None
-        return ClipJournal.model_validate_json(text)
+        except ValueError as err:  # invalid JSON, bytes or fields (ValidationError too)
+            self._quarantine(clip_id, path, f"{type(err).__name__}: {err}"[:2000])
+            return None
+
+    def _quarantine(self, clip_id: str, path: Path, found: str) -> None:
+        folder = self.root / "_quarantine"
+        folder.mkdir(exist_ok=True)
+        try:
+            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            target = folder / f"{clip_id}.{written:%Y%m%dT%H%M%S%f}.json"
+            path.rename(target)  # another reader may have moved it first
+        except FileNotFoundError:
+            return
+        note = Quarantined(clip_id=clip_id, path=str(target), found=found, last_written=written)
+        target.with_suffix(".note.json").write_text(note.model_dump_json(indent=2),
+                                                    encoding="utf-8")
+        log.warning("journal record of clip %s could not be read (%s): moved to %s", clip_id,
+                    found.splitlines()[0], target)
+
+    def quarantined(self, clip_id: str | None = None) -> list[Quarantined]:
+        """Records moved aside as unreadable (of one clip, or all), oldest first."""
+        folder = self.root / "_quarantine"
+        notes = sorted(folder.glob(f"{clip_id or '*'}.*.note.json")) if folder.exists() else []
+        return [Quarantined.model_validate_json(n.read_text(encoding="utf-8")) for n in notes]
 
     def _write(self, record: ClipJournal) -> None:
         record.updated_at = datetime.now(UTC)
@@ -315,6 +393,9 @@ class Journal:
     remember_remote = _locking(Clip.remember_remote)
     record_archive = _locking(Clip.record_archive)
     mark_done = _locking(Clip.mark_done)
+    record_refetch = _locking(Clip.record_refetch)
+    mark_local_deleted = _locking(Clip.mark_local_deleted)
+    mark_unarchived = _locking(Clip.mark_unarchived)
     mark_rejected = _locking(Clip.mark_rejected)
     note_attempt = _locking(Clip.note_attempt)
     mark_lost = _locking(Clip.mark_lost)

@@ -72,14 +72,30 @@ class LedgerWriter:
                 n += 1
 
 
+def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
+    """(readable, unreadable) part files: a part whose Parquet footer cannot be read (garbage,
+    truncated) is skipped by every reader and reported, never silently."""
+    readable, unreadable = [], []
+    for path in sorted(root.rglob("*.parquet")) if root.exists() else []:
+        if path.name.startswith("."):
+            continue
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError
+            unreadable.append(path)
+        else:
+            readable.append(path)
+    return readable, unreadable
+
+
 def read_ledger(root: Path) -> list[dict]:
-    """Every row, once per event_id (for tests and reconciliation; analytics uses DuckDB)."""
-    if not root.exists() or not any(root.rglob("*.parquet")):
-        return []
-    table = pq.ParquetDataset(root, partitioning="hive").read()
+    """Every row of the readable parts, once per event_id (for tests and reconciliation;
+    analytics uses DuckDB)."""
+    readable, _ = ledger_parts(root)
     seen, rows = set(), []
-    for row in table.to_pylist():
-        if row["event_id"] not in seen:
-            seen.add(row["event_id"])
-            rows.append(row)
+    for path in readable:
+        for row in pq.read_table(path).to_pylist():
+            if row["event_id"] not in seen:
+                seen.add(row["event_id"])
+                rows.append(row)
     return rows

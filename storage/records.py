@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field, model_validator
 from models import Archived, ClipOutcome, ClipRequest, JobHandle, RemoteVideo, RoutePlan
 
 StepState = Literal["intent", "submitted", "succeeded", "failed", "pending", "unknown"]
-ClipState = Literal["intent", "running", "done", "failed", "lost", "pending", "unknown"]
-OPEN_STATES: tuple[ClipState, ...] = ("intent", "running", "pending", "unknown")
+ClipState = Literal["intent", "running", "done", "failed", "lost", "pending", "unknown",
+                    "unarchived"]
+# what a run or the sweep must still finish: unarchived is paid and waits for its download
+OPEN_STATES: tuple[ClipState, ...] = ("intent", "running", "pending", "unknown", "unarchived")
 # charge kinds a step may carry more than once: each re-queue, each reconciliation
 REPEATABLE = ("requeue", "reconciled")
 LEGACY_BUDGET_NOTE = re.compile(r"^left by the budget in run (?P<run>[^:]+): (?P<why>.*)$",
@@ -82,7 +84,11 @@ class ClipJournal(BaseModel):
     outcome: ClipOutcome | None = None
     attempts: list[Attempt] = Field(default_factory=list, description="Models tried, with why.")
     left_for_budget: BudgetLeft | None = None
+    reason: str | None = Field(
+        default=None, description="Why the clip is unarchived or lost (cleared when done).")
     spent_usd: Decimal = Field(default=Decimal(0), description="Every charge recorded.")
+    local_copies_deleted: bool = Field(
+        default=False, description="Retention deleted the local files: the replica holds them.")
     parent_clip_id: str | None = None
 
     @model_validator(mode="before")
@@ -115,6 +121,14 @@ class ClipJournal(BaseModel):
     @property
     def job_ids(self) -> list[str]:
         return [s.handle.job_id for s in self.steps if s.handle]
+
+    def files(self) -> list[tuple[str, str]]:
+        """(location, sha256) of the clip's archived files: the original, the trimmed copy."""
+        found = [(self.archive.path, self.archive.sha256)] if self.archive else []
+        trim = self.outcome.trim if self.outcome else None
+        if trim and trim.trimmed_path and trim.trimmed_sha256:
+            found.append((trim.trimmed_path, trim.trimmed_sha256))
+        return found
 
     @property
     def is_open(self) -> bool:

@@ -18,7 +18,7 @@ from providers.errors import JobFailed
 from providers.router import PlanError
 from storage.journal import new_record
 from storage.records import ClipJournal
-from tasks.archiving import archive_output
+from tasks.archiving import ClipLost, archive_output, finished
 from tasks.awaiting import PendingAtDeadline, await_job
 from tasks.fallback import FALLBACK_ERRORS, Fallbacks, Retry, Wait
 from tasks.framing import asked_size
@@ -57,9 +57,17 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
         request, parent_video, expected = native_extension(rt.journal, request)
     while True:
         record = rt.journal.read(request.clip_id)
+        if record is None and (lost := rt.journal.quarantined(request.clip_id)):
+            logger.warning("the journal record of clip %s could not be read (%s) and was moved "
+                           "to %s: its jobs are recovered by the provider's lookup, nothing is "
+                           "sent blind", request.clip_id[:12], lost[-1].found.splitlines()[0],
+                           lost[-1].path)
         if record and record.state == "done":
             logger.info("clip %s is already archived: nothing to pay", request.clip_id[:12])
-            return record.outcome.result
+            return await finished(rt, record)
+        if record and record.state == "lost":
+            raise ClipLost(f"clip {request.clip_id[:12]} was paid for and lost: "
+                           f"{record.reason}; ask for take {request.take + 1} to make it again")
         decision = _resumable(record, fallbacks) or (
             planned if planned is not None and not fallbacks.excluded
             else await plan_route(quote(request), rt, fallbacks.excluded))
@@ -89,12 +97,12 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
 
 
 def _resumable(record: ClipJournal | None, fallbacks: Fallbacks) -> RoutePlan | None:
-    """The recorded plan, when its last step has a job (or a send) to resume on a model not
-    given up on."""
+    """The recorded plan, when its last step has a job (or a send) to resume — to collect,
+    or to archive once more — on a model not given up on."""
     if record is None or record.plan is None or not record.steps:
         return None
     last = record.steps[-1]
-    if last.state in ("intent", "submitted", "pending", "unknown") \
+    if last.state in ("intent", "submitted", "pending", "unknown", "succeeded") \
             and last.model not in fallbacks.excluded:
         return record.plan
     return None

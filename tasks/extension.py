@@ -6,6 +6,7 @@ own whose parent is kept in the journal and the ledger (parent_clip_id)."""
 from models import ClipRequest, ClipResult
 from storage.journal import new_record
 from storage.records import ClipJournal
+from tasks.archiving import finished
 from tasks.clip_lifecycle import generate
 from tasks.joining import join, last_frame_file
 from tasks.parents import archived_parent, extends_natively
@@ -29,7 +30,7 @@ async def from_last_frame(rt: Runtime, child: ClipRequest, parent: ClipJournal) 
                                      "policy": parent.plan.model})
     record = rt.journal.read(child.clip_id)
     if record and record.state == "done":
-        return record.outcome.result
+        return await finished(rt, record)
     before = parent.outcome.result
     row = rt.catalog.row(parent.plan.model)
     frame = await last_frame_file(rt, before, rt.settings.home_path / "frames" / child.clip_id,

@@ -13,7 +13,6 @@ from prefect import get_run_logger
 
 from models.batch import BatchItem, Manifest, ManifestRow
 from tasks.batch_plan import BatchPlan
-from tasks.batch_summary import item_from_journal
 from tasks.budget import BudgetGuard, BudgetReached
 from tasks.dispatch import make
 from tasks.progress import Progress
@@ -47,13 +46,15 @@ async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: Budg
     clip = request.clip_id
     base = plan.columns(item)
     record = rt.journal.read(clip)
-    if record and record.state == "done":
-        return item_from_journal(rt, base, "already_done")
     try:
-        with guard.item(clip):
-            result = await _surviving_api_errors(
-                lambda: make(rt, request, plan.plans[clip]), f"row {item.row}")
-        return BatchItem(**{**base, "model": result.model}, status="done",
+        if record and record.state == "done":  # its files verified (fetched again if gone)
+            result, status = await make(rt, request), "already_done"
+        else:
+            with guard.item(clip):
+                result = await _surviving_api_errors(
+                    lambda: make(rt, request, plan.plans[clip]), f"row {item.row}")
+            status = "done"
+        return BatchItem(**{**base, "model": result.model}, status=status,
                          cost_usd=result.cost_usd, path=result.path)
     except BudgetReached as err:  # refused before paying (more)
         rt.journal.leave_for_budget(clip, rt.run_id, str(err))

@@ -103,6 +103,7 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
         outcome.trim_reasons.append(f"longer than asked ({found.seconds:g} s for "
                                     f"{expected:g} s)")
     if outcome.trim_reasons:
+        outcome.kept_s = keep
         trimmed = rt.archive.beside(archived.path, ".trimmed.mp4")
         if not rt.archive.exists(trimmed):
             try:

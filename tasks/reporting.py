@@ -32,10 +32,12 @@ def paths(settings: Settings) -> tuple[Path, str]:
 def make_report(settings: Settings, *, period: str = "month", budget_usd: Decimal | None = None,
                 now: datetime | None = None) -> Report:
     database, ledger = paths(settings)
-    db.build(database, ledger)
+    skipped = db.build(database, ledger)
     with db.connect(database, ledger) as con:
-        return collect(con, load_catalog(settings.catalog), period=period, now=now,
-                       budget_usd=budget_usd)
+        report = collect(con, load_catalog(settings.catalog), period=period, now=now,
+                         budget_usd=budget_usd)
+    report.warnings += [f"unreadable ledger part skipped: {path}" for path in skipped]
+    return report
 
 
 def write_report(settings: Settings, report: Report, html_out: Path | None = None
@@ -70,7 +72,7 @@ write_files = task(write_report, name="write report files", cache_policy=NO_CACH
 async def publish_report(period: str, report: Report, files: ReportFiles,
                          result: Reconciliation, found: Found) -> dict:
     """The report's artifacts, and its summary (what `reelflow report --json` prints)."""
-    summary = {"html": files.html, "advice": report.advice.advice,
+    summary = {"html": files.html, "advice": report.advice.advice, "warnings": report.warnings,
                "spent_usd": float(report.budget.spent_usd), "reconciled": result.ok,
                "mismatches": len(result.mismatches),
                "found_only_on_bill_usd": float(sum((c.usd for c in found.reconciled),
@@ -85,6 +87,7 @@ async def publish_report(period: str, report: Report, files: ReportFiles,
         key="cost-report", markdown=f"# Cost report ({period})\n\n{report.advice.advice}\n\n"
         f"- month to date: ${report.budget.spent_usd:,.2f}, projected "
         f"${report.budget.projected_usd:,.2f}\n- HTML: `{files.html}`\n"
+        + "".join(f"- **warning**: {w}\n" for w in report.warnings)
         + _reconciliation_lines(result, found))
     return summary
 

@@ -62,11 +62,11 @@ class Runtime:
 
     def __init__(self, settings: Settings, catalog: Catalog, journal: Journal, archive: Archive,
                  ledger: LedgerWriter, endpoints: dict[Protocol, Endpoint],
-                 slots: ProviderSlots, *, run_id: str, per_clip_ui: bool = True,
-                 before_submit: BeforeSubmit | None = None):
+                 slots: ProviderSlots, *, run_id: str, replica: Archive | None = None,
+                 per_clip_ui: bool = True, before_submit: BeforeSubmit | None = None):
         fields = dict(settings=settings, catalog=catalog, journal=journal, archive=archive,
-                      ledger=ledger, endpoints=endpoints, slots=slots, run_id=run_id,
-                      per_clip_ui=per_clip_ui, before_submit=before_submit,
+                      replica=replica, ledger=ledger, endpoints=endpoints, slots=slots,
+                      run_id=run_id, per_clip_ui=per_clip_ui, before_submit=before_submit,
                       # shared by every copy: one adapter per account, one waiter per echo
                       # signature in this process (tasks/submission.py)
                       _adapters={}, signature_locks={})
@@ -77,6 +77,7 @@ class Runtime:
     catalog: Catalog
     journal: Journal
     archive: Archive
+    replica: Archive | None
     ledger: LedgerWriter
     endpoints: dict[Protocol, Endpoint]
     slots: ProviderSlots
@@ -163,6 +164,8 @@ def build_runtime(run_id: str, settings: Settings | None = None, *,
         settings=settings, catalog=catalog,
         journal=Journal(home / "journal"),
         archive=Archive(settings.archive_url, settings.archive_options),
+        replica=Archive(settings.archive_replica, settings.archive_replica_options)
+        if settings.archive_replica else None,
         ledger=LedgerWriter(home / "ledger", run_id), endpoints=resolve_endpoints(settings),
         slots=ProviderSlots(catalog, use_prefect=settings.concurrency_limits == "prefect"),
         run_id=run_id, per_clip_ui=per_clip_ui)

@@ -15,6 +15,7 @@ from prefect.utilities.annotations import quote
 
 from models import ClipRequest, ClipResult, RoutePlan
 from storage.journal import new_record
+from tasks.archiving import finished
 from tasks.clip_lifecycle import generate
 from tasks.joining import join, last_frame_file
 from tasks.prompts import storyboard_anchors
@@ -65,7 +66,7 @@ async def make_storyboard(rt: Runtime, board: ClipRequest) -> ClipResult:
     record = rt.journal.read(board.clip_id)
     if record and record.state == "done":
         logger.info("storyboard %s is already archived: nothing to pay", board.clip_id[:12])
-        return record.outcome.result
+        return await finished(rt, record)
     decision = await plan_route(quote(board), rt, {})
     logger.info("plan: %s", "; ".join(decision.reasons))
     if decision.storyboard != "emulated":

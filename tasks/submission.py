@@ -11,6 +11,7 @@ No Prefect retries (DESIGN.md §6): an ambiguous submit is resolved through the 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 from prefect import task
@@ -22,6 +23,8 @@ from storage.journal import Clip, JobClaimed
 from storage.records import ClipJournal, StepRecord
 from tasks.charges import charge
 from tasks.runtime import Runtime
+
+LOST_RECORD_WINDOW = timedelta(days=1)
 
 
 async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
@@ -51,7 +54,8 @@ async def _resumed_or_sent(rt: Runtime, clip: Clip, request: ClipRequest, plan: 
     if step is None or step.model != plan.model:
         step = clip.record_intent(StepRecord(
             index=index, kind=plan.steps[index].kind, seconds=plan.steps[index].seconds,
-            model=plan.model, tier=plan.tier, key=_step_key(request, plan, record, index)))
+            model=plan.model, tier=plan.tier, key=_step_key(request, plan, record, index),
+            **_after_quarantine(rt, record, index)))
     key = step.key or _step_key(request, plan, record, index)
 
     def taken(job_id: str) -> bool:
@@ -84,6 +88,17 @@ async def _resumed_or_sent(rt: Runtime, clip: Clip, request: ClipRequest, plan: 
             raise
     clip.record_submit(index, handle)
     return handle
+
+
+def _after_quarantine(rt: Runtime, record: ClipJournal, index: int) -> dict:
+    """A clip whose record was quarantined may have sent this step already: until its first
+    attempt is over, each step starts `unknown` — looked up (by its first key, or by listing
+    from a day before the lost record's last write), sent only if no such job exists."""
+    lost = rt.journal.quarantined(record.clip_id)
+    if not lost or record.attempts or index < len(record.steps):
+        return {}
+    return {"state": "unknown", "send_started_at": lost[0].last_written - LOST_RECORD_WINDOW,
+            "message": f"the clip's record was unreadable ({lost[0].path}): recovering"}
 
 
 def _step_key(request: ClipRequest, plan: RoutePlan, record: ClipJournal, index: int) -> str:

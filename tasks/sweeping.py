@@ -28,9 +28,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from models import LEDGER_SCHEMA
-from storage.archive import AlreadyArchived, Archive
+from storage.archive import Archive
 from storage.ledger import LedgerWriter
 from storage.records import ClipJournal
+from tasks.archiving import ClipLost, ClipUnarchived, finished
 from tasks.dispatch import make
 from tasks.runtime import Runtime
 
@@ -44,9 +45,17 @@ class Resumed(BaseModel):
 
 
 class Verified(BaseModel):
+    """Every done clip's files checked; the damaged ones fetched again where they can be."""
+
     checked: int = 0
     missing: list[str] = Field(default_factory=list)
     corrupt: list[str] = Field(default_factory=list)
+    restored: list[str] = Field(default_factory=list, description="Clips fetched again.")
+    lost: list[str] = Field(default_factory=list, description="Clips gone for good, and why.")
+    unarchived: list[str] = Field(
+        default_factory=list, description="Clips whose refetch could not be written yet.")
+    partials_removed: list[str] = Field(
+        default_factory=list, description="Temporary files of writers that died.")
 
 
 class CompactedDay(BaseModel):
@@ -62,27 +71,27 @@ class Retained(BaseModel):
     kept_only_copy: list[str] = Field(default_factory=list)
 
 
-def archived_files(record: ClipJournal) -> list[tuple[str, str]]:
-    """(location, sha256) of a done clip's archived files: the original, the trimmed copy."""
-    files = []
-    if record.archive:
-        files.append((record.archive.path, record.archive.sha256))
-    trim = record.outcome.trim if record.outcome else None
-    if trim and trim.trimmed_path and trim.trimmed_sha256:
-        files.append((trim.trimmed_path, trim.trimmed_sha256))
-    return files
-
-
-def verify(archive: Archive, records: list[ClipJournal]) -> Verified:
-    found = Verified()
+def verify(archive: Archive, records: list[ClipJournal], replica: Archive | None
+           ) -> tuple[Verified, list[ClipJournal]]:
+    """(what was found, the clips to restore). A clip whose local files retention deleted is
+    checked in the replica."""
+    found, damaged = Verified(), []
     for record in records:
-        for location, digest in archived_files(record):
+        bad = False
+        for location, digest in record.files():
             found.checked += 1
-            if not archive.exists(location):
-                found.missing.append(location)
-            elif archive.sha256(location) != digest:
-                found.corrupt.append(location)
-    return found
+            where, held = archive, location
+            if record.local_copies_deleted and replica is not None:
+                where, held = replica, _replica_location(archive, replica, location)
+            if not where.exists(held):
+                found.missing.append(held)
+                bad = True
+            elif where.sha256(held) != digest:
+                found.corrupt.append(held)
+                bad = True
+        if bad:
+            damaged.append(record)
+    return found, damaged
 
 
 def compact(root: Path, today: date) -> list[CompactedDay]:
@@ -125,29 +134,36 @@ def _conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=LEDGER_SCHEMA)
 
 
-async def retain(rt: Runtime, records: list[ClipJournal], verified: Verified,
-                 replica: Archive | None, keep_days: float | None) -> Retained:
-    bad = set(verified.missing) | set(verified.corrupt)
+async def retain(rt: Runtime, records: list[ClipJournal], replica: Archive | None,
+                 keep_days: float | None) -> Retained:
+    """`records`: done clips whose files this sweep verified. With no replica every file is
+    the only copy: nothing local goes, and the provider's copy is kept until its own expiry
+    (a second copy while the archive has one). With a replica, a clip whose every file the
+    replica holds verified loses its provider copy, and its local files once older than
+    `keep_days`."""
     out = Retained()
     cutoff = datetime.now(UTC) - timedelta(days=keep_days) if keep_days is not None else None
     for record in records:
-        files = archived_files(record)
-        if not files or any(location in bad for location, _ in files):
-            continue  # nothing verified to stand on
-        await _delete_provider_copies(rt, record, out)
+        files = record.files()
+        if not files or record.local_copies_deleted:
+            continue
         if replica is None:
             out.kept_only_copy += [location for location, _ in files]
             continue
-        for location, digest in files:
-            copy = _replica_location(rt.archive, replica, location)
-            if not _replicated(rt.archive, replica, location, copy, digest):
-                out.kept_only_copy.append(location)
-                continue
-            out.replicated.append(copy)
-            if cutoff is not None and record.updated_at < cutoff and rt.archive.local \
-                    and rt.archive.exists(location):
-                Path(location).unlink()
+        copies = [(location, _replica_location(rt.archive, replica, location))
+                  for location, _ in files]
+        held = [rt.archive.copy_to(location, replica, copy, digest)
+                for (location, copy), (_, digest) in zip(copies, files, strict=True)]
+        out.replicated += [copy for (_, copy), ok in zip(copies, held, strict=True) if ok]
+        out.kept_only_copy += [loc for (loc, _), ok in zip(copies, held, strict=True) if not ok]
+        if not all(held):
+            continue
+        await _delete_provider_copies(rt, record, out)
+        if cutoff is not None and record.updated_at < cutoff and rt.archive.local:
+            for location, _ in files:
+                Path(location).unlink(missing_ok=True)
                 out.local_deleted.append(location)
+            rt.journal.mark_local_deleted(record.clip_id)
     return out
 
 
@@ -163,19 +179,6 @@ async def _delete_provider_copies(rt: Runtime, record: ClipJournal, out: Retaine
 
 def _replica_location(archive: Archive, replica: Archive, location: str) -> str:
     return replica.location_in(archive.relative(location))
-
-
-def _replicated(archive: Archive, replica: Archive, location: str, copy: str,
-                digest: str) -> bool:
-    """True when the replica holds a copy with the recorded checksum (copied now if absent)."""
-    if not replica.exists(copy) and archive.exists(location):
-        try:
-            with replica.writing(copy) as sink, archive.fs.open(location, "rb") as source:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    sink.write(block)
-        except AlreadyArchived:
-            pass
-    return replica.exists(copy) and replica.sha256(copy) == digest
 
 
 @task(name="resume open clips", retries=0, cache_policy=NO_CACHE)
@@ -203,10 +206,23 @@ def done_records(rt: Runtime) -> list[ClipJournal]:
     return [r for r in rt.journal.records() if r.state == "done"]
 
 
-@task(name="verify archive", retries=0, cache_policy=NO_CACHE)
-async def verify_archive(rt: Runtime, records: list[ClipJournal]) -> Verified:
-    """Every checksum re-read, in a thread (it reads every file)."""
-    return await asyncio.to_thread(verify, rt.archive, records)
+@task(name="verify and restore the archive", retries=0, cache_policy=NO_CACHE)
+async def verify_archive(rt: Runtime) -> Verified:
+    """Every done clip's checksums re-read (in a thread); a missing or corrupt file fetched
+    again — from the replica, the provider, or its parts — else the clip is lost, said so,
+    and the others go on. Temporary files of dead writers are removed."""
+    found, damaged = await asyncio.to_thread(verify, rt.archive, done_records(rt),
+                                             rt.replica)
+    for record in damaged:
+        try:
+            await finished(rt, record)
+            found.restored.append(record.clip_id)
+        except ClipLost as err:
+            found.lost.append(str(err))
+        except ClipUnarchived as err:
+            found.unarchived.append(str(err))
+    found.partials_removed = await asyncio.to_thread(rt.archive.remove_partials)
+    return found
 
 
 @task(name="compact ledger", retries=0, cache_policy=NO_CACHE)
@@ -216,9 +232,7 @@ async def compact_ledger(rt: Runtime) -> list[CompactedDay]:
 
 
 @task(name="apply retention", retries=0, cache_policy=NO_CACHE)
-async def apply_retention(rt: Runtime, records: list[ClipJournal], verified: Verified
-                          ) -> Retained:
-    s = rt.settings
-    replica = Archive(s.archive_replica, s.archive_replica_options) if s.archive_replica \
-        else None
-    return await retain(rt, records, verified, replica, s.local_retention_days)
+async def apply_retention(rt: Runtime) -> Retained:
+    """After verify_archive: every done clip's files are intact (the others are no longer
+    done)."""
+    return await retain(rt, done_records(rt), rt.replica, rt.settings.local_retention_days)

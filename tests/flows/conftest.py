@@ -1,5 +1,6 @@
 """Flow tests: a Prefect test server for the session, the session's sandbox, a fresh home each."""
 
+import asyncio
 import gc
 from collections import defaultdict
 from decimal import Decimal
@@ -46,6 +47,21 @@ def assert_reconciled(home: Path, sandbox) -> dict[str, Decimal]:
             theirs[row["job_id"]] += Decimal(row["usd"])
     assert ours == {job: round(theirs.get(job, Decimal(0)), 2) for job in ours}
     return ours
+
+
+def delete_provider_copy(record) -> None:
+    """Delete the provider's copy of a clip's last output (as retention or the provider would)."""
+    from tasks.runtime import build_runtime
+
+    async def delete() -> None:
+        rt = build_runtime("test")
+        step = record.steps[-1]
+        try:
+            await rt.adapter(rt.catalog.row(step.model), step.tier).delete_output(step.handle)
+        finally:
+            await rt.aclose()
+
+    asyncio.run(delete())
 
 
 @pytest.fixture(autouse=True)

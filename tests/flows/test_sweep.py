@@ -16,7 +16,7 @@ from storage.journal import Journal
 from storage.ledger import read_ledger
 from tasks.awaiting import PendingAtDeadline
 from tasks.sweep_report import ArchiveDamaged
-from tests.flows.conftest import assert_reconciled
+from tests.flows.conftest import assert_reconciled, delete_provider_copy
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -26,6 +26,12 @@ def clip(**fields):
     fields = {"prompt": f"Swept clip {uuid.uuid4().hex[:8]}", "duration": 5,
               "resolution": "720p", **fields}
     return asyncio.run(generate_clip(ClipRequest(**fields)))
+
+
+def clip_again(done):
+    """The same request as the done clip `done`, run again."""
+    record = Journal(Path(done.path).parents[4] / "journal").read(done.clip_id)
+    return asyncio.run(generate_clip(record.request))
 
 
 def test_a_pending_job_is_completed_by_the_sweep_with_its_charge(home, sandbox, monkeypatch):
@@ -46,17 +52,18 @@ def test_a_pending_job_is_completed_by_the_sweep_with_its_charge(home, sandbox, 
     assert_reconciled(home, sandbox)
 
 
-def test_missing_and_corrupt_files_are_reported_and_fail_the_run(home, sandbox):
-    kept, damaged, gone = clip(), clip(), clip()
-    Path(damaged.path).chmod(0o644)
-    with open(damaged.path, "r+b") as handle:
-        handle.seek(2000)
-        handle.write(b"\x00" * 64)
+def test_a_file_that_cannot_be_put_back_is_lost_and_fails_the_run(home, sandbox):
+    """Missing and corrupt files are fetched again (tests/flows/test_never_lost.py); one whose
+    provider copy is gone too cannot be: its clip is lost, named, and the run ends Failed."""
+    kept, gone = clip(), clip(policy="sora-2", duration=4)
+    record = Journal(home / "journal").read(gone.clip_id)
+    delete_provider_copy(record)
     Path(gone.path).unlink()
-    with pytest.raises(ArchiveDamaged, match="corrupt") as caught:
+    with pytest.raises(ArchiveDamaged, match="provider no longer has it") as caught:
         asyncio.run(sweep_archive())
-    assert damaged.path in str(caught.value) and gone.path in str(caught.value)
-    assert kept.path not in str(caught.value)
+    assert gone.clip_id[:12] in str(caught.value) and kept.clip_id[:12] not in str(caught.value)
+    assert Journal(home / "journal").read(gone.clip_id).state == "lost"
+    assert Path(kept.path).exists()
 
 
 def test_compaction_keeps_every_row_and_leaves_today_alone(home, sandbox):
@@ -87,16 +94,21 @@ def test_compaction_keeps_every_row_and_leaves_today_alone(home, sandbox):
 def test_retention_never_deletes_an_only_copy(home, sandbox, monkeypatch, tmp_path):
     sora = clip(policy="sora-2", duration=4)
     monkeypatch.setenv("REELFLOW_LOCAL_RETENTION_DAYS", "0")
-    report = asyncio.run(sweep_archive())  # no replica: nothing local may go
+    report = asyncio.run(sweep_archive())  # no replica: nothing local may go, nor Sora's copy
     assert Path(sora.path).exists() and sora.path in report.retained.kept_only_copy
-    assert report.retained.provider_copies_deleted == sora.job_ids  # Sora's copy can go
-    assert sandbox.admin.get(f"/jobs/{sora.job_ids[0]}").json()["deleted"]
+    assert report.retained.provider_copies_deleted == []
+    assert not sandbox.admin.get(f"/jobs/{sora.job_ids[0]}").json()["deleted"]
 
     monkeypatch.setenv("REELFLOW_ARCHIVE_REPLICA", str(tmp_path / "replica"))
-    report = asyncio.run(sweep_archive())
+    report = asyncio.run(sweep_archive())  # verified in the replica: both may go
     assert sora.path in report.retained.local_deleted and not Path(sora.path).exists()
     copy = tmp_path / "replica" / Path(sora.path).relative_to(home)
-    assert copy.exists() and report.retained.provider_copies_deleted == []
+    assert copy.exists() and report.retained.provider_copies_deleted == sora.job_ids
+    assert sandbox.admin.get(f"/jobs/{sora.job_ids[0]}").json()["deleted"]
+    again = asyncio.run(sweep_archive())  # checked in the replica, not missing
+    assert again.verified.missing == [] and again.verified.restored == []
+    rerun = clip_again(sora)  # a rerun of the request brings the file back from the replica
+    assert Path(rerun.path).exists() and rerun.sha256 == sora.sha256
 
 
 def test_the_sweep_recovers_an_unknown_submit_by_lookup_and_never_sends_it_again(

@@ -105,8 +105,7 @@ def test_done_is_final_a_rerun_reads_it_and_nothing_runs_it_again(tmp_path, clip
     for change in (lambda: journal.note_attempt(request.clip_id, "kling-v3", "x"),
                    lambda: journal.record_intent(request.clip_id, step(decision, 1)),
                    lambda: journal.mark_unknown(request.clip_id, 0, "x"),
-                   lambda: journal.mark_pending(request.clip_id, 0, "x"),
-                   lambda: journal.mark_lost(request.clip_id, "x")):
+                   lambda: journal.mark_pending(request.clip_id, 0, "x")):
         with pytest.raises(InvalidTransition):
             change()
     journal.finish_step(request.clip_id, 0, "succeeded", None)  # the same word again: fine
