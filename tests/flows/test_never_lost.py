@@ -37,8 +37,8 @@ def generate(req: ClipRequest):
 
 
 def test_a_deleted_archive_is_fetched_again_by_a_rerun_and_by_the_sweep(home, sandbox):
-    first, second = request(), request()
-    one, two = generate(first), generate(second)
+    first, second, third = request(), request(), request()
+    one, two, three = generate(first), generate(second), generate(third)
     paid = len(sandbox.usage())
     Path(one.path).unlink()
     again = generate(first)
@@ -47,10 +47,12 @@ def test_a_deleted_archive_is_fetched_again_by_a_rerun_and_by_the_sweep(home, sa
     with open(two.path, "r+b") as handle:  # corrupt, not missing
         handle.seek(2000)
         handle.write(b"\x00" * 64)
+    Path(three.path).unlink()
     report = asyncio.run(sweep_archive())
-    assert report.verified.corrupt == [two.path] and report.verified.restored == [
-        second.clip_id]
-    assert Archive(home).sha256(two.path) == two.sha256
+    assert report.verified.corrupt == [two.path] and report.verified.missing == [three.path]
+    assert sorted(report.verified.restored) == sorted([second.clip_id, third.clip_id])
+    archive = Archive(home)
+    assert archive.sha256(two.path) == two.sha256 and archive.sha256(three.path) == three.sha256
     assert list(Path(two.path).parent.glob("*.damaged-*"))  # set aside for a person
     assert len(sandbox.usage()) == paid  # fetched, not generated again
     assert_reconciled(home, sandbox)
@@ -74,6 +76,10 @@ def test_a_deleted_archive_whose_provider_copy_is_gone_is_lost_with_its_cost(hom
         (clip.clip_id, clip.job_ids, clip.cost_usd)]
     with pytest.raises(ClipLost, match="ask for take 1"):  # a rerun says so, pays nothing
         generate(req)
+    code = main(["generate", "--prompt", req.prompt, "--duration", "4", "--policy", "sora-2",
+                 "--resolution", "720p"])
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and said.startswith(f"reelflow: clip {clip.clip_id[:12]} was paid for")
     assert_reconciled(home, sandbox)
 
 
@@ -115,6 +121,7 @@ def test_partial_files_of_dead_writers_go_and_a_live_writer_s_stay(home, sandbox
     report = asyncio.run(sweep_archive())
     assert report.verified.partials_removed == [str(dead)]
     assert not dead.exists() and live.exists()
+    assert_reconciled(home, sandbox)
 
 
 def test_a_truncated_record_is_quarantined_recovered_by_lookup_and_the_batch_goes_on(
