@@ -49,7 +49,8 @@ async def run_as_deployments(rt: Runtime, manifest: Manifest, plan: BatchPlan,
             items.append(BatchItem(**base, status="left", error=left[clip],
                                    cost_usd=float(rt.journal.spent(clip))))
         else:
-            why = str(record.attempts[-1]) if record and record.attempts else \
+            why = (record.reason or (str(record.attempts[-1]) if record.attempts else None)
+                   if record else None) or \
                 f"{record.state if record else 'not started'} (chunk run {states[clip]})"
             items.append(BatchItem(**base, status="failed", error=why,
                                    cost_usd=float(rt.journal.spent(clip))))
