@@ -48,7 +48,10 @@ def period_start(period: str, today: date) -> date | None:
     if period == "month":
         return today.replace(day=1)
     if re.fullmatch(r"\d+d", period):
-        return date.fromordinal(today.toordinal() - int(period[:-1]))
+        days = int(period[:-1])
+        if days >= today.toordinal():
+            raise ValueError(f"period {period!r}: reaches back before the year 1")
+        return date.fromordinal(today.toordinal() - days)
     if re.fullmatch(r"\d{4}-\d{2}", period):
         return date(int(period[:4]), int(period[5:]), 1)
     raise ValueError(f"period {period!r}: allowed month, all, Nd (e.g. 30d), YYYY-MM")

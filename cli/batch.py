@@ -3,7 +3,7 @@ budget; rerun the same manifest to finish what is left."""
 
 import argparse
 
-from cli.context import require
+from cli.context import count, positive_amount, require
 from cli.generate import run_flow
 from tasks.manifest import read_manifest
 
@@ -18,25 +18,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    budget = None
-    if args.budget is not None:
-        try:
-            budget = float(args.budget)
-        except ValueError:
-            budget = -1.0
-        require(budget > 0, "budget", f"{args.budget!r} is not an amount of USD",
-                ["a positive number, e.g. 25 or 12.50"])
+    budget = float(positive_amount(args.budget, "budget", "25 or 12.50")) \
+        if args.budget is not None else None
     require(args.fan_out in ("tasks", "deployments"), "fan_out",
             f"{args.fan_out!r} is not a fan-out", ["tasks", "deployments"])
-    require(args.chunk_size.isdigit() and int(args.chunk_size) > 0, "chunk_size",
-            f"{args.chunk_size!r} is not a count of requests", ["a whole number, 1 or more"])
+    chunk_size = count(args.chunk_size, "chunk_size", "requests")
     manifest = read_manifest(args.manifest)  # every row checked before the flow starts
     from flows.batch import run_batch
     from models.batch import BatchRequest
     from tasks.batch_summary import BatchIncomplete
 
     batch = BatchRequest(manifest=manifest.path, budget_usd=budget, fan_out=args.fan_out,
-                         chunk_size=int(args.chunk_size))
+                         chunk_size=chunk_size)
     result, code = run_flow(args, run_batch(batch), (BatchIncomplete,))
     if code:
         return code

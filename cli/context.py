@@ -1,6 +1,8 @@
 """What every command needs at start: validated settings and the catalog, or a UserError."""
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -28,3 +30,31 @@ def load_context() -> Context:
 def require(condition: bool, field: str, message: str, allowed: list[str] | None = None) -> None:
     if not condition:
         raise UserError(field, message, allowed)
+
+
+def count(text: str, field: str, what: str) -> int:
+    """A whole number, 1 or more, in ASCII digits (`'²'.isdigit()` is true, int('²') fails)."""
+    require(text.isascii() and text.isdecimal() and int(text) > 0, field,
+            f"{text!r} is not a count of {what}", ["a whole number, 1 or more"])
+    return int(text)
+
+
+def positive_amount(text: str, field: str, example: str) -> Decimal:
+    """A finite number above 0 (no NaN, no inf, no 1e309)."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = Decimal(-1)
+    require(value.is_finite() and value > 0, field, f"{text!r} is not a positive number",
+            [f"a positive number, e.g. {example}"])
+    return value
+
+
+def output_path(text: str, field: str) -> Path:
+    """Where a command will write, checked before any work: its folder exists and the name is
+    not a folder."""
+    path = Path(text)
+    require(not path.is_dir(), field, f"{text} is a folder", ["a file path, e.g. out.jpg"])
+    require(path.parent.is_dir(), field, f"no folder {path.parent} to write {path.name} in",
+            ["a path in an existing folder"])
+    return path

@@ -2,9 +2,10 @@
 
 import argparse
 import json
+import math
 from pathlib import Path
 
-from cli.context import load_context, require
+from cli.context import load_context, output_path, require
 from cli.errors import UserError
 from models import RESOLUTIONS
 from tasks.images import ImageError, prepare_image_file
@@ -24,6 +25,8 @@ def parse_focus(text: str | None) -> tuple[float, float] | None:
         return None
     try:
         x, y = (float(v) for v in text.split(","))
+        require(math.isfinite(x) and math.isfinite(y), "focus", f"{text!r} is not X,Y",
+                ["X,Y with each in 0..1"])
     except ValueError:
         raise UserError("focus", f"{text!r} is not X,Y", ["X,Y with each in 0..1"]) from None
     require(0 <= x <= 1 and 0 <= y <= 1, "focus", f"{text!r} is outside the image",
@@ -38,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
     allowed = [*row.image.aspect_ratios, "auto"]
     require(args.aspect in allowed, "aspect", f"{row.id} cannot take {args.aspect!r}", allowed)
     require(args.resolution in row.wire, "resolution", f"{args.resolution!r}", list(row.wire))
+    out = output_path(args.out, "out")
     try:
         data, result = prepare_image_file(Path(args.image), row, aspect=args.aspect,
                                           resolution=args.resolution,
                                           focus=parse_focus(args.focus))
     except ImageError as err:
         raise UserError("image", str(err)) from None
-    Path(args.out).write_bytes(data)
+    out.write_bytes(data)
     if args.json:
         print(json.dumps({"out": args.out, **result.model_dump(mode="json")}, indent=2))
     else:

@@ -5,6 +5,7 @@ the values that would work. With --json the same error is printed as JSON on std
 """
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from providers.catalog import CatalogError
 from providers.router import PlanError
+from tasks.input_files import InputError
 from tasks.manifest import ManifestError
 
 EXIT_USER_ERROR = 2
@@ -78,11 +80,46 @@ def as_user_error(err: Exception) -> UserError | None:
         return UserError(err.field, err.message, err.allowed)
     if isinstance(err, ManifestError):
         return UserError(err.field, err.message, err.allowed, err.problems)
+    if isinstance(err, InputError):
+        return UserError(err.field, err.message)
     if isinstance(err, CatalogError):
         return UserError("catalog", str(err))
     if isinstance(err, ValidationError):
         return from_validation(err)
     return None
+
+
+def explained(err: BaseException) -> bool:
+    """A failure the CLI says in one line: a user's mistake (exit 2), or a provider or disk
+    failure with what to do (exit 1)."""
+    from providers.errors import SubmitUnknown
+    from tasks.archiving import ClipLost, ClipUnarchived
+    from tasks.awaiting import PendingAtDeadline
+    from tasks.batch_summary import BatchIncomplete
+
+    return isinstance(err, Exception) and (as_user_error(err) is not None or isinstance(
+        err, PendingAtDeadline | ClipLost | ClipUnarchived | SubmitUnknown | BatchIncomplete))
+
+
+class QuietExplained(logging.Filter):
+    """Prefect logs a failed flow or task run with its traceback. For a failure the CLI
+    explains in one line the traceback says nothing more, so it is dropped (the message
+    stays); `--debug` keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and explained(record.exc_info[1]):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_prefect_tracebacks(quiet: bool) -> None:
+    """Drop (or, with `--debug`, keep) Prefect's tracebacks of explained failures."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, QuietExplained)]:
+            logger.removeFilter(old)
+        if quiet:
+            logger.addFilter(QuietExplained())
 
 
 def report_error(error: UserError, as_json: bool) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from cli.plan import add_request_arguments, request_from_args
+from providers.errors import SubmitUnknown
 from tasks.archiving import ClipLost, ClipUnarchived
 from tasks.awaiting import PendingAtDeadline
 
@@ -39,7 +40,8 @@ def run_flow(args: argparse.Namespace, work: Coroutine,
 def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
     """Run a flow that makes one clip; exit 1 when its job is still pending at the deadline, or
     its output could not be archived (yet) or was lost."""
-    result, code = run_flow(args, work, (PendingAtDeadline, ClipLost, ClipUnarchived))
+    result, code = run_flow(args, work, (PendingAtDeadline, ClipLost, ClipUnarchived,
+                                         SubmitUnknown))
     if code:
         return code
     if args.json:

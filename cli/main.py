@@ -20,7 +20,7 @@ from cli import (
     sandbox,
     storyboard,
 )
-from cli.errors import UserError, as_user_error, report_error
+from cli.errors import UserError, as_user_error, quiet_prefect_tracebacks, report_error
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         module = sys.modules[COMMANDS[name][1].__module__]
         command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("--debug", action="store_true",
+                             help="show tracebacks of failures the CLI explains in one line")
         add_arguments(command)
     return parser
 
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
+    quiet_prefect_tracebacks("--debug" not in argv)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command][1](args)

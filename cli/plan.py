@@ -1,16 +1,16 @@
 """plan: choose a model and tier for a request and explain why, before anything is paid."""
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.context import Context, load_context, require
+from cli.context import Context, count, load_context, require
 from cli.errors import UserError
 from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
 from providers.router import parse_subscriptions, plan
 from tasks.images import ImageError, with_image_digest
+from tasks.input_files import MAX_REQUEST_BYTES, parse_json, read_text
 from tasks.prompts import policy_exclusions
 
 # flag -> request field; values stay strings so the request model validates them all alike.
@@ -60,11 +60,7 @@ def request_from_args(args: argparse.Namespace) -> ClipRequest:
     data: dict[str, Any] = {}
     if args.request:
         path = Path(args.request)
-        require(path.is_file(), "request", f"no such file: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise UserError("request", f"{path} is not valid JSON: {err}") from None
+        data = parse_json(read_text(path, "request", MAX_REQUEST_BYTES), "request")
         require(isinstance(data, dict), "request", f"{path} must hold one JSON object")
     for flag, field in _FLAGS.items():
         value = getattr(args, flag)
@@ -83,9 +79,7 @@ def request_from_args(args: argparse.Namespace) -> ClipRequest:
 def _volume(text: str | None) -> int | None:
     if text is None:
         return None
-    require(text.isdigit() and int(text) > 0, "volume", f"{text!r} is not a count of clips",
-            ["a whole number of clips a month, 1 or more"])
-    return int(text)
+    return count(text, "volume", "clips a month")
 
 
 def _when(text: str | None) -> datetime:

@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from cli.context import load_context, require
+from cli.context import load_context, positive_amount, require
 from models import RESOLUTIONS, usd_text
 from providers.pricebook import SEED_VOLUMES, cost_at_scale
 
@@ -17,11 +17,7 @@ def run(args: argparse.Namespace) -> int:
     context = load_context()
     require(args.resolution in RESOLUTIONS, "resolution", f"{args.resolution!r}",
             list(RESOLUTIONS))
-    try:
-        seconds = float(args.seconds)
-    except ValueError:
-        seconds = 0.0
-    require(seconds > 0, "seconds", f"{args.seconds!r} is not a positive number of seconds")
+    seconds = float(positive_amount(args.seconds, "seconds", "5"))
     rows = cost_at_scale(context.catalog, seconds, args.resolution, SEED_VOLUMES)
     if args.json:
         print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))

@@ -4,10 +4,8 @@ with no ledger yet, the projection for the catalog."""
 import argparse
 import json
 import sys
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
-from cli.context import load_context, require
+from cli.context import load_context, output_path, positive_amount
 from cli.errors import UserError
 from tasks.reporting import make_report, write_report
 
@@ -20,19 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     context = load_context()
-    budget = None
-    if args.budget is not None:
-        try:
-            budget = Decimal(args.budget)
-        except InvalidOperation:
-            budget = Decimal(-1)
-        require(budget > 0, "budget", f"{args.budget!r} is not a positive amount")
+    budget = positive_amount(args.budget, "budget", "500") if args.budget is not None \
+        else None
+    html_out = output_path(args.html, "html") if args.html else None
     try:
         report = make_report(context.settings, period=args.period, budget_usd=budget)
     except ValueError as err:
         raise UserError("period", str(err).split(": ", 1)[-1],
                         ["month", "all", "Nd", "YYYY-MM"]) from None
-    files = write_report(context.settings, report, Path(args.html) if args.html else None)
+    files = write_report(context.settings, report, html_out)
     if args.json:
         print(json.dumps({"report": report.model_dump(mode="json"), "files":
                           files.model_dump()}, indent=2, default=str))

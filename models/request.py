@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from models.terms import AspectRatio, DowngradePolicy, Mode, Resolution
 
 # How a clip is run and accounted for, not what it shows: not part of its clip id.
+# The longest prompt any of our protocols documents (OpenAI Videos: prompt maxLength 32000);
+# a longer one is refused before anything is planned. Models with a token budget get it
+# compressed to that budget (tasks/prompts.py).
+MAX_PROMPT_CHARS = 32_000
 _EXECUTION_ONLY = {"budget_usd", "fallback_wait_s", "downgrade", "storyboard_id", "batch_id"}
 
 
@@ -27,10 +31,11 @@ def normalise_text(text: str) -> str:
 class Scene(BaseModel):
     """One scene of a storyboard."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     prompt: str = Field(
         min_length=1,
+        max_length=MAX_PROMPT_CHARS,
         description="What happens in this scene.",
         examples=["A lighthouse keeper climbs the spiral stairs at dusk"],
     )
@@ -60,7 +65,7 @@ class Scene(BaseModel):
 class ClipRequest(BaseModel):
     """A request for one finished clip (text, image, extension or storyboard)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Mode = Field(
         default="text",
@@ -70,12 +75,14 @@ class ClipRequest(BaseModel):
     )
     prompt: str = Field(
         default="",
+        max_length=MAX_PROMPT_CHARS,
         description="What the clip shows. Required except for storyboards, whose scenes carry "
         "their own prompts.",
         examples=["Aerial shot of a coastal city at golden hour"],
     )
     negative_prompt: str | None = Field(
         default=None,
+        max_length=MAX_PROMPT_CHARS,
         description="What the clip must not show.",
         examples=["blur, watermark, text"],
     )

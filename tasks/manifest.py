@@ -10,7 +10,6 @@ same manifest is the same batch and skips what is done.
 
 import csv
 import hashlib
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from models import ClipRequest
 from models.batch import Manifest, ManifestRow
 from tasks.images import ImageError, with_image_digest
+from tasks.input_files import MAX_MANIFEST_BYTES, InputError, parse_json, read_text
 
 FORMATS = (".csv", ".jsonl", ".ndjson", ".parquet")
 MAX_REPORTED = 20
@@ -48,16 +48,17 @@ def read_manifest(path: str | Path) -> Manifest:
     rows, problems = [], []
     for number, data in enumerate(records, start=1):
         try:
-            if data.get("image") and "://" not in data["image"] and \
-                    not Path(data["image"]).is_absolute():
-                data["image"] = str(path.parent / data["image"])
+            image = data.get("image")
+            if isinstance(image, str) and image and "://" not in image \
+                    and not Path(image).is_absolute():
+                data["image"] = str(_inside(path.parent, image, number))
             rows.append(ManifestRow(row=number, request=with_image_digest(
                 ClipRequest.model_validate(data))))
         except ValidationError as err:
             problems += [(f"row {number}: {'.'.join(map(str, e['loc'])) or 'request'}",
                           e["msg"].removeprefix("Value error, ")) for e in err.errors()]
-        except ImageError as err:
-            problems.append((f"row {number}: image", str(err)))
+        except (ImageError, InputError) as err:
+            problems.append((f"row {number}: image", getattr(err, "message", str(err))))
     if problems:
         field, message = problems[0]
         raise ManifestError(field, message, problems=problems[:MAX_REPORTED])
@@ -66,39 +67,72 @@ def read_manifest(path: str | Path) -> Manifest:
     return Manifest(path=str(path.resolve()), batch_id=batch_id, rows=rows)
 
 
+def _inside(folder: Path, image: str, number: int) -> Path:
+    """A relative image path, resolved in the manifest's folder and refused if it leaves it."""
+    resolved = (folder / image).resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise InputError(f"row {number}: image", f"{image} leaves the manifest's folder; give "
+                         "a path inside it, or an absolute path")
+    return resolved
+
+
 def _records(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             return [{k: v for k, v in r.items() if v is not None}
                     for r in pq.read_table(path).to_pylist()]
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_text(path, "manifest", MAX_MANIFEST_BYTES)
+    except InputError as err:
+        raise ManifestError(err.field, err.message) from None
+    except OSError as err:
         raise ManifestError("manifest", f"cannot read {path}: {err}") from None
     except pa.ArrowException as err:  # a file that is not Parquet
         raise ManifestError("manifest", f"{path} is not a Parquet file: {err}") from None
     if suffix == ".csv":
-        return [_csv_record(number, row) for number, row in
-                enumerate(csv.DictReader(text.splitlines()), start=1)]
+        return _csv_records(text)
     records = []
     for number, line in enumerate((ln for ln in text.splitlines() if ln.strip()), start=1):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ManifestError(f"row {number}", f"not valid JSON: {err}") from None
+            record = parse_json(line, f"row {number}")
+        except InputError as err:
+            raise ManifestError(err.field, err.message) from None
         if not isinstance(record, dict):
             raise ManifestError(f"row {number}", "each line must hold one JSON object")
         records.append(record)
     return records
 
 
+def _csv_records(text: str) -> list[dict]:
+    """Rows of a CSV whose header names each column once and whose rows have as many cells."""
+    reader = csv.reader(text.splitlines())
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise ManifestError("manifest", f"the header names {', '.join(repeated)} more than "
+                                "once; name each column once")
+        records = []
+        for number, cells in enumerate(reader, start=1):
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(header):
+                raise ManifestError(f"row {number}", f"{len(cells)} cells under a header of "
+                                    f"{len(header)} columns; give one cell per column")
+            records.append(_csv_record(number, dict(zip(header, cells, strict=True))))
+        return records
+    except csv.Error as err:  # e.g. a cell over the 128 KB field limit
+        # line 1 is the header: row 1 (the first request) is line 2
+        raise ManifestError(f"row {reader.line_num - 1}", f"not a CSV row: {err}") from None
+
+
 def _csv_record(number: int, row: dict) -> dict:
-    record = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
+    record = {k: v.strip() for k, v in row.items() if k and v.strip()}
     if "scenes" in record:
         try:
-            record["scenes"] = json.loads(record["scenes"])
-        except json.JSONDecodeError as err:
-            raise ManifestError(f"row {number}: scenes", f"not valid JSON: {err}") from None
+            record["scenes"] = parse_json(record["scenes"], f"row {number}: scenes")
+        except InputError as err:
+            raise ManifestError(err.field, err.message) from None
     if "focus" in record:
         record["focus"] = record["focus"].split(",")
     return record

@@ -9,6 +9,8 @@ Compression is deterministic: filler words go first, then clauses that are neith
 remaining clauses are cut to their first words.
 """
 
+import asyncio
+import heapq
 import math
 import re
 import tomllib
@@ -94,30 +96,44 @@ def _clauses(text: str) -> list[str]:
 
 
 def compress(text: str, budget: int) -> tuple[str, list[Change]]:
-    """Fit `text` into `budget` tokens, keeping subject, camera and style clauses."""
+    """Fit `text` into `budget` tokens, keeping subject, camera and style clauses. Linear in
+    the prompt's length: the joined text's word and character counts are kept as running
+    totals instead of being recounted after every cut."""
     changes: list[Change] = []
     if estimate_tokens(text) <= budget:
         return text, changes
     for match in FILLER.finditer(text):
         changes.append(Change(kind="filler", text=match.group(0).strip()))
     text = normalise_text(FILLER.sub("", text))
-    clauses = _clauses(text)
-    keep = [i == 0 or bool(STYLE.search(c) or CAMERA.search(c)) for i, c in enumerate(clauses)]
+    clauses = [c.split() for c in _clauses(text)]
+    keep = [i == 0 or bool(STYLE.search(" ".join(c)) or CAMERA.search(" ".join(c)))
+            for i, c in enumerate(clauses)]
+    words = sum(len(c) for c in clauses)
+    chars = sum(len(w) for c in clauses for w in c) + max(0, words - 1)
+
+    def fits() -> bool:
+        return (math.ceil(max(words * 4 / 3, chars / 4)) if words else 0) <= budget
+
     for i in range(len(clauses) - 1, 0, -1):
-        if estimate_tokens(" ".join(clauses)) <= budget:
+        if fits():
             break
         if not keep[i]:
-            changes.append(Change(kind="clause", text=clauses[i]))
+            changes.append(Change(kind="clause", text=" ".join(clauses[i])))
+            words -= len(clauses[i])
+            chars -= sum(len(w) for w in clauses[i]) + len(clauses[i])
             clauses.pop(i)
             keep.pop(i)
-    while estimate_tokens(" ".join(clauses)) > budget:
-        longest = max(range(len(clauses)), key=lambda i: len(clauses[i].split()))
-        words = clauses[longest].split()
-        if len(words) <= 3:
+    longest = [(-len(c), i) for i, c in enumerate(clauses)]  # the first longest clause first
+    heapq.heapify(longest)
+    while longest and not fits():
+        size, i = heapq.heappop(longest)
+        if -size <= 3:
             break
-        changes.append(Change(kind="truncate", text=words[-1]))
-        clauses[longest] = " ".join(words[:-1])
-    return " ".join(clauses).strip(" ,;"), changes
+        cut = clauses[i].pop()
+        changes.append(Change(kind="truncate", text=cut))
+        words, chars = words - 1, chars - len(cut) - 1
+        heapq.heappush(longest, (size + 1, i))
+    return " ".join(" ".join(c) for c in clauses).strip(" ,;"), changes
 
 
 def prepare_prompt_text(prompt: str, row: ModelRow, *, camera: str | None = None,
@@ -162,8 +178,10 @@ def prepare_prompt_text(prompt: str, row: ModelRow, *, camera: str | None = None
 @task(name="prepare prompt", retries=0, cache_policy=NO_CACHE)
 async def prepare_prompt(prompt: str, row: ModelRow, camera: str | None = None,
                          negative_prompt: str | None = None) -> PreparedPrompt:
-    """Pure and fast, nothing to retry."""
-    return prepare_prompt_text(prompt, row, camera=camera, negative_prompt=negative_prompt)
+    """Pure and linear in the prompt, nothing to retry; in a thread, so a long prompt never
+    holds up the event loop (every other job's polling)."""
+    return await asyncio.to_thread(prepare_prompt_text, prompt, row, camera=camera,
+                                   negative_prompt=negative_prompt)
 
 
 def storyboard_anchors(scenes: list[Scene]) -> list[str]:

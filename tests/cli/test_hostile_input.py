@@ -1,0 +1,126 @@
+"""Hostile input (issue 18's fuzzing findings, one test each): exit 2 with one line naming the
+field, no traceback, before anything is planned or paid. In-process, no flow started."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from tasks.input_files import MAX_JSON_DEPTH
+
+FOX = ["--prompt", "A fox in snow", "--resolution", "720p"]
+
+
+def one_line_exit_2(capsys, argv: list[str], field: str) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2, captured
+    assert "Traceback" not in captured.err + captured.out
+    assert len(lines) == 1 and lines[0].startswith(f"reelflow: {field}"), lines
+    return lines[0]
+
+
+def request_file(tmp_path: Path, content: bytes) -> str:
+    path = tmp_path / "request.json"
+    path.write_bytes(content)
+    return str(path)
+
+
+@pytest.mark.parametrize("duration", ["inf", "-inf", "1e309", "nan"])
+def test_a_non_finite_duration_is_refused(capsys, duration):
+    said = one_line_exit_2(capsys, ["plan", *FOX, f"--duration={duration}"], "duration")
+    assert "finite number" in said
+
+
+@pytest.mark.parametrize("body", [b'{"prompt": "x", "duration": Infinity}',
+                                  b'{"prompt": "x", "duration": NaN}'])
+def test_json_infinity_and_nan_are_refused(capsys, tmp_path, body):
+    said = one_line_exit_2(capsys, ["plan", request_file(tmp_path, body)], "request")
+    assert "not a number JSON allows" in said
+
+
+def test_deeply_nested_json_is_refused(capsys, tmp_path):
+    for depth in (MAX_JSON_DEPTH + 1, 100_000):
+        body = b'{"prompt": "x", "duration": 5, "scenes": ' + b"[" * depth + b"]" * depth + b"}"
+        said = one_line_exit_2(capsys, ["plan", request_file(tmp_path, body)], "request")
+        assert f"nested deeper than {MAX_JSON_DEPTH}" in said
+
+
+def test_a_non_utf8_request_file_is_refused(capsys, tmp_path):
+    said = one_line_exit_2(capsys, ["plan", request_file(tmp_path, b'{"prompt": "\xff\xfe"}')],
+                           "request")
+    assert "not UTF-8" in said
+
+
+def test_an_oversized_request_file_is_refused(capsys, tmp_path):
+    body = json.dumps({"prompt": "x " * 600_000, "duration": 5}).encode()
+    said = one_line_exit_2(capsys, ["plan", request_file(tmp_path, body)], "request")
+    assert "at most 1,048,576 are read" in said
+
+
+def test_a_prompt_over_the_documented_maximum_is_refused(capsys):
+    said = one_line_exit_2(capsys, ["plan", "--prompt", "fox " * 9000, "--duration", "5"],
+                           "prompt")
+    assert "at most 32000 characters" in said
+
+
+@pytest.mark.parametrize(("argv", "field"), [
+    (["report", "--budget", "NaN"], "budget"),
+    (["report", "--budget", "inf"], "budget"),
+    (["report", "--period", "99999999999d"], "period"),
+    (["report", "--html", "/"], "html"),
+    (["report", "--html", "/missing/folder/r.html"], "html"),
+    (["prices", "--seconds", "inf"], "seconds"),
+    (["prices", "--seconds", "nan"], "seconds"),
+    (["plan", *FOX, "--duration", "5", "--volume", "²"], "volume"),
+    (["crop", "examples/harbour-4x3.jpg", "--model", "kling-v3", "-o", "/missing/x.jpg"],
+     "out"),
+    (["crop", "examples/harbour-4x3.jpg", "--model", "kling-v3", "-o", "out.jpg", "--focus",
+      "nan,0.5"], "focus"),
+])
+def test_command_arguments_are_checked_before_any_work(capsys, monkeypatch, tmp_path, argv,
+                                                      field):
+    monkeypatch.setenv("REELFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    one_line_exit_2(capsys, argv, field)
+
+
+def test_a_batch_chunk_size_in_unicode_digits_is_refused(capsys, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"prompt": "A cat", "duration": 5}) + "\n")
+    one_line_exit_2(capsys, ["batch", str(manifest), "--chunk-size", "²"], "chunk_size")
+
+
+@pytest.mark.parametrize(("text", "field", "says"), [
+    ("prompt,duration,duration\nA cat,5,10\n", "manifest", "duration more than once"),
+    ("prompt,duration\nA cat,5,10\n", "row 1", "3 cells under a header of 2 columns"),
+    ("prompt,duration,resolution\nA cat,5\n", "row 1", "2 cells under a header of 3"),
+    ("prompt,duration\n" + "x" * 140_000 + ",5\n", "row 1", "field larger than field limit"),
+])
+def test_a_csv_manifest_is_strict(capsys, tmp_path, text, field, says):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(text)
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], field)
+    assert says in said
+
+
+@pytest.mark.parametrize("image", [7, ["a.jpg"]])
+def test_a_non_string_image_in_jsonl_is_named(capsys, tmp_path, image):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"mode": "image", "prompt": "A cat", "duration": 5,
+                                    "image": image}) + "\n")
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
+    assert "valid string" in said
+
+
+def test_a_manifest_image_path_may_not_leave_its_folder(capsys, tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (tmp_path / "secret.jpg").write_bytes(b"not for you")
+    manifest = folder / "m.jsonl"
+    manifest.write_text(json.dumps({"mode": "image", "prompt": "A cat", "duration": 5,
+                                    "image": "../secret.jpg"}) + "\n")
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
+    assert "leaves the manifest's folder" in said
