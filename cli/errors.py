@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from providers.catalog import CatalogError
 from providers.router import PlanError
+from tasks.images import ImageError
 from tasks.input_files import InputError
 from tasks.manifest import ManifestError
 
@@ -82,6 +83,8 @@ def as_user_error(err: Exception) -> UserError | None:
         return UserError(err.field, err.message, err.allowed, err.problems)
     if isinstance(err, InputError):
         return UserError(err.field, err.message)
+    if isinstance(err, ImageError):
+        return UserError("image", str(err))
     if isinstance(err, CatalogError):
         return UserError("catalog", str(err))
     if isinstance(err, ValidationError):

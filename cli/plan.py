@@ -39,7 +39,7 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", help="seconds of output")
     parser.add_argument("--resolution", help=" | ".join(RESOLUTIONS))
     parser.add_argument("--aspect", help=" | ".join(ASPECT_RATIOS))
-    parser.add_argument("--image", help="input image path or URL (image mode)")
+    parser.add_argument("--image", help="input image file (image mode): JPEG, PNG, WebP or HEIC")
     parser.add_argument("--focus", help="X,Y fractions to keep inside the crop")
     parser.add_argument("--source-clip", help="clip id to extend (extend mode)")
     parser.add_argument("--camera", help="camera move in words, e.g. 'slow push in'")

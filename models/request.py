@@ -44,7 +44,7 @@ class Scene(BaseModel):
     )
     image: str | None = Field(
         default=None,
-        description="Optional path or URL of an image that starts this scene.",
+        description="Optional path of an image that starts this scene.",
         examples=["examples/lighthouse.jpg"],
     )
     camera: str | None = Field(
@@ -103,7 +103,7 @@ class ClipRequest(BaseModel):
     )
     image: str | None = Field(
         default=None,
-        description="Path or URL of the input image (image mode).",
+        description="Path of the input image (image mode): a JPEG, PNG, WebP or HEIC file.",
         examples=["examples/harbour-4x3.jpg"],
     )
     image_sha256: str | None = Field(

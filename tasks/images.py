@@ -30,6 +30,8 @@ from providers.catalog import ModelRow
 from tasks import framing
 
 MAX_PIXELS = 100_000_000
+MAX_IMAGE_BYTES = 50 << 20  # well above any provider's input limit (Kling 10 MB, OpenAI 20 MiB)
+STILL_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "MPO")
 JPEG_QUALITIES = (92, 85, 75, 65)
 _ROTATED = {5, 6, 7, 8}
 
@@ -187,15 +189,41 @@ def prepare_image_bytes(data: bytes, row: ModelRow, *, aspect: str = "auto",
         bytes=len(payload))
 
 
-def with_image_digest(request):
-    """The request with the checksum of its local image (the clip id then follows the image's
-    content, not its path). URLs and requests without an image are returned unchanged."""
-    if not request.image or request.image_sha256 or "://" in request.image:
-        return request
+def check_image(data: bytes, name: str) -> None:
+    """`data` is a still image we can prepare: not empty, not too large, a format we read,
+    one frame, real dimensions — checked by content, at plan time, before anything is paid."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"{name} is {len(data):,} bytes; at most {MAX_IMAGE_BYTES:,}")
+    image = _open(data)
+    if image.format not in STILL_FORMATS:
+        raise ImageError(f"{name} is {image.format}; give a JPEG, PNG, WebP or HEIC image")
+    if getattr(image, "n_frames", 1) > 1 and image.format != "MPO":
+        raise ImageError(f"{name} is animated ({image.n_frames} frames); give one still frame")
+    if min(image.size) < 1:
+        raise ImageError(f"{name} has no pixels ({image.size[0]}x{image.size[1]})")
+
+
+def _read_image(image: str) -> bytes:
+    if "://" in image:
+        raise ImageError(f"{image}: images are read from files, not fetched from URLs; "
+                         "download it and give its path")
     try:
-        data = Path(request.image).read_bytes()
+        return Path(image).read_bytes()
     except OSError as err:
-        raise ImageError(f"cannot read the image {request.image}: {err.strerror}") from None
+        raise ImageError(f"cannot read the image {image}: {err.strerror}") from None
+
+
+def with_image_digest(request):
+    """The request with its image checked by content and its checksum kept (the clip id then
+    follows the image's content, not its path); a storyboard's scene images are checked too.
+    Requests without an image are returned unchanged."""
+    for scene in request.scenes:
+        if scene.image:
+            check_image(_read_image(scene.image), scene.image)
+    if not request.image or request.image_sha256:
+        return request
+    data = _read_image(request.image)
+    check_image(data, request.image)
     return request.model_copy(update={"image_sha256": hashlib.sha256(data).hexdigest()})
 
 

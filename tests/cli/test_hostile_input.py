@@ -1,6 +1,7 @@
 """Hostile input (issue 18's fuzzing findings, one test each): exit 2 with one line naming the
 field, no traceback, before anything is planned or paid. In-process, no flow started."""
 
+import io
 import json
 from pathlib import Path
 
@@ -124,3 +125,46 @@ def test_a_manifest_image_path_may_not_leave_its_folder(capsys, tmp_path):
                                     "image": "../secret.jpg"}) + "\n")
     said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
     assert "leaves the manifest's folder" in said
+
+
+def frames(count: int, kind: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    images = [Image.new("RGB", (64, 36), (i * 40 % 255, 0, 0)) for i in range(count)]
+    images[0].save(out, kind, save_all=True, append_images=images[1:])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("passwd", None, "not an image Pillow can read"),
+    ("logo.svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>',
+     "not an image Pillow can read"),
+    ("empty.jpg", b"", "empty (0 bytes)"),
+    ("moving.png", "animated", "animated (3 frames)"),
+    ("still.gif", "still", "GIF; give a JPEG, PNG, WebP or HEIC image"),
+])
+def test_an_image_is_checked_by_content_at_plan_time(capsys, tmp_path, name, content, says):
+    path = Path("/etc/passwd") if content is None else tmp_path / name
+    if content is not None:
+        path.write_bytes(frames(3, "PNG") if content == "animated" else frames(1, "GIF")
+                         if content == "still" else content)
+    said = one_line_exit_2(capsys, ["plan", "--mode", "image", "--image", str(path), *FOX,
+                                    "--duration", "5"], "image")
+    assert says in said
+
+
+def test_an_image_url_is_refused_with_what_to_do(capsys):
+    said = one_line_exit_2(capsys, ["plan", "--mode", "image", "--image",
+                                    "https://example.com/photo.jpg", *FOX, "--duration", "5"],
+                           "image")
+    assert "download it and give its path" in said
+
+
+def test_a_bad_image_in_a_batch_stops_it_before_any_row_is_paid(capsys, tmp_path):
+    (tmp_path / "passwd.jpg").write_bytes(Path("/etc/passwd").read_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"prompt": "A cat", "duration": 5}) + "\n" + json.dumps(
+        {"mode": "image", "prompt": "A dog", "duration": 5, "image": "passwd.jpg"}) + "\n")
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 2: image")
+    assert "not an image" in said
