@@ -57,7 +57,9 @@ def plan_steps(row: ModelRow, mode: Mode, seconds: float) -> list[GenerationStep
         return _cheapest_chain(
             needed, row.extension_seconds, row.extension_seconds, row.max_clip_seconds, "extend"
         )
-    longest = max(row.wire_durations)
+    shortest, longest = min(row.wire_durations), max(row.wire_durations)
+    if seconds < shortest:  # snapping 0.0001 s up to 3 s would bill 3 s for one frame
+        raise Unplannable(f"{seconds:g} s is shorter than its shortest clip ({shortest} s)")
     if needed > longest and not row.extension_seconds:
         raise Unplannable(f"{seconds:g} s exceeds one {longest} s generation and it cannot extend")
     return _cheapest_chain(

@@ -244,8 +244,9 @@ def _no_plan(
                          f"{detail}", allowed)
     if stage == "duration":
         longest = max(row.max_clip_seconds for row in live)
+        shortest = min(min(row.wire_durations) for row in live)
         return PlanError("duration", f"{subject} make {request.seconds:g} s: {detail}",
-                         [f"up to {longest} s"])
+                         [f"from {shortest} s up to {longest} s"])
     if stage == "mode":
         allowed = sorted({m for row in live for m in row.modes})
         return PlanError("mode", f"{subject} make mode {request.mode}", allowed)

@@ -15,15 +15,24 @@ def test_a_duration_the_wire_spells_is_not_snapped(catalog):
     assert seconds_of(plan_steps(catalog.row("sora-2"), "text", 8)) == [8]
 
 
-@pytest.mark.parametrize(("asked", "billed"), [(1, 4), (4, 4), (5, 8), (8.01, 12), (12, 12)])
+@pytest.mark.parametrize(("asked", "billed"), [(4, 4), (5, 8), (8.01, 12), (12, 12)])
 def test_sora_snaps_up_to_the_nearest_spelling_that_covers(catalog, asked, billed):
     assert seconds_of(plan_steps(catalog.row("sora-2"), "text", asked)) == [billed]
 
 
-def test_kling_snaps_fractions_up_to_whole_seconds_and_short_clips_to_three(catalog):
+@pytest.mark.parametrize(("model", "asked"), [("sora-2", 1), ("sora-2", 3.9), ("kling-v3", 1),
+                                             ("kling-v3", 0.0001)])
+def test_a_clip_shorter_than_the_model_s_shortest_is_not_snapped_up_and_billed(catalog, model,
+                                                                               asked):
+    """0.0001 s snapped to 3 s would bill 3 s for one frame: the minimum is the model's."""
+    with pytest.raises(Unplannable, match="shorter than its shortest clip"):
+        plan_steps(catalog.row(model), "text", asked)
+
+
+def test_kling_snaps_fractions_up_to_whole_seconds(catalog):
     kling = catalog.row("kling-v3")
     assert seconds_of(plan_steps(kling, "text", 5.2)) == [6]
-    assert seconds_of(plan_steps(kling, "text", 1)) == [3]
+    assert seconds_of(plan_steps(kling, "text", 3)) == [3]
 
 
 def test_a_clip_longer_than_one_generation_becomes_an_extension_chain(catalog):
@@ -53,13 +62,13 @@ def test_extend_mode_bills_only_the_added_steps(catalog):
     assert seconds_of(plan_steps(catalog.row("sora-2"), "extend", 10)) == [12]
 
 
-@given(st.floats(min_value=0.1, max_value=180))
+@given(st.floats(min_value=3, max_value=180))
 def test_kling_chains_always_cover_and_never_overshoot_by_a_second(seconds):
     from providers.catalog import load_catalog
 
     steps = plan_steps(load_catalog().row("kling-v3"), "text", seconds)
     total = sum(seconds_of(steps))
-    assert seconds <= total < max(seconds, 3) + 1
+    assert seconds <= total + 1e-9 and total < seconds + 1  # within _needed's epsilon
     assert steps[0].kind == "generate" and all(s.kind == "extend" for s in steps[1:])
 
 

@@ -162,7 +162,7 @@ def test_clips_longer_than_one_generation_plan_an_extension_chain(catalog, sandb
 def test_too_long_for_every_model_names_the_longest_possible(catalog, sandbox_endpoints):
     with pytest.raises(PlanError) as err:
         route(catalog, ClipRequest(prompt="x", duration=500), sandbox_endpoints)
-    assert err.value.field == "duration" and err.value.allowed == ["up to 180 s"]
+    assert err.value.field == "duration" and err.value.allowed == ["from 3 s up to 180 s"]
 
 
 def test_storyboard_plans_native_on_kling_and_emulated_on_sora(catalog, sandbox_endpoints):
