@@ -72,9 +72,8 @@ class Adapter(abc.ABC):
         self.retry_deadline_s = retry_deadline_s
         self.blocked: str | None = None
         self.trusted_hosts = frozenset()
-        if endpoint.kind == "sandbox":
-            parts = urlsplit(self.base_url)
-            self.trusted_hosts = frozenset({parts.netloc, parts.hostname or ""})
+        if endpoint.kind == "sandbox":  # its own host and port only, not the whole host
+            self.trusted_hosts = frozenset({urlsplit(self.base_url).netloc})
         self.client = http.client(self.base_url, verify=verify, timeout=timeout)
 
     def __repr__(self) -> str:

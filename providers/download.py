@@ -24,11 +24,12 @@ VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream",
 
 
 async def check_url(url: str, trusted_hosts: frozenset[str]) -> None:
-    """https only, or a trusted (sandbox) host; no private, loopback or link-local targets."""
+    """https only, or the trusted (sandbox) host:port; no private, loopback or link-local
+    targets."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    if host in trusted_hosts or netloc in trusted_hosts:
+    if netloc in trusted_hosts:  # host:port as configured: another port is another server
         return
     if parts.scheme != "https":
         raise InvalidRequest(f"refusing to download over {parts.scheme or 'no scheme'}: "

@@ -22,8 +22,14 @@ def test_unsafe_urls_are_refused(url):
 
 
 def test_the_configured_sandbox_is_trusted_even_over_http():
-    asyncio.run(check_url("http://127.0.0.1:8123/files/x.mp4",
-                          frozenset({"127.0.0.1:8123", "127.0.0.1"})))
+    asyncio.run(check_url("http://127.0.0.1:8123/files/x.mp4", frozenset({"127.0.0.1:8123"})))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:22/x.mp4", "http://127.0.0.1/x.mp4",
+                                 "https://127.0.0.1:9000/x.mp4"])
+def test_only_the_sandbox_s_own_port_is_trusted(url):
+    with pytest.raises(InvalidRequest):
+        asyncio.run(check_url(url, frozenset({"127.0.0.1:8123"})))
 
 
 def test_a_public_https_address_passes():
