@@ -20,7 +20,7 @@ from sandbox.errors import (
 )
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, image_from_bytes, resolution_of
+from sandbox.wire import body, guarded, image_from_bytes, resolution_of
 
 # model family -> (modes, durations, default short side)
 MODELS: dict[str, tuple[set[str], set[int]]] = {
@@ -62,8 +62,8 @@ class AtlasCloud:
                     raise Unauthorized("missing or invalid API key")
                 key = header[7:].strip()
                 account = account_of("atlascloud:" + key)
-                return await endpoint(request, account,
-                                      self.sandbox.tier_for_key("atlascloud", key))
+                return await guarded(endpoint(request, account,
+                                      self.sandbox.tier_for_key("atlascloud", key)))
             except SandboxError as err:
                 return error(err)
         return wrapped

@@ -20,6 +20,10 @@ class BadRequest(SandboxError):
     status, code = 400, "invalid_request"
 
 
+class UnsupportedMediaType(SandboxError):
+    status, code = 415, "unsupported_media_type"
+
+
 class Unauthorized(SandboxError):
     status, code = 401, "unauthorized"
 

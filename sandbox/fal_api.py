@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from sandbox.errors import (
     AccountProblem,
-    BadRequest,
     NotFound,
     PolicyRejected,
     SandboxError,
@@ -24,7 +23,7 @@ from sandbox.errors import (
 )
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import image_from_base64
+from sandbox.wire import body, guarded, image_from_base64
 
 ENDPOINT = re.compile(r"^v(?P<version>[\d.]+)(?:-turbo)?/(?P<variant>standard|pro|master)/"
                       r"(?P<mode>text|image)-to-video$")
@@ -100,7 +99,7 @@ class FalQueue:
         async def wrapped(request: Request) -> Response:
             try:
                 account, tier = self.auth(request)
-                return await endpoint(request, account, tier)
+                return await guarded(endpoint(request, account, tier))
             except Unprocessable as err:
                 loc = getattr(err, "loc", ["body"])
                 return error(err, [{"loc": loc, "msg": err.message, "type": "value_error"}])
@@ -126,12 +125,7 @@ class FalQueue:
         match = ENDPOINT.match(path)
         if f"{owner}/{app}" != "fal-ai/kling-video" or not match:
             raise NotFound(f"Application '{owner}/{app}/{path}' not found")
-        try:
-            data = await request.json()
-        except ValueError:
-            raise BadRequest("the body must be JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest("the body must be a JSON object")
+        data = await body(request)
         spec = self._arguments(match, data)
         job = self.sandbox.submit(
             protocol="fal", family=path, account=account, tier=tier, job_id=str(uuid.uuid4()),
@@ -140,9 +134,9 @@ class FalQueue:
         )
         now = self.sandbox.clock.now()
         state = job.state(now)
-        body = {"status": "IN_QUEUE" if state == "queued" else "IN_PROGRESS",
-                **self.urls(request, job), "queue_position": job.queue_position(now)}
-        return JSONResponse(body)
+        answer = {"status": "IN_QUEUE" if state == "queued" else "IN_PROGRESS",
+                  **self.urls(request, job), "queue_position": job.queue_position(now)}
+        return JSONResponse(answer)
 
     def _arguments(self, match: re.Match, data: dict[str, Any]) -> dict[str, Any]:
         v3 = match["version"].startswith(("3", "4"))

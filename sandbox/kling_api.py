@@ -23,7 +23,7 @@ from sandbox.errors import (
 )
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, image_from_base64
+from sandbox.wire import body, guarded, image_from_base64
 
 FAMILIES = ("text2video", "image2video", "video-extend")
 STATUS = {"queued": "submitted", "running": "processing", "succeeded": "succeed",
@@ -86,7 +86,7 @@ class KlingNative:
                 if family is not None and family not in FAMILIES:
                     raise NotFound(f"unknown family {family}")
                 account, tier = self.auth(request)
-                return await endpoint(request, account, tier)
+                return await guarded(endpoint(request, account, tier))
             except SandboxError as err:
                 return error(err)
         return wrapped
@@ -171,7 +171,10 @@ class KlingNative:
         return envelope(self.task(job))
 
     def _generate(self, family: str, data: dict[str, Any]) -> dict[str, Any]:
-        model = data.get("model_name") or "kling-v1"
+        model = data.get("model_name", "kling-v1")
+        if not isinstance(model, str):
+            raise BadRequest("model_name must be a string, e.g. kling-v3")
+        model = model or "kling-v1"
         mode = data.get("mode", "std")
         if mode not in HEIGHTS:
             raise BadRequest("mode must be std or pro")

@@ -21,7 +21,7 @@ from sandbox import render as media
 from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError, Unauthorized
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, image_from_base64, image_from_upload, resolution_of
+from sandbox.wire import body, guarded, image_from_base64, image_from_upload, resolution_of
 
 MODELS = {"sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06",
           "sora-2-2025-12-08"}
@@ -72,7 +72,7 @@ class OpenAIVideos:
         async def wrapped(request: Request) -> Response:
             try:
                 account, tier = self.auth(request)
-                return await endpoint(request, account, tier)
+                return await guarded(endpoint(request, account, tier))
             except SandboxError as err:
                 return error(err, self.sandbox)
         return wrapped
@@ -262,7 +262,7 @@ class OpenAIVideos:
             source = {"parent_id": None, "extra": {"parent_file": str(parent)},
                       "model": "sora-2", "total": round(info["seconds"]),
                       "width": info["width"], "height": info["height"]}
-        elif isinstance(video, dict) and video.get("id"):
+        elif isinstance(video, dict) and isinstance(video.get("id"), str) and video["id"]:
             job = self._completed(video["id"], account)
             source = {"parent_id": job.id, "extra": {}, "model": job.model,
                       "total": job.total_seconds, "width": job.width, "height": job.height}

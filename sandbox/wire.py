@@ -4,13 +4,28 @@ import base64
 import binascii
 import io
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
+from starlette.responses import Response
 
-from sandbox.errors import BadRequest
+from sandbox.errors import BadRequest, UnsupportedMediaType
+
+# what a body of the wrong shape raises in a handler that trusted it: the client's 400, as a
+# provider would answer, never the sandbox's 500
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError)
+
+
+async def guarded(call: Awaitable[Response]) -> Response:
+    """An endpoint's answer; a malformed body that slipped past its checks is a BadRequest."""
+    try:
+        return await call
+    except MALFORMED as err:
+        raise BadRequest(f"the request body is malformed ({type(err).__name__}: {err})"
+                         ) from None
 
 
 async def body(request: Request) -> dict[str, Any]:
@@ -30,6 +45,9 @@ async def body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         return {}
+    if kind and not kind.startswith("application/json"):
+        raise UnsupportedMediaType(f"unsupported content type {kind.split(';')[0]}: send "
+                                   "application/json or multipart/form-data")
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError as err:
