@@ -39,13 +39,14 @@ def count(text: str, field: str, what: str) -> int:
     return int(text)
 
 
-def positive_amount(text: str, field: str, example: str) -> Decimal:
-    """A finite number above 0 (no NaN, no inf, no 1e309)."""
+def positive_amount(text: str, field: str, example: str, maximum: int = 10**9) -> Decimal:
+    """A finite number above 0 and at most `maximum` (no NaN, no inf, no 1e309)."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
         value = Decimal(-1)
-    require(value.is_finite() and value > 0, field, f"{text!r} is not a positive number",
+    require(value.is_finite() and 0 < value <= maximum, field,
+            f"{text!r} is not a positive number up to {maximum:,}",
             [f"a positive number, e.g. {example}"])
     return value
 

@@ -6,6 +6,7 @@ the values that would work. With --json the same error is printed as JSON on std
 
 import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -46,7 +47,16 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         allowed = f" (allowed: {', '.join(self.allowed)})" if self.allowed else ""
-        return "; ".join(f"{f}: {m}" for f, m in self.problems) + allowed
+        return one_line("; ".join(f"{f}: {m}" for f, m in self.problems) + allowed)
+
+
+# everything str.splitlines() breaks a line at, and the other control characters
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: a field name or value a user typed may hold line breaks."""
+    return _BREAKS.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _field_name(loc: tuple[Any, ...], names: dict[str, str]) -> str:

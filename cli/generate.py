@@ -8,6 +8,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+from cli.errors import one_line
 from cli.plan import add_request_arguments, request_from_args
 from providers.errors import SubmitUnknown
 from tasks.archiving import ClipLost, ClipUnarchived
@@ -33,7 +34,7 @@ def run_flow(args: argparse.Namespace, work: Coroutine,
         return asyncio.run(work), 0
     except expected as err:
         print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
-              else f"reelflow: {err}", file=sys.stdout if args.json else sys.stderr)
+              else f"reelflow: {one_line(str(err))}", file=sys.stdout if args.json else sys.stderr)
         return None, 1
 
 

@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     context = load_context()
     require(args.resolution in RESOLUTIONS, "resolution", f"{args.resolution!r}",
             list(RESOLUTIONS))
-    seconds = float(positive_amount(args.seconds, "seconds", "5"))
+    seconds = float(positive_amount(args.seconds, "seconds", "5", maximum=3600))
     rows = cost_at_scale(context.catalog, seconds, args.resolution, SEED_VOLUMES)
     if args.json:
         print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))

@@ -211,6 +211,8 @@ def _read_image(image: str) -> bytes:
         return Path(image).read_bytes()
     except OSError as err:
         raise ImageError(f"cannot read the image {image}: {err.strerror}") from None
+    except ValueError:  # a NUL byte: no file can have that name
+        raise ImageError(f"{image!r} is not a file path") from None
 
 
 def with_image_digest(request):

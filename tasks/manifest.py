@@ -69,7 +69,10 @@ def read_manifest(path: str | Path) -> Manifest:
 
 def _inside(folder: Path, image: str, number: int) -> Path:
     """A relative image path, resolved in the manifest's folder and refused if it leaves it."""
-    resolved = (folder / image).resolve()
+    try:
+        resolved = (folder / image).resolve()
+    except ValueError:  # a NUL byte: no file can have that name
+        raise InputError(f"row {number}: image", f"{image!r} is not a file path") from None
     if not resolved.is_relative_to(folder.resolve()):
         raise InputError(f"row {number}: image", f"{image} leaves the manifest's folder; give "
                          "a path inside it, or an absolute path")

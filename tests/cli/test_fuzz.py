@@ -13,7 +13,7 @@ from cli.main import main
 from tasks.manifest import ManifestError, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
-FUZZ = settings(max_examples=60, deadline=None,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 # what people and attackers type where a number, a word or a path goes
 NUMBERS = st.one_of(
@@ -81,7 +81,7 @@ def test_prompt(capsys, text, model):
     exits_0_or_2_in_one_line(capsys, ["prompt", text or "x", f"--model={model}"])
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(aspect=CHOICES, model=CHOICES, focus=NUMBERS, resolution=CHOICES)
 def test_crop(capsys, tmp_path_factory, aspect, model, focus, resolution):

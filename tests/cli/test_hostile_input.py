@@ -168,3 +168,13 @@ def test_a_bad_image_in_a_batch_stops_it_before_any_row_is_paid(capsys, tmp_path
         {"mode": "image", "prompt": "A dog", "duration": 5, "image": "passwd.jpg"}) + "\n")
     said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 2: image")
     assert "not an image" in said
+
+
+def test_what_the_fuzzer_found_stays_fixed(capsys, tmp_path):
+    """A field name holding line breaks, a huge but finite number, a NUL in an image path."""
+    body = json.dumps({"prompt": "x", "duration": 5, "scenes": [{"\n\u2028": None}]}).encode()
+    one_line_exit_2(capsys, ["plan", request_file(tmp_path, body)], "")
+    one_line_exit_2(capsys, ["prices", "--seconds", "1e400"], "seconds")
+    body = json.dumps({"mode": "image", "prompt": "x", "duration": 5, "image": "a\0b"}).encode()
+    said = one_line_exit_2(capsys, ["plan", request_file(tmp_path, body)], "image")
+    assert "is not a file path" in said
