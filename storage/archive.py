@@ -14,7 +14,7 @@ Locations are strings: an absolute path for a local archive, a full URL (s3://bu
 object store — what the journal, the ledger's sidecar and the artifacts show.
 
 A temporary file carries its writer's pid (`.<name>.<pid>-<uuid>.part`): one left by a process
-that died (SIGKILL) is removed by the next writer of that folder or by the sweep
+that died (SIGKILL) is removed by the next download into that folder or by the sweep
 (`remove_partials`), never one a live process is still writing.
 """
 
@@ -118,7 +118,6 @@ class Archive:
         tag = f"{os.getpid()}-{uuid.uuid4().hex}"
         if self.local:
             Path(final).parent.mkdir(parents=True, exist_ok=True)
-            self.remove_partials(Path(final).parent)
             tmp = Path(final).with_name(f".{Path(final).name}.{tag}.part")
         else:
             fd, name = tempfile.mkstemp(prefix=f"reelflow-{tag}", suffix=".part")

@@ -13,6 +13,7 @@ transient errors only (DESIGN.md §6).
 
 import asyncio
 import time
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -71,6 +72,9 @@ async def _fetch(rt: Runtime, clip_id: str, model: str, tier: str, index: int,
     again once if its URL expired (it may hand out a fresh one); Expired when it is gone."""
     row = rt.catalog.row(model)
     adapter = rt.adapter(row, tier)
+    if rt.archive.local:  # what a killed download left in this day's folder (once per fetch,
+        # not per write: a day's folder holds thousands of files)
+        await asyncio.to_thread(rt.archive.remove_partials, Path(final).parent)
     for attempt in range(2):
         try:
             remote = await adapter.result(handle)
