@@ -77,10 +77,11 @@ def test_a_recognisable_key_appears_in_no_output(home, sandbox, monkeypatch, cap
         if path.is_file() and path.suffix != ".mp4":
             assert secret.encode() not in path.read_bytes(), path
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import ArtifactSort
 
-    async def artifacts():
+    async def artifacts():  # this run's are the newest (the session's server holds hundreds)
         async with get_client() as client:
-            return await client.read_artifacts()
+            return await client.read_artifacts(sort=ArtifactSort.CREATED_DESC, limit=50)
 
     stored = json.dumps([a.model_dump(mode="json") for a in asyncio.run(artifacts())])
     assert result.clip_id[:12] in stored and secret not in stored
