@@ -21,7 +21,14 @@ from sandbox import render as media
 from sandbox.errors import BadRequest, Conflict, NotFound, SandboxError, Unauthorized
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, guarded, image_from_base64, image_from_upload, resolution_of
+from sandbox.wire import (
+    body,
+    guarded,
+    image_from_base64,
+    image_from_upload,
+    json_part,
+    resolution_of,
+)
 
 MODELS = {"sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06",
           "sora-2-2025-12-08"}
@@ -251,7 +258,7 @@ class OpenAIVideos:
     async def extend(self, request: Request, account: str, tier: str) -> Response:
         """Extend a completed video named by id, or an uploaded video file."""
         data = await body(request)
-        video = data.get("video")
+        video = json_part(data.get("video"))
         prompt = data.get("prompt")
         if not isinstance(prompt, str) or not prompt:
             raise _param("'prompt' is required.", "prompt", "missing_required_parameter")
@@ -262,7 +269,7 @@ class OpenAIVideos:
             source = {"parent_id": None, "extra": {"parent_file": str(parent)},
                       "model": "sora-2", "total": round(info["seconds"]),
                       "width": info["width"], "height": info["height"]}
-        elif isinstance(video, dict) and isinstance(video.get("id"), str) and video["id"]:
+        elif isinstance(video, dict) and isinstance(video.get("id"), str):
             job = self._completed(video["id"], account)
             source = {"parent_id": job.id, "extra": {}, "model": job.model,
                       "total": job.total_seconds, "width": job.width, "height": job.height}

@@ -57,6 +57,18 @@ async def body(request: Request) -> dict[str, Any]:
     return parsed
 
 
+def json_part(value: Any) -> Any:
+    """An object property of a multipart body, sent the way OpenAPI encodes one by default (an
+    `application/json` part, which arrives here as its text) — the SDK flattens the same object
+    to `video[id]` instead, which `body` already nests. Anything else is returned unchanged."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 def image_from_bytes(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
