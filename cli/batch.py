@@ -26,11 +26,10 @@ def run(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.manifest)  # every row checked before the flow starts
     from flows.batch import run_batch
     from models.batch import BatchRequest
-    from tasks.batch_summary import BatchIncomplete
 
     batch = BatchRequest(manifest=manifest.path, budget_usd=budget, fan_out=args.fan_out,
                          chunk_size=chunk_size)
-    result, code = run_flow(args, run_batch(batch), (BatchIncomplete,))
+    result, code = run_flow(args, run_batch(batch))
     if code:
         return code
     if args.json:

@@ -8,11 +8,8 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from cli.errors import one_line
+from cli.errors import advised_failures, one_line
 from cli.plan import add_request_arguments, request_from_args
-from providers.errors import SubmitUnknown
-from tasks.archiving import ClipLost, ClipUnarchived
-from tasks.awaiting import PendingAtDeadline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,13 +23,12 @@ def run(args: argparse.Namespace) -> int:
     return run_and_report(args, generate_clip(request))
 
 
-def run_flow(args: argparse.Namespace, work: Coroutine,
-             expected: tuple[type[Exception], ...]) -> tuple[Any, int]:
-    """(the flow's result, 0), or (None, 1) after saying why when it ended in an `expected`
-    failure — not a user mistake (exit 2), not a bug (a traceback)."""
+def run_flow(args: argparse.Namespace, work: Coroutine) -> tuple[Any, int]:
+    """(the flow's result, 0), or (None, 1) after saying why when it ended in a provider or
+    disk failure with advice — not a user mistake (exit 2), not a bug (a traceback)."""
     try:
         return asyncio.run(work), 0
-    except expected as err:
+    except advised_failures() as err:
         print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
               else f"reelflow: {one_line(str(err))}", file=sys.stdout if args.json else sys.stderr)
         return None, 1
@@ -41,8 +37,7 @@ def run_flow(args: argparse.Namespace, work: Coroutine,
 def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
     """Run a flow that makes one clip; exit 1 when its job is still pending at the deadline, or
     its output could not be archived (yet) or was lost."""
-    result, code = run_flow(args, work, (PendingAtDeadline, ClipLost, ClipUnarchived,
-                                         SubmitUnknown))
+    result, code = run_flow(args, work)
     if code:
         return code
     if args.json:

@@ -70,7 +70,7 @@ class Adapter(abc.ABC):
         self.account = account
         self.base_url = base_url(endpoint)
         self.retry_deadline_s = retry_deadline_s
-        self.blocked: str | None = None
+        self.blocked: AccountError | None = None
         self.trusted_hosts = frozenset()
         if endpoint.kind == "sandbox":  # its own host and port only, not the whole host
             self.trusted_hosts = frozenset({urlsplit(self.base_url).netloc})
@@ -92,11 +92,13 @@ class Adapter(abc.ABC):
     async def submit(self, request: SubmitRequest, idempotency_key: str, *,
                      taken: Taken = nothing_taken) -> JobHandle:
         if self.blocked:
-            raise AccountError(f"account {self.account} is stopped: {self.blocked}")
+            raise type(self.blocked)(f"account {self.account} is stopped: "
+                                     f"{self.blocked.message}", status=self.blocked.status,
+                                     code=self.blocked.code)
         try:
             return await self._submit(request, idempotency_key, taken=taken)
         except AccountError as err:
-            self.blocked = err.message
+            self.blocked = err
             raise
 
     async def status(self, handle: JobHandle) -> JobStatus:

@@ -1,11 +1,11 @@
 """One exception per meaning, mapped once in each adapter from (HTTP status, provider code).
 
 Callers decide by type, never by message: RateLimited waits for a slot; AccountError stops that
-account; Rejected (content policy) re-routes; InvalidRequest is our bug or the user's; Transient
-is retried within a deadline; JobFailed is the provider's failure of a paid job; Expired means
-the output URL is gone; SubmitUnknown means a paid submit may or may not have happened and the
-protocol gives no way to find out (fal) — it is recorded, never blindly re-sent.
-Messages never contain a credential.
+account (CredentialsRefused: because its key was refused); Rejected (content policy) re-routes;
+InvalidRequest is our bug or the user's; Transient is retried within a deadline; JobFailed is
+the provider's failure of a paid job; Expired means the output URL is gone; SubmitUnknown means
+a paid submit may or may not have happened and the protocol gives no way to find out (fal) — it
+is recorded, never blindly re-sent. Messages never contain a credential.
 """
 
 
@@ -27,6 +27,11 @@ class RateLimited(ProviderError):
 
 class AccountError(ProviderError):
     """Credentials, quota, arrears, permission: never retried; stop using the account."""
+
+
+class CredentialsRefused(AccountError):
+    """The key itself was refused (HTTP 401, or the protocol's authentication codes): the fix
+    is the credential, not the request or the plan."""
 
 
 class Rejected(ProviderError):
@@ -61,6 +66,8 @@ def raise_by_status(status: int, message: str, *, policy: bool = False,
                     account_statuses: tuple[int, ...] = (401, 403),
                     retry_after_s: float | None = None) -> None:
     """The common mapping for protocols whose errors are read from the HTTP status."""
+    if status == 401:
+        raise CredentialsRefused(message, status=status)
     if status in account_statuses:
         raise AccountError(message, status=status)
     if status == 429:

@@ -19,6 +19,7 @@ from providers import http
 from providers.adapter import Adapter, Taken, nothing_taken
 from providers.errors import (
     AccountError,
+    CredentialsRefused,
     InvalidRequest,
     JobFailed,
     RateLimited,
@@ -46,7 +47,9 @@ def raise_for(response: httpx.Response) -> None:
     code = int(body.get("code") or 0)
     status = response.status_code
     message = f"Kling {status} code {code}: {body.get('message', '')}"
-    if 1000 <= code <= 1004 or 1100 <= code <= 1103 or code == 1304 or status in (401, 403):
+    if 1000 <= code <= 1004 or status == 401:
+        raise CredentialsRefused(message, status=status, code=str(code))
+    if 1100 <= code <= 1103 or code == 1304 or status == 403:
         raise AccountError(message, status=status, code=str(code))
     if code in (1302, 1303) or status == 429:
         raise RateLimited(message, status=status, code=str(code))

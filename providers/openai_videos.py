@@ -25,6 +25,7 @@ from providers import http
 from providers.adapter import Adapter, Taken
 from providers.errors import (
     AccountError,
+    CredentialsRefused,
     Expired,
     InvalidRequest,
     JobFailed,
@@ -50,7 +51,9 @@ def raise_for(response: httpx.Response) -> None:
     code = error.get("code") or ""
     message = f"OpenAI {response.status_code} {code}: {error.get('message', '')}".strip()
     status = response.status_code
-    if status in (401, 403) or code in ACCOUNT_CODES:
+    if status == 401 or code == "invalid_api_key":
+        raise CredentialsRefused(message, status=status, code=code)
+    if status == 403 or code in ACCOUNT_CODES:
         raise AccountError(message, status=status, code=code)
     if status == 429:
         raise RateLimited(message, status=status, code=code,

@@ -45,7 +45,13 @@ _STAGES = (
     "quota",
     "subscriptions",
     "budget_usd",
+    "given_up",  # last: a model given up on would otherwise have been eligible
 )
+
+
+class NoModelLeft(Exception):
+    """Every model that could make the clip was given up on this run — its account stopped, its
+    key refused, it failed twice: a provider failure with what to do, not the user's input."""
 
 
 class PlanError(ValueError):
@@ -127,6 +133,7 @@ def _evaluate(
     endpoints: dict[Protocol, Endpoint],
     volume: int | None,
     exclude: dict[str, str],
+    given_up: dict[str, str],
 ) -> None:
     row, tier = option.row, option.tier
     endpoint = endpoints.get(row.protocol)
@@ -197,6 +204,9 @@ def _evaluate(
     if request.budget_usd is not None and option.cost > Decimal(str(request.budget_usd)):
         budget = usd_text(Decimal(str(request.budget_usd)))
         option.reject("budget_usd", f"over budget: {usd_text(option.cost)} > {budget}")
+        return
+    if row.id in given_up:
+        option.reject("given_up", given_up[row.id])
 
 
 def _rank_key(policy: str, option: _Option, volume: int | None) -> tuple[tuple[str, Any], ...]:
@@ -218,7 +228,7 @@ def _rank_key(policy: str, option: _Option, volume: int | None) -> tuple[tuple[s
 
 def _no_plan(
     request: ClipRequest, options: list[_Option], catalog: Catalog, subject: str = "no model can"
-) -> PlanError:
+) -> PlanError | NoModelLeft:
     furthest = max(_STAGES.index(o.stage) for o in options)
     stage = _STAGES[furthest]
     closest = [o for o in options if o.stage == stage]
@@ -252,6 +262,9 @@ def _no_plan(
         return PlanError("mode", f"{subject} make mode {request.mode}", allowed)
     if stage == "content_policy":
         return PlanError("prompt", f"{subject} take this prompt: {detail}")
+    if stage == "given_up":
+        return NoModelLeft(f"{subject} make this clip any more: {detail}; fix the account or key "
+                           "named, then run the same command again (nothing paid is lost)")
     if stage in ("subscriptions", "quota"):
         return PlanError("subscriptions", f"no subscribed tier can make this: {detail}",
                          subscription_choices(catalog))
@@ -267,12 +280,14 @@ def plan(
     endpoints: dict[Protocol, Endpoint],
     volume: int | None = None,
     exclude: dict[str, str] | None = None,
+    given_up: dict[str, str] | None = None,
 ) -> RoutePlan:
     """Choose a model and tier for `request`, with costs, latency and every reason.
 
     `exclude` maps model ids to a reason they must not be used (the pre-flight content-policy
     check: a model whose provider would refuse the prompt is routed around, not paid for), and
-    accounts (`provider:tier`) to why they cannot take more (a batch has used their credits)."""
+    accounts (`provider:tier`) to why they cannot take more (a batch has used their credits);
+    `given_up` maps model ids to why this clip's fallbacks gave up on them."""
     if volume is not None and volume <= 0:
         raise PlanError("volume", f"{volume} is not a number of clips a month", ["1 or more"])
     policy = request.policy
@@ -285,7 +300,8 @@ def plan(
     options = [_Option(row, tier) for row in catalog.models for tier in row.tier]
     for option in options:
         _evaluate(option, request, now=now, named=named, subscriptions=subscriptions,
-                  endpoints=endpoints, volume=volume, exclude=exclude or {})
+                  endpoints=endpoints, volume=volume, exclude=exclude or {},
+                  given_up=given_up or {})
     eligible = [o for o in options if not o.stage]
     reasons: list[str] = []
     ranking = "cheapest" if named else policy
@@ -300,11 +316,11 @@ def plan(
                     o.reject("policy", f"not the named model ({named})")
             eligible = chosen_model
             reasons.append(f"named by policy: {named}")
-        elif eligible and any(o.row.id == named and o.stage == "content_policy"
-                              for o in options):
+        elif eligible and (out := next((o for o in options if o.row.id == named and o.stage
+                                        in ("content_policy", "given_up")), None)):
             ranking = "best_quality"
-            reasons.append(f"{named} would refuse this prompt on its content policy: fell "
-                           "back to the best-quality model that would not")
+            reasons.append(f"{named} is out ({out.reason}): fell back to the best-quality "
+                           "model left")
         elif sunset_real and eligible:
             ranking = "best_quality"
             row = sunset_real[0].row
@@ -312,6 +328,8 @@ def plan(
                            "to the best-quality live model")
         else:
             named_options = [o for o in options if o.row.id == named]
+            if any(o.stage == "given_up" for o in options):
+                raise _no_plan(request, options, catalog)
             raise _no_plan(request, named_options, catalog, subject=f"{named} (named) cannot")
     if not eligible:
         raise _no_plan(request, options, catalog, subject="no model can")

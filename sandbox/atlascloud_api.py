@@ -32,8 +32,9 @@ SIDES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 
 
 def error(err: SandboxError) -> JSONResponse:
-    status = 403 if isinstance(err, AccountProblem) and err.code != "exhausted" else (
-        402 if isinstance(err, AccountProblem) else err.status)
+    status = err.status
+    if isinstance(err, AccountProblem) and err.status != 401:  # a key it does not know: 401
+        status = 402 if err.code == "exhausted" else 403
     headers = {}
     if err.retry_after_s is not None:
         headers["retry-after"] = str(max(1, round(err.retry_after_s)))

@@ -33,8 +33,8 @@ HEIGHTS = {"standard": 720, "pro": 1080, "master": 1080}
 
 def error(err: SandboxError, detail: Any = None) -> JSONResponse:
     status = err.status
-    if isinstance(err, AccountProblem):
-        status = 403  # fal locks the user ("Exhausted balance", ...) with 403
+    if isinstance(err, AccountProblem) and err.status != 401:
+        status = 403  # fal locks the user ("Exhausted balance", ...) with 403; a bad key is 401
     if isinstance(err, PolicyRejected):
         status = 422
         detail = [{"loc": ["body", "prompt"], "msg": err.message,

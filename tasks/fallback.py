@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from models import RoutePlan
 from providers.catalog import Catalog
-from providers.errors import AccountError, JobFailed, RateLimited, Rejected
+from providers.errors import AccountError, CredentialsRefused, JobFailed, RateLimited, Rejected
 
 MAX_FAILURES_PER_MODEL = 2
 # what a fallback decides on; anything else fails the clip
@@ -54,6 +54,8 @@ class Fallbacks:
             return FallBack("out of capacity past the request's wait budget", False)
         if isinstance(err, Rejected) or (isinstance(err, JobFailed) and err.policy):
             return FallBack(f"refused on content policy ({err})", False)
+        if isinstance(err, CredentialsRefused):
+            return FallBack(f"the {plan.provider} key was refused ({err}): fix the key", True)
         if isinstance(err, AccountError):
             return FallBack(f"account {plan.provider}:{plan.tier} stopped ({err})", True)
         self.failures[model] = self.failures.get(model, 0) + 1

@@ -19,7 +19,7 @@ def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = N
     return plan(request, rt.catalog, now=datetime.now(UTC),
                 subscriptions=parse_subscriptions(rt.settings.subscriptions, rt.catalog),
                 endpoints=rt.endpoints,
-                exclude={**policy_exclusions(words, rt.catalog), **(excluded or {})})
+                exclude=policy_exclusions(words, rt.catalog), given_up=excluded)
 
 
 @task(name="plan route", retries=0, cache_policy=NO_CACHE)

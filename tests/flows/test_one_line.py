@@ -28,3 +28,22 @@ def test_a_policy_typo_inside_the_flow_is_one_line_and_exit_2(home, sandbox, cap
     caplog.clear()
     assert main([*TYPO, "--debug"]) == 2  # the traceback is there for whoever asks
     assert traced(caplog)
+
+
+def test_refused_keys_are_named_as_keys_in_one_line_and_exit_1(home, sandbox, capsys, caplog,
+                                                              monkeypatch):
+    """Every provider's key refused: each model is given up on in turn with the key named, and
+    the run ends in one line that says so and what to do — not a `prompt` error — with
+    nothing paid."""
+    for name in ("OPENAI_API_KEY", "FAL_KEY", "ATLASCLOUD_API_KEY", "KLING_ACCESS_KEY",
+                 "KLING_SECRET_KEY"):
+        monkeypatch.setenv(name, "not-a-key-of-this-account-0123456789abcdef")
+    sandbox.knobs(api_keys={"reelflow-sandbox": "payg"})  # only the sandbox's own key is known
+    paid = len(sandbox.usage())
+    assert main(["generate", "--prompt", "A paper boat drifts", "--duration", "5",
+                 "--policy", "kling-v3"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and traced(caplog) == []
+    last = err.strip().splitlines()[-1]
+    assert "key was refused" in last and "fix the key" in last and "prompt" not in last
+    assert len(sandbox.usage()) == paid

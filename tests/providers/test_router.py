@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from models import ClipRequest, Scene
-from providers.router import PlanError, parse_subscriptions, plan
+from providers.router import NoModelLeft, PlanError, parse_subscriptions, plan
 
 COASTAL = "Aerial shot of a coastal city at golden hour"
 
@@ -222,3 +222,22 @@ def test_every_candidate_is_accounted_for(catalog, sandbox_endpoints):
 def test_non_positive_volume_is_refused(catalog, sandbox_endpoints):
     with pytest.raises(PlanError, match="volume"):
         route(catalog, ClipRequest(prompt="x", duration=5), sandbox_endpoints, volume=0)
+
+
+def test_a_model_given_up_on_is_named_with_its_reason_never_as_a_prompt_error(
+        catalog, sandbox_endpoints):
+    """A fallback's exclusion (a refused key here) is not the prompt's fault: a named model
+    given up on says why, and with every model given up on the error is a provider failure
+    (NoModelLeft, exit 1), not a PlanError on `prompt` (exit 2)."""
+    refused = "the kling key was refused (Kling 401 code 1002): fix the key"
+    request = ClipRequest(prompt=COASTAL, duration=5, policy="kling-v3")
+    decision = plan(request, catalog, now=datetime(2026, 11, 25, 12, tzinfo=UTC),
+                    subscriptions=parse_subscriptions(None, catalog),
+                    endpoints=sandbox_endpoints, given_up={"kling-v3": refused})
+    assert decision.model != "kling-v3"
+    assert f"kling-v3 is out ({refused})" in decision.reasons[0]
+    everything = {row.id: refused for row in catalog.models}
+    with pytest.raises(NoModelLeft, match="fix the key"):
+        plan(request, catalog, now=datetime(2026, 11, 25, 12, tzinfo=UTC),
+             subscriptions=parse_subscriptions(None, catalog), endpoints=sandbox_endpoints,
+             given_up=everything)
