@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tasks (one run, async tasks) | deployments (chunks as runs of "
                         "run-batch-chunk/default on the Prefect server at PREFECT_API_URL)")
     parser.add_argument("--chunk-size", default="25", help="requests per chunk run")
+    parser.add_argument("--absolute-images", action="store_true",
+                        help="let rows name images by absolute path (otherwise image paths "
+                        "stay inside the manifest's folder)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,12 +26,13 @@ def run(args: argparse.Namespace) -> int:
     require(args.fan_out in ("tasks", "deployments"), "fan_out",
             f"{args.fan_out!r} is not a fan-out", ["tasks", "deployments"])
     chunk_size = count(args.chunk_size, "chunk_size", "requests")
-    manifest = read_manifest(args.manifest)  # every row checked before the flow starts
+    # every row checked before the flow starts
+    manifest = read_manifest(args.manifest, absolute_images=args.absolute_images)
     from flows.batch import run_batch
     from models.batch import BatchRequest
 
     batch = BatchRequest(manifest=manifest.path, budget_usd=budget, fan_out=args.fan_out,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, absolute_images=args.absolute_images)
     result, code = run_flow(args, run_batch(batch))
     if code:
         return code

@@ -28,7 +28,7 @@ from tasks.runtime import clip_run
 @flow(name="run-batch", retries=0, log_prints=True)
 async def run_batch(batch: BatchRequest) -> BatchResult:
     """Every request of the manifest, each paid for once, within the budget when given."""
-    manifest = read_manifest(batch.manifest)
+    manifest = read_manifest(batch.manifest, absolute_images=batch.absolute_images)
     budget = Decimal(str(batch.budget_usd)) if batch.budget_usd is not None else None
     async with clip_run(per_clip_ui=False) as rt:
         plan = plan_manifest(rt, manifest)

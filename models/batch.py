@@ -22,6 +22,9 @@ class BatchRequest(BaseModel):
         default="tasks", description="tasks: async tasks in this run; deployments: chunks "
         "sent as runs of run-batch-chunk, shared by every worker of the pool.")
     chunk_size: int = Field(default=25, gt=0, description="Requests per chunk run.")
+    absolute_images: bool = Field(
+        default=False, description="Let rows name images by absolute path; otherwise image "
+        "paths stay inside the manifest's folder.")
 
 
 class ManifestRow(BaseModel):

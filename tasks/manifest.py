@@ -1,7 +1,9 @@
 """A batch's manifest: a CSV, JSONL or Parquet file of requests, one per row.
 
 Columns are ClipRequest's fields (`aspect_ratio`, `budget_usd`, ...); an empty cell is an absent
-field; `scenes` is JSON and `focus` is "x,y" in CSV. Image paths are relative to the manifest.
+field; `scenes` is JSON and `focus` is "x,y" in CSV. Image paths are relative to the manifest and
+stay inside its folder; absolute paths only when the batch allows them (a manifest from
+elsewhere must not read any file the worker can).
 Every row is validated before anything is paid, and every row at fault is reported by its row
 number (1 = the first request) and field. Rows asking for the same clip (the same clip id) are
 one request: generated once. The batch id is derived from the set of clip ids, so rerunning the
@@ -35,7 +37,7 @@ class ManifestError(ValueError):
         super().__init__("; ".join(f"{f}: {m}" for f, m in self.problems))
 
 
-def read_manifest(path: str | Path) -> Manifest:
+def read_manifest(path: str | Path, *, absolute_images: bool = False) -> Manifest:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ManifestError("manifest", f"{path.name}: unknown manifest format",
@@ -49,9 +51,8 @@ def read_manifest(path: str | Path) -> Manifest:
     for number, data in enumerate(records, start=1):
         try:
             image = data.get("image")
-            if isinstance(image, str) and image and "://" not in image \
-                    and not Path(image).is_absolute():
-                data["image"] = str(_inside(path.parent, image, number))
+            if isinstance(image, str) and image and "://" not in image:
+                data["image"] = str(_located(path.parent, image, number, absolute_images))
             rows.append(ManifestRow(row=number, request=with_image_digest(
                 ClipRequest.model_validate(data))))
         except ValidationError as err:
@@ -67,15 +68,20 @@ def read_manifest(path: str | Path) -> Manifest:
     return Manifest(path=str(path.resolve()), batch_id=batch_id, rows=rows)
 
 
-def _inside(folder: Path, image: str, number: int) -> Path:
-    """A relative image path, resolved in the manifest's folder and refused if it leaves it."""
+def _located(folder: Path, image: str, number: int, absolute: bool) -> Path:
+    """An image path resolved in the manifest's folder and refused if it leaves it — unless
+    absolute paths are allowed and this is one."""
+    field = f"row {number}: image"
     try:
+        if absolute and Path(image).is_absolute():
+            return Path(image).resolve()
         resolved = (folder / image).resolve()
     except ValueError:  # a NUL byte: no file can have that name
-        raise InputError(f"row {number}: image", f"{image!r} is not a file path") from None
+        raise InputError(field, f"{image!r} is not a file path") from None
     if not resolved.is_relative_to(folder.resolve()):
-        raise InputError(f"row {number}: image", f"{image} leaves the manifest's folder; give "
-                         "a path inside it, or an absolute path")
+        raise InputError(field, f"{image} is outside the manifest's folder; give a path "
+                         "inside it, or allow absolute paths (reelflow batch "
+                         "--absolute-images, absolute_images in the UI form)")
     return resolved
 
 

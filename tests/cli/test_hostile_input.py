@@ -5,10 +5,14 @@ import io
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from cli.main import main
 from tasks.input_files import MAX_JSON_DEPTH
+from tasks.manifest import read_manifest
 
 FOX = ["--prompt", "A fox in snow", "--resolution", "720p"]
 
@@ -124,7 +128,32 @@ def test_a_manifest_image_path_may_not_leave_its_folder(capsys, tmp_path):
     manifest.write_text(json.dumps({"mode": "image", "prompt": "A cat", "duration": 5,
                                     "image": "../secret.jpg"}) + "\n")
     said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
-    assert "leaves the manifest's folder" in said
+    assert "outside the manifest's folder" in said
+
+
+def test_an_absolute_image_path_needs_the_batch_to_allow_it(capsys, tmp_path):
+    """A manifest from elsewhere must not read any file the worker can: an absolute path is
+    refused unless the batch allows absolute paths, and then it is read as given."""
+    folder, photos = tmp_path / "batch", tmp_path / "photos"
+    folder.mkdir(), photos.mkdir()
+    photo = photos / "cat.png"
+    Image.new("RGB", (640, 360), (200, 120, 40)).save(photo)
+    manifest = folder / "m.jsonl"
+    manifest.write_text(json.dumps({"mode": "image", "prompt": "A cat", "duration": 5,
+                                    "image": str(photo)}) + "\n")
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
+    assert "--absolute-images" in said
+    allowed = read_manifest(manifest, absolute_images=True)
+    assert allowed.rows[0].request.image == str(photo)
+
+
+@pytest.mark.parametrize("image", [7, 2.5])
+def test_a_non_string_image_in_parquet_is_named(capsys, tmp_path, image):
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"mode": ["image"], "prompt": ["A cat"], "duration": [5],
+                             "image": [image]}), manifest)
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
+    assert "valid string" in said
 
 
 def frames(count: int, kind: str) -> bytes:
