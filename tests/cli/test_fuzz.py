@@ -1,6 +1,7 @@
 """Fuzzing at the edge, in-process and without a flow: whatever a user types or hands over,
-`plan`, `prices`, `prompt`, `crop` and `clips` exit 0 or 2, print no traceback, and an exit 2 is
-one line naming a field; a manifest either reads or is refused with ManifestError."""
+`plan`, `prices`, `prompt`, `crop`, `clips`, `report` and `batch` exit 0 or 2, print no
+traceback, and an exit 2 is one line naming a field; a manifest either reads or is refused with
+ManifestError."""
 
 import json
 import string
@@ -97,6 +98,36 @@ def test_crop(capsys, tmp_path_factory, aspect, model, focus, resolution):
 def test_clips(capsys, monkeypatch, tmp_path_factory, state):
     monkeypatch.setenv("REELFLOW_HOME", str(tmp_path_factory.mktemp("home")))
     exits_0_or_2_in_one_line(capsys, ["clips", f"--state={state}"])
+
+
+PERIODS = st.one_of(WORDS, NUMBERS.map(lambda n: n + "d"),
+                    st.sampled_from(["month", "all", "2026-11", "2026-13", "0d", "99999999999d"]))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(period=PERIODS, budget=NUMBERS, html=st.sampled_from(["", "/", "missing/x.html",
+                                                            "out.html", "."]))
+def test_report_flags(capsys, monkeypatch, tmp_path_factory, period, budget, html):
+    """The report over an empty ledger: in-process, DuckDB, no flow."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("REELFLOW_HOME", str(home))
+    monkeypatch.chdir(home)
+    exits_0_or_2_in_one_line(capsys, ["report", f"--period={period}", f"--budget={budget}",
+                                      *([f"--html={html}"] if html else [])])
+
+
+@FUZZ
+@given(budget=NUMBERS, fan_out=CHOICES, chunk=NUMBERS)
+def test_batch_flags(capsys, monkeypatch, tmp_path_factory, budget, fan_out, chunk):
+    """Every flag is checked before the manifest is read, and this manifest holds no
+    requests: a bad flag is named, a good one reaches the manifest's refusal — no flow."""
+    folder = tmp_path_factory.mktemp("batch")
+    monkeypatch.setenv("REELFLOW_HOME", str(folder))
+    (folder / "empty.csv").write_text("prompt,duration\n", encoding="utf-8")
+    argv = ["batch", str(folder / "empty.csv"), f"--budget={budget}", f"--fan-out={fan_out}",
+            f"--chunk-size={chunk}"]
+    assert exits_0_or_2_in_one_line(capsys, argv) == 2
 
 
 CELL = st.text(alphabet=string.printable + "é²٣\u00a0", max_size=12)
