@@ -5,6 +5,11 @@ id, so a submit whose outcome is unknown raises SubmitUnknown — a possible cha
 records — and is never re-sent. The submit answer comes in two shapes (`{data: {id}}` or a
 top-level `{id}`: AtlasCloud's own pages show both); both are read. `completed` and
 `succeeded` both mean done. Images are uploaded first (uploadMedia) and passed as a URL.
+
+The model id chooses the variant (`kwaivgi/kling-v3.0-std/...` or `-pro/...`): a catalog row's
+wire spelling names it as `model`, and the mode is appended. Errors come as `{code, msg,
+request_id, data}`; a failed prediction carries `data.error_code`, 1039 meaning the content
+moderation refused it (atlascloud.ai docs/en/errors) — decided by that code, not by the text.
 """
 
 from typing import Any
@@ -17,6 +22,12 @@ from providers.adapter import Adapter, Taken
 from providers.errors import InvalidRequest, JobFailed, raise_by_status
 
 DONE = {"completed", "succeeded"}
+MODERATION_CODES = {1039}
+
+
+def _error_code(data: Any) -> int | None:
+    code = data.get("error_code") if isinstance(data, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def raise_for(response: httpx.Response) -> None:
@@ -24,13 +35,14 @@ def raise_for(response: httpx.Response) -> None:
         return
     try:
         body = response.json()
-        text = body.get("message") or body.get("msg") or body.get("error") or ""
-    except ValueError:
-        text = response.text[:200]
-    lowered = str(text).lower()
-    raise_by_status(response.status_code, f"AtlasCloud {response.status_code}: {text}",
-                    policy="policy" in lowered or "moderation" in lowered,
-                    account_statuses=(401, 402, 403),
+        text = body.get("msg") or body.get("message") or ""
+        code = _error_code(body.get("data"))
+    except (ValueError, AttributeError):
+        text, code = response.text[:200], None
+    request_id = response.headers.get("x-request-id")
+    raise_by_status(response.status_code, f"AtlasCloud {response.status_code}: {text}"
+                    + (f" (request {request_id})" if request_id else ""),
+                    policy=code in MODERATION_CODES, account_statuses=(401, 402, 403),
                     retry_after_s=http.retry_after_s(response))
 
 
@@ -52,9 +64,11 @@ class AtlasCloudAdapter(Adapter):
         if request.mode in ("extend", "storyboard"):
             raise InvalidRequest(f"AtlasCloud models here take no {request.mode}")
         kind = "image-to-video" if request.mode == "image" else "text-to-video"
-        body: dict[str, Any] = {"model": f"{request.endpoint}/{kind}", "prompt": request.prompt,
+        params = dict(request.wire_params)
+        model = params.pop("model", request.endpoint)
+        body: dict[str, Any] = {"model": f"{model}/{kind}", "prompt": request.prompt,
                                 "duration": request.seconds, "resolution": request.resolution,
-                                "aspect_ratio": request.aspect_ratio, **request.wire_params}
+                                "aspect_ratio": request.aspect_ratio, **params}
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
         if request.mode == "image":
@@ -77,15 +91,17 @@ class AtlasCloudAdapter(Adapter):
         if status in DONE:
             return JobStatus(state="succeeded", progress=100.0)
         if status == "failed":
-            error = data.get("error") or "failed"
-            return JobStatus(state="failed", message=error,
-                             policy="policy" in error.lower() or "moderation" in error.lower())
+            code = _error_code(data)
+            return JobStatus(state="failed", message=str(data.get("error") or "failed"),
+                             error_code=None if code is None else str(code),
+                             policy=code in MODERATION_CODES)
         return JobStatus(state="queued" if status in ("queued", "pending") else "running")
 
     async def _result(self, handle: JobHandle) -> RemoteVideo:
         data = await self._prediction(handle)
         if data.get("status") == "failed":
-            raise JobFailed(data.get("error") or "failed")
+            raise JobFailed(str(data.get("error") or "failed"),
+                            policy=_error_code(data) in MODERATION_CODES)
         if data.get("status") not in DONE or not data.get("outputs"):
             raise InvalidRequest(f"prediction {handle.job_id} is {data.get('status')}")
         return RemoteVideo(url=data["outputs"][0])

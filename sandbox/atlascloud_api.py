@@ -1,6 +1,11 @@
 """AtlasCloud's unified API under /atlascloud: generateVideo (answering in either of the two
 shapes its own pages show), prediction polling (`completed` or `succeeded` when done), and
-uploadMedia; Bearer auth; one price per model. No idempotency key exists on this API."""
+uploadMedia; Bearer auth; one price per model. No idempotency key exists on this API.
+
+As its docs say (atlascloud.ai/docs/en/errors): errors are `{code, msg, request_id, data}` with
+an X-Request-ID header and no Retry-After; a prediction the content moderation refuses fails
+with `data.error_code` 1039 (and, like every failure here, is not billed). Kling v3's variant is
+chosen by the model id (`kwaivgi/kling-v3.0-std` makes 720p, `-pro` 1080p)."""
 
 import hashlib
 import uuid
@@ -22,24 +27,26 @@ from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
 from sandbox.wire import body, guarded, image_from_bytes, resolution_of
 
-# model family -> (modes, durations, default short side)
-MODELS: dict[str, tuple[set[str], set[int]]] = {
-    "bytedance/seedance-2.0": ({"text-to-video", "image-to-video"}, set(range(4, 16))),
-    "alibaba/wan-2.6": ({"text-to-video", "image-to-video"}, {5, 10}),
-    "kwaivgi/kling-v3.0": ({"text-to-video", "image-to-video"}, set(range(3, 16))),
+BOTH = {"text-to-video", "image-to-video"}
+# model family -> (modes, durations, the resolution its id fixes, if it does)
+MODELS: dict[str, tuple[set[str], set[int], str | None]] = {
+    "bytedance/seedance-2.0": (BOTH, set(range(4, 16)), None),
+    "alibaba/wan-2.6": (BOTH, {5, 10}, None),
+    "kwaivgi/kling-v3.0-std": (BOTH, set(range(3, 16)), "720p"),
+    "kwaivgi/kling-v3.0-pro": (BOTH, set(range(3, 16)), "1080p"),
 }
 SIDES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+MODERATION = 1039
 
 
 def error(err: SandboxError) -> JSONResponse:
     status = err.status
     if isinstance(err, AccountProblem) and err.status != 401:  # a key it does not know: 401
         status = 402 if err.code == "exhausted" else 403
-    headers = {}
-    if err.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, round(err.retry_after_s)))
-    return JSONResponse({"code": status, "message": err.message}, status_code=status,
-                        headers=headers)
+    request_id = uuid.uuid4().hex
+    return JSONResponse({"code": status, "msg": err.message, "request_id": request_id,
+                         "data": None}, status_code=status,
+                        headers={"x-request-id": request_id})
 
 
 class AtlasCloud:
@@ -82,7 +89,7 @@ class AtlasCloud:
         if not isinstance(duration, int) or duration not in MODELS[family][1]:
             raise Unprocessable(f"duration must be an integer in "
                                 f"{sorted(MODELS[family][1])}")
-        resolution = data.get("resolution", "720p")
+        resolution = MODELS[family][2] or data.get("resolution", "720p")
         if resolution not in SIDES:
             raise Unprocessable("resolution must be 720p or 1080p")
         width, height = SIDES[resolution]
@@ -102,6 +109,7 @@ class AtlasCloud:
             kind="generate", prompt=prompt, shots=[Shot(text=prompt, seconds=duration)],
             seconds=duration, total_seconds=duration, width=width, height=height,
             resolution=resolution_of(width, height), job_id="pred_" + uuid.uuid4().hex,
+            policy_as_failure=True,
         )
         self.submits += 1
         shape = self.sandbox.knobs.atlascloud_response
@@ -117,8 +125,12 @@ class AtlasCloud:
                   "failed": "failed", "cancelled": "failed"}[state]
         outputs = [f"{str(request.base_url).rstrip('/')}/files/{job.id}.mp4"] if (
             state == "succeeded") else []
-        return {"id": job.id, "model": job.model, "status": status, "outputs": outputs,
-                "error": (job.failure_message or "failed") if status == "failed" else ""}
+        failed = status == "failed"
+        answer = {"id": job.id, "model": job.model, "status": status, "outputs": outputs,
+                  "error": (job.failure_message or "failed") if failed else ""}
+        if failed and job.failure_code == "policy":
+            answer["error_code"] = MODERATION
+        return answer
 
     async def prediction(self, request: Request, account: str, tier: str) -> Response:
         job = self.sandbox.store.get(request.path_params["id"])

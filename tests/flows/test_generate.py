@@ -226,6 +226,21 @@ def test_atlascloud_path(home, sandbox):
     assert_reconciled(home, sandbox)
 
 
+@pytest.mark.parametrize(("resolution", "model_id", "price"),
+                         [("720p", "kwaivgi/kling-v3.0-std/text-to-video", Decimal("0.071")),
+                          ("1080p", "kwaivgi/kling-v3.0-pro/text-to-video", Decimal("0.095"))])
+def test_kling_on_atlascloud_is_sent_by_its_published_ids(home, sandbox, resolution, model_id,
+                                                          price):
+    """AtlasCloud's Kling v3 ids choose the variant (atlascloud.ai model pages): std for
+    720p, pro for 1080p, each at its page's price — never the bare `kwaivgi/kling-v3.0`."""
+    result = generate(prompt="A heron lifts off a pond", duration=5, policy="kling-v3-atlas",
+                      resolution=resolution)
+    billed = [r for r in sandbox.usage() if r["job_id"] == result.job_ids[0]]
+    assert [r["model"] for r in billed] == [model_id]
+    assert Decimal(str(result.cost_usd)) == price * 5
+    assert_reconciled(home, sandbox)
+
+
 def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

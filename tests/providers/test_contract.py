@@ -125,12 +125,12 @@ def test_concurrency_beyond_the_tier_is_rate_limited(make_adapter, sandbox, prot
 
     with pytest.raises(RateLimited) as err:
         run(scenario())
-    if protocol == "kling_native":
-        assert err.value.retry_after_s is None  # Kling sends no Retry-After
+    if protocol in ("kling_native", "atlascloud"):
+        assert err.value.retry_after_s is None  # neither documents a Retry-After
     elif protocol == "openai_videos":
         assert err.value.retry_after_s == pytest.approx(0.01)  # retry-after-ms, time-scaled
     else:
-        assert err.value.retry_after_s is not None  # whole seconds on fal and AtlasCloud
+        assert err.value.retry_after_s is not None  # whole seconds on fal
 
 
 @pytest.mark.parametrize("protocol", ALL_PROTOCOLS)
@@ -415,7 +415,20 @@ def test_a_reset_atlascloud_submit_is_unknown_and_never_resent(make_adapter, san
     assert len(rows) <= 1
 
 
-def test_atlascloud_policy_is_rejected_at_submit(make_adapter):
-    with pytest.raises(Rejected):
-        run(make_adapter("atlascloud").submit(text_request("atlascloud", prompt="pure gore"),
-                                              "k"))
+def test_atlascloud_moderation_fails_the_prediction_with_code_1039_unbilled(make_adapter,
+                                                                             sandbox):
+    """AtlasCloud's docs: a prediction the moderation refuses fails with `data.error_code`
+    1039; the adapter decides on that code (a policy failure), and nothing is billed."""
+    adapter = make_adapter("atlascloud")
+
+    async def scenario():
+        handle, outcome = await finish(adapter, text_request("atlascloud", prompt="pure gore"))
+        assert outcome.state == "failed" and outcome.status.policy
+        assert outcome.status.error_code == "1039"
+        await adapter.result(handle)
+
+    with pytest.raises(JobFailed) as err:
+        run(scenario())
+    assert err.value.policy
+    time.sleep(0.2)
+    assert not [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]

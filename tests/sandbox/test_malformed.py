@@ -23,7 +23,7 @@ OWN = {
     "/kling/v1/videos/image2video": [{"prompt": "a fox", "image": 12}],
     f"/fal/{FAL_APP}": [{"prompt": "a fox", "duration": {"x": 1}}],
     "/atlascloud/api/v1/model/generateVideo": [{"model": {}, "prompt": "a fox"},
-                                               {"model": "kwaivgi/kling-v3.0/text-to-video",
+                                               {"model": "kwaivgi/kling-v3.0-std/text-to-video",
                                                 "prompt": "a fox", "duration": []}],
 }
 
