@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from cli import (
     batch,
+    capabilities,
     clips,
     crop,
     demo,
@@ -37,6 +38,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "batch": (batch.add_arguments, batch.run),
     "clips": (clips.add_arguments, clips.run),
     "limits": (limits.add_arguments, limits.run),
+    "capabilities": (capabilities.add_arguments, capabilities.run),
 }
 
 

@@ -2,7 +2,8 @@
 
 Callers decide by type, never by message: RateLimited waits for a slot; AccountError stops that
 account (CredentialsRefused: because its key was refused); Rejected (content policy) re-routes;
-InvalidRequest is our bug or the user's; Transient is retried within a deadline; JobFailed is
+InvalidRequest is our bug or the user's (CapabilityRefused: a capability the catalog claims,
+refused by the endpoint); Transient is retried within a deadline; JobFailed is
 the provider's failure of a paid job; Expired means the output URL is gone; SubmitUnknown means
 a paid submit may or may not have happened and the protocol gives no way to find out (fal) — it
 is recorded, never blindly re-sent. Messages never contain a credential.
@@ -40,6 +41,16 @@ class Rejected(ProviderError):
 
 class InvalidRequest(ProviderError):
     """Any other 4xx: the request itself is wrong."""
+
+
+class CapabilityRefused(InvalidRequest):
+    """The endpoint refused (HTTP 400, to the field that asks for it) a capability the catalog
+    claims for the model — Kling v3's video-extend, a 4K mode or size. Nothing was made, so
+    nothing is billed; the refusal is learned beside the journal and routed around."""
+
+    def __init__(self, message: str, *, capability: str, **kw):
+        super().__init__(message, **kw)
+        self.capability = capability
 
 
 class Transient(ProviderError):

@@ -19,6 +19,7 @@ from providers import http
 from providers.adapter import Adapter, Taken, nothing_taken
 from providers.errors import (
     AccountError,
+    CapabilityRefused,
     CredentialsRefused,
     InvalidRequest,
     JobFailed,
@@ -35,7 +36,9 @@ STATES = {"submitted": "queued", "processing": "running", "succeed": "succeeded"
 TOKEN_CODES = {1003, 1004}
 
 
-def raise_for(response: httpx.Response) -> None:
+def raise_for(response: httpx.Response, claimed: str | None = None) -> None:
+    """The envelope's code as an exception; `claimed` names the capability the request asks
+    for (extension, 4K), which a 400 with an invalid-parameter code refuses."""
     if response.status_code < 400:
         body = response.json()
         if body.get("code", 0) == 0:
@@ -57,7 +60,17 @@ def raise_for(response: httpx.Response) -> None:
         raise Rejected(message, status=status, code=str(code))
     if status >= 500 or 5000 <= code <= 5002 or status == 408:
         raise Transient(message, status=status, code=str(code))
+    if claimed and status == 400 and code in (1200, 1201):
+        raise CapabilityRefused(message, capability=claimed, status=status, code=str(code))
     raise InvalidRequest(message, status=status, code=str(code))
+
+
+def claimed_capability(request: SubmitRequest) -> str | None:
+    """What a request asks for that public references say Kling may refuse: video-extend
+    (documented for v1.x videos only) and the 4K mode."""
+    if request.mode == "extend":
+        return "extend"
+    return request.resolution if request.wire_params.get("mode") == "4k" else None
 
 
 class KlingNative(Adapter):
@@ -109,7 +122,7 @@ class KlingNative(Adapter):
             try:
                 response = await self.call("POST", f"/v1/videos/{family}", json=body)
                 if response.status_code < 500:
-                    raise_for(response)
+                    raise_for(response, claimed_capability(request))
                     return self.handle(response.json()["data"]["task_id"], family=family)
             except Transient:
                 pass

@@ -25,6 +25,7 @@ from providers import http
 from providers.adapter import Adapter, Taken
 from providers.errors import (
     AccountError,
+    CapabilityRefused,
     CredentialsRefused,
     Expired,
     InvalidRequest,
@@ -41,7 +42,9 @@ POLICY_CODES = {"policy", "moderation_blocked", "content_policy_violation"}
 ACCOUNT_CODES = {"insufficient_quota", "invalid_api_key", "account_deactivated"}
 
 
-def raise_for(response: httpx.Response) -> None:
+def raise_for(response: httpx.Response, claimed: dict[str, str] | None = None) -> None:
+    """The `{"error": ...}` envelope as an exception; `claimed` maps a request field to the
+    capability it asks for (`size` -> the resolution), which a 400 naming that field refuses."""
     if response.status_code < 400:
         return
     try:
@@ -62,6 +65,9 @@ def raise_for(response: httpx.Response) -> None:
         raise Rejected(message, status=status, code=code)
     if status == 408 or status >= 500:
         raise Transient(message, status=status, code=code)
+    param = error.get("param")
+    if claimed and status == 400 and param in claimed:
+        raise CapabilityRefused(message, capability=claimed[param], status=status, code=code)
     raise InvalidRequest(message, status=status, code=code)
 
 
@@ -101,7 +107,7 @@ class OpenAIVideos(Adapter):
             try:
                 response = await self._create(request)
                 if response.status_code < 500:
-                    raise_for(response)
+                    raise_for(response, {"size": request.resolution})
                     return self.handle(response.json()["id"])
             except Transient:
                 pass

@@ -134,6 +134,7 @@ def _evaluate(
     volume: int | None,
     exclude: dict[str, str],
     given_up: dict[str, str],
+    refused: dict[tuple[str, str], str],
 ) -> None:
     row, tier = option.row, option.tier
     endpoint = endpoints.get(row.protocol)
@@ -163,6 +164,9 @@ def _evaluate(
     if request.mode not in row.modes:
         option.reject("mode", f"no {request.mode} mode (has {', '.join(row.modes)})")
         return
+    if (row.id, request.mode) in refused:
+        option.reject("mode", refused[(row.id, request.mode)])
+        return
     if request.aspect_ratio != "auto" and request.aspect_ratio not in row.aspect_ratios:
         option.reject(
             "aspect_ratio",
@@ -171,6 +175,9 @@ def _evaluate(
         return
     if request.resolution not in row.wire:
         option.reject("resolution", f"no {request.resolution} (has {', '.join(row.wire)})")
+        return
+    if (row.id, request.resolution) in refused:
+        option.reject("resolution", refused[(row.id, request.resolution)])
         return
     try:
         if request.mode == "storyboard":
@@ -281,13 +288,16 @@ def plan(
     volume: int | None = None,
     exclude: dict[str, str] | None = None,
     given_up: dict[str, str] | None = None,
+    refused: dict[tuple[str, str], str] | None = None,
 ) -> RoutePlan:
     """Choose a model and tier for `request`, with costs, latency and every reason.
 
     `exclude` maps model ids to a reason they must not be used (the pre-flight content-policy
     check: a model whose provider would refuse the prompt is routed around, not paid for), and
     accounts (`provider:tier`) to why they cannot take more (a batch has used their credits);
-    `given_up` maps model ids to why this clip's fallbacks gave up on them."""
+    `given_up` maps model ids to why this clip's fallbacks gave up on them; `refused` maps
+    (model id, capability — a mode or a resolution) to why the endpoint is known to refuse it
+    (storage/capabilities.py)."""
     if volume is not None and volume <= 0:
         raise PlanError("volume", f"{volume} is not a number of clips a month", ["1 or more"])
     policy = request.policy
@@ -301,7 +311,7 @@ def plan(
     for option in options:
         _evaluate(option, request, now=now, named=named, subscriptions=subscriptions,
                   endpoints=endpoints, volume=volume, exclude=exclude or {},
-                  given_up=given_up or {})
+                  given_up=given_up or {}, refused=refused or {})
     eligible = [o for o in options if not o.stage]
     reasons: list[str] = []
     ranking = "cheapest" if named else policy

@@ -84,6 +84,10 @@ class Knobs(BaseModel):
     seed: int = 0
     shared_render: bool = Field(default=False, description="One encode per (s, size, flash).")
     sora_long_seconds: bool = Field(default=False, description="Accept seconds 16 and 20.")
+    kling_extend_v1_only: bool = Field(
+        default=False, description="Kling video-extend refuses (400, 1201) videos not made by "
+        "kling-v1, -v1-5 or -v1-6, as the public references say; off, it extends v3 as the "
+        "seed says.")
     api_keys: dict[str, str] = Field(
         default_factory=dict,
         description="Bearer/Key credential -> tier. Empty: any non-empty key, default tier.",

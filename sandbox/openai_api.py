@@ -33,7 +33,9 @@ from sandbox.wire import (
 MODELS = {"sora-2", "sora-2-pro", "sora-2-2025-10-06", "sora-2-pro-2025-10-06",
           "sora-2-2025-12-08"}
 SIZES = {"720x1280", "1280x720", "1024x1792", "1792x1024"}
-PRO_SIZES = SIZES | {"1920x1080", "1080x1920", "3840x2160", "2160x3840"}
+# the Videos guide adds 1080p for sora-2-pro; no source documents a 4K size (the seed's Sora 4K
+# is refused here as the API would, and the router learns it)
+PRO_SIZES = SIZES | {"1920x1080", "1080x1920"}
 STATUS = {"queued": "queued", "running": "in_progress", "succeeded": "completed",
           "failed": "failed", "cancelled": "failed"}
 

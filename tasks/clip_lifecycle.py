@@ -14,7 +14,7 @@ from prefect import get_run_logger, tags
 from prefect.utilities.annotations import quote
 
 from models import ClipRequest, ClipResult, JobHandle, RoutePlan, Shot, SubmitRequest
-from providers.errors import JobFailed
+from providers.errors import CapabilityRefused, JobFailed
 from providers.router import PlanError
 from storage.journal import new_record
 from storage.records import ClipJournal
@@ -27,7 +27,7 @@ from tasks.inspection import inspect_clip
 from tasks.parents import native_extension
 from tasks.prompts import PreparedPrompt, prepare_prompt
 from tasks.publishing import publish, reject
-from tasks.routing import plan_route
+from tasks.routing import plan_route, remember_refusal
 from tasks.runtime import Runtime
 from tasks.submission import submit_job
 
@@ -81,6 +81,13 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
         try:
             made = await make_clip(rt, request, decision, parent_video)
         except FALLBACK_ERRORS as err:
+            if isinstance(err, CapabilityRefused):
+                learned = remember_refusal(rt, decision, err)
+                logger.warning("learned: %s on %s: %s", decision.model, learned.capability,
+                               learned.says())
+                if request.mode == "extend":  # only the parent's model can continue natively
+                    rt.journal.note_attempt(request.clip_id, decision.model, learned.says())
+                    raise
             step = fallbacks.after(err, decision,
                                    rt.time_scale(rt.catalog.row(decision.model).protocol))
             if isinstance(step, Wait):

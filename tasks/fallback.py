@@ -7,11 +7,18 @@ from typing import NamedTuple
 
 from models import RoutePlan
 from providers.catalog import Catalog
-from providers.errors import AccountError, CredentialsRefused, JobFailed, RateLimited, Rejected
+from providers.errors import (
+    AccountError,
+    CapabilityRefused,
+    CredentialsRefused,
+    JobFailed,
+    RateLimited,
+    Rejected,
+)
 
 MAX_FAILURES_PER_MODEL = 2
 # what a fallback decides on; anything else fails the clip
-FALLBACK_ERRORS = (RateLimited, Rejected, AccountError, JobFailed)
+FALLBACK_ERRORS = (RateLimited, Rejected, AccountError, JobFailed, CapabilityRefused)
 
 
 class Wait(NamedTuple):
@@ -54,6 +61,8 @@ class Fallbacks:
             return FallBack("out of capacity past the request's wait budget", False)
         if isinstance(err, Rejected) or (isinstance(err, JobFailed) and err.policy):
             return FallBack(f"refused on content policy ({err})", False)
+        if isinstance(err, CapabilityRefused):
+            return FallBack(f"the endpoint refused {err.capability} ({err})", False)
         if isinstance(err, CredentialsRefused):
             return FallBack(f"the {plan.provider} key was refused ({err}): fix the key", True)
         if isinstance(err, AccountError):

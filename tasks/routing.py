@@ -1,5 +1,6 @@
 """plan_route: the router with this run's catalog, subscriptions, endpoints and exclusions
-(models ruled out by the prompt's content policy, or given up on by a fallback)."""
+(models ruled out by the prompt's content policy, or given up on by a fallback) and the
+capabilities its endpoints were found to refuse."""
 
 from datetime import UTC, datetime
 
@@ -7,7 +8,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models import ClipRequest, RoutePlan
+from providers.errors import CapabilityRefused
 from providers.router import parse_subscriptions, plan
+from storage.capabilities import Refusal
 from tasks.prompts import policy_exclusions
 from tasks.runtime import Runtime
 
@@ -19,7 +22,18 @@ def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = N
     return plan(request, rt.catalog, now=datetime.now(UTC),
                 subscriptions=parse_subscriptions(rt.settings.subscriptions, rt.catalog),
                 endpoints=rt.endpoints,
-                exclude=policy_exclusions(words, rt.catalog), given_up=excluded)
+                exclude=policy_exclusions(words, rt.catalog), given_up=excluded,
+                refused=rt.capabilities.refused_here(rt.endpoints))
+
+
+def remember_refusal(rt: Runtime, plan: RoutePlan, err: CapabilityRefused) -> Refusal:
+    """Keep what the endpoint refused, so no later plan on this home offers it there."""
+    endpoint = rt.endpoints[rt.catalog.row(plan.model).protocol]
+    refusal = Refusal(protocol=endpoint.protocol, kind=endpoint.kind,
+                      base_url=endpoint.base_url or "", model=plan.model,
+                      capability=err.capability, message=str(err))
+    rt.capabilities.learn(refusal)
+    return refusal
 
 
 @task(name="plan route", retries=0, cache_policy=NO_CACHE)

@@ -25,6 +25,7 @@ from providers.kling_native import KlingNative
 from providers.openai_videos import OpenAIVideos
 from settings import Settings, load_settings
 from storage.archive import Archive
+from storage.capabilities import Capabilities
 from storage.journal import Journal
 from storage.ledger import LedgerWriter
 from tasks import sandbox_launcher
@@ -62,10 +63,12 @@ class Runtime:
 
     def __init__(self, settings: Settings, catalog: Catalog, journal: Journal, archive: Archive,
                  ledger: LedgerWriter, endpoints: dict[Protocol, Endpoint],
-                 slots: ProviderSlots, *, run_id: str, replica: Archive | None = None,
+                 slots: ProviderSlots, *, run_id: str, capabilities: Capabilities,
+                 replica: Archive | None = None,
                  per_clip_ui: bool = True, before_submit: BeforeSubmit | None = None):
         fields = dict(settings=settings, catalog=catalog, journal=journal, archive=archive,
-                      replica=replica, ledger=ledger, endpoints=endpoints, slots=slots,
+                      capabilities=capabilities, replica=replica, ledger=ledger,
+                      endpoints=endpoints, slots=slots,
                       run_id=run_id, per_clip_ui=per_clip_ui, before_submit=before_submit,
                       # shared by every copy: one adapter per account, one waiter per echo
                       # signature in this process (tasks/submission.py)
@@ -76,6 +79,7 @@ class Runtime:
     settings: Settings
     catalog: Catalog
     journal: Journal
+    capabilities: Capabilities
     archive: Archive
     replica: Archive | None
     ledger: LedgerWriter
@@ -162,7 +166,7 @@ def build_runtime(run_id: str, settings: Settings | None = None, *,
     catalog = load_catalog(settings.catalog)
     return Runtime(
         settings=settings, catalog=catalog,
-        journal=Journal(home / "journal"),
+        journal=Journal(home / "journal"), capabilities=Capabilities(home / "capabilities"),
         archive=Archive(settings.archive_url, settings.archive_options),
         replica=Archive(settings.archive_replica, settings.archive_replica_options)
         if settings.archive_replica else None,

@@ -1,6 +1,7 @@
 """extend_clip: native extension of an archived clip, with lineage and one charge per step."""
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -82,3 +83,43 @@ def test_a_kling_clip_is_extended_to_60_seconds_by_a_chain_of_native_steps(home,
                if r["clip_id"] == child.clip_id and r["event_kind"] == "complete"]
     assert len(charges) == 10
     assert_reconciled(home, sandbox)
+
+
+def test_a_refused_native_extension_is_learned_and_continues_from_the_last_frame(home,
+                                                                                  sandbox,
+                                                                                  capsys):
+    """With the sandbox refusing Kling video-extend for v3 videos (the public references'
+    v1.x-only rule): the extension completes from the last frame, the refused attempt costs
+    nothing (the provider made nothing), the refusal is kept beside the journal, and a second
+    extension goes straight to the fallback with the learned reason in its plan — sending no
+    second video-extend."""
+    from cli.main import main
+    from storage.capabilities import Capabilities
+
+    sandbox.knobs(kling_extend_v1_only=True)
+    parent = asyncio.run(generate_clip(ClipRequest(
+        prompt=f"A tram in the rain {uuid.uuid4().hex[:6]}", duration=5, resolution="720p",
+        policy="kling-v3")))
+    paid_before = {r["job_id"] for r in sandbox.usage()}
+    child = asyncio.run(extend_clip(parent.clip_id, "the tram turns the corner", 5))
+    assert child.stitch_method == "remux" and child.seconds_delivered == pytest.approx(10.0)
+    new_jobs = {r["job_id"] for r in sandbox.usage()} - paid_before
+    assert new_jobs == set(Journal(home / "journal").read(child.scene_clip_ids[1]).job_ids)
+    learned = Capabilities(home / "capabilities").refusals()
+    assert [(r.model, r.capability) for r in learned] == [("kling-v3", "extend")]
+    assert "V1.0, V1.5 and V1.6" in learned[0].message
+    record = Journal(home / "journal").read(child.clip_id)
+    assert "extend refused" in record.plan.reasons[0]
+    assert [a.model for a in record.attempts] == ["kling-v3"]  # the refused send, noted
+
+    again = asyncio.run(extend_clip(parent.clip_id, "the tram waits at the square", 5))
+    assert again.seconds_delivered == pytest.approx(10.0)
+    second = Journal(home / "journal").read(again.clip_id)
+    assert "extend refused by" in second.plan.reasons[0]
+    assert second.attempts == []  # straight to the fallback: no video-extend was sent
+    assert_reconciled(home, sandbox)
+
+    assert main(["capabilities", "--json"]) == 0
+    assert [r["capability"] for r in json.loads(capsys.readouterr().out)] == ["extend"]
+    assert main(["capabilities", "--forget"]) == 0 and not Capabilities(
+        home / "capabilities").refusals()

@@ -261,3 +261,22 @@ def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
     # Prefect stores a link artifact as markdown: [name](uri)
     assert f"[{result.path.rsplit('/', 1)[-1]}](file://" in by_key[f"clip-{prefix}-file"].data
     assert "## Checks" in by_key[f"clip-{prefix}"].data
+
+
+def test_sora_4k_is_refused_as_the_api_refuses_it_and_learned(home, sandbox):
+    """OpenAI documents no 4K size, so the sandbox refuses 3840x2160 as the API would (400 on
+    `size`): the seed's Sora 4K is learned as refused, nothing is billed, and the next plan
+    says why without sending anything."""
+    from providers.router import PlanError
+    from storage.capabilities import Capabilities
+
+    paid = len(sandbox.usage())
+    with pytest.raises(PlanError, match="4k refused by"):
+        generate(prompt="A comet over a glacier", duration=4, resolution="4k", policy="sora-2")
+    assert len(sandbox.usage()) == paid
+    refusals = Capabilities(home / "capabilities").refusals()
+    assert [(r.model, r.capability) for r in refusals] == [("sora-2", "4k")]
+    sent = sandbox.stats().get("requests:openai", 0)
+    with pytest.raises(PlanError, match="4k refused by"):
+        generate(prompt="A comet over a glacier", duration=4, resolution="4k", policy="sora-2")
+    assert sandbox.stats().get("requests:openai", 0) == sent
