@@ -98,10 +98,11 @@ def _b64(width: int, height: int) -> str:
     return base64.b64encode(out.getvalue()).decode()
 
 
-def test_image2video_enforces_16_9_9_16_1_1_with_422(kling_http):
+def test_image2video_enforces_16_9_9_16_1_1_with_400_code_1201(kling_http):
+    """Code 1201 comes with HTTP 400 in Kling's error table, never 422."""
     bad = kling_http.post("/v1/videos/image2video", json={"image": _b64(1024, 768),
                                                           "prompt": "x"})
-    assert (bad.status_code, bad.json()["code"]) == (422, 1201)
+    assert (bad.status_code, bad.json()["code"]) == (400, 1201)
     ok = kling_http.post("/v1/videos/image2video", json={"image": _b64(720, 1280),
                                                          "prompt": "x", "mode": "std"})
     assert ok.status_code == 200
@@ -125,6 +126,33 @@ def test_image2video_enforces_16_9_9_16_1_1_with_422(kling_http):
 def test_invalid_parameters_are_400_code_1201(kling_http, body):
     response = kling_http.post("/v1/videos/text2video", json=body)
     assert (response.status_code, response.json()["code"]) == (400, 1201)
+
+
+def test_a_model_name_kling_does_not_document_is_not_found(kling_http):
+    """The documented model_name values only (provider-protocols.md §3.3): a typo is Kling's
+    404 code 1203 (resource not found), never a video."""
+    response = kling_http.post("/v1/videos/text2video", json={
+        "model_name": "kling-v9-ultra", "prompt": "a fox", "duration": "5"})
+    assert (response.status_code, response.json()["code"]) == (404, 1203)
+    assert "kling-v3" in response.json()["message"]
+
+
+def test_4k_is_asked_with_mode_4k_on_v3_and_a_resolution_field_means_nothing(kling_http):
+    four_k = kling_http.post("/v1/videos/text2video", json={
+        "model_name": "kling-v3", "prompt": "a fox", "duration": "3", "mode": "4k"})
+    assert four_k.status_code == 200
+    done = finished(kling_http, "text2video", four_k.json()["data"]["task_id"])["data"]
+    with av.open(io.BytesIO(httpx.get(done["task_result"]["videos"][0]["url"]).content)) as c:
+        assert c.streams.video[0].height == 2160
+    old = kling_http.post("/v1/videos/text2video", json={
+        "model_name": "kling-v1", "prompt": "a fox", "duration": "5", "mode": "4k"})
+    assert (old.status_code, old.json()["code"]) == (400, 1201)
+    spelled = kling_http.post("/v1/videos/text2video", json={
+        "model_name": "kling-v3", "prompt": "a fox", "duration": "3", "mode": "std",
+        "resolution": "4k"})
+    done = finished(kling_http, "text2video", spelled.json()["data"]["task_id"])["data"]
+    with av.open(io.BytesIO(httpx.get(done["task_result"]["videos"][0]["url"]).content)) as c:
+        assert c.streams.video[0].height == 720
 
 
 def test_multi_shot_storyboard_has_cuts_at_shot_boundaries(kling_http):
