@@ -95,7 +95,9 @@ class AtlasCloudAdapter(Adapter):
             return JobStatus(state="failed", message=str(data.get("error") or "failed"),
                              error_code=None if code is None else str(code),
                              policy=code in MODERATION_CODES)
-        return JobStatus(state="queued" if status in ("queued", "pending") else "running")
+        # `starting` is what AtlasCloud's own skill docs show right after a submit
+        return JobStatus(state="queued" if status in ("queued", "pending", "starting")
+                         else "running")
 
     async def _result(self, handle: JobHandle) -> RemoteVideo:
         data = await self._prediction(handle)

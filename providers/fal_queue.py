@@ -37,15 +37,21 @@ PLATFORM_URL = "https://api.fal.ai/v1"
 LISTING_MARGIN = timedelta(minutes=5)
 
 
-def raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
+def _detail(response: httpx.Response) -> tuple[Any, set[str]]:
+    """fal's `detail` (a string, or a list of `{loc, msg, type, ...}`) and the error types."""
     try:
         detail = response.json().get("detail")
-    except ValueError:
+    except (ValueError, AttributeError):
         detail = response.text[:200]
     kinds = {d.get("type") for d in detail if isinstance(d, dict)} if isinstance(
         detail, list) else set()
+    return detail, kinds
+
+
+def raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    detail, kinds = _detail(response)
     raise_by_status(response.status_code, f"fal {response.status_code}: {detail}",
                     policy=bool(kinds & POLICY_TYPES),
                     retry_after_s=http.retry_after_s(response))
@@ -106,8 +112,17 @@ class FalQueue(Adapter):
             return found
         raise_for(response)
         body = response.json()
-        return self.handle(body["request_id"], status_url=body["status_url"],
-                           response_url=body["response_url"], cancel_url=body["cancel_url"])
+        # the URLs are documented in the answer; one without them (the webhook example shows
+        # only the ids) is served at the app's own request path
+        urls = self.request_urls(request, body["request_id"])
+        return self.handle(body["request_id"], **{k: body.get(k, v) for k, v in urls.items()})
+
+    def request_urls(self, request: SubmitRequest, request_id: str) -> dict[str, str]:
+        """A request's status, result and cancel URLs, under its app's owner/name."""
+        app = "/".join(self.app_path(request).strip("/").split("/")[:2])
+        base = f"{self.base_url}/{app}/requests/{request_id}"
+        return {"status_url": base + "/status", "response_url": base,
+                "cancel_url": base + "/cancel"}
 
     async def recover(self, request: SubmitRequest, idempotency_key: str,
                       since: datetime, *, taken: Taken = nothing_taken) -> JobHandle | None:
@@ -136,9 +151,7 @@ class FalQueue(Adapter):
                                 "guessing which is ours")
         if not matches:
             return None
-        base = f"{self.base_url}/{'/'.join(endpoint.split('/')[:2])}/requests/{matches[0]}"
-        return self.handle(matches[0], status_url=base + "/status", response_url=base,
-                           cancel_url=base + "/cancel")
+        return self.handle(matches[0], **self.request_urls(request, matches[0]))
 
     async def _requests(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self._platform("/models/requests/by-endpoint", params)
@@ -186,6 +199,10 @@ class FalQueue(Adapter):
         if response.status_code >= 500 and response.headers.get("x-fal-error-type"):
             raise JobFailed(str(response.json().get("detail", "failed")),
                             code=response.headers["x-fal-error-type"])
+        if response.status_code == 422:  # input or policy errors surface here, on a job
+            detail, kinds = _detail(response)
+            raise JobFailed(f"fal 422: {detail}", policy=bool(kinds & POLICY_TYPES),
+                            status=422, code=next(iter(sorted(kinds)), None))
         raise_for(response)
         video = response.json()["video"]
         return RemoteVideo(url=video["url"])

@@ -277,7 +277,8 @@ class FalQueue:
             return JSONResponse({**body, "status": "IN_QUEUE",
                                  "queue_position": job.queue_position(now)}, status_code=202)
         log = [{"message": f"generating: {job.progress(now)}%", "level": "INFO",
-                "source": "user", "timestamp": self.sandbox.clock.now_dt().isoformat()}]
+                "source": "user", "timestamp": self.sandbox.clock.now_dt().isoformat(),
+                "labels": {}}]
         if state == "running":
             return JSONResponse({**body, "status": "IN_PROGRESS",
                                  "logs": log if logs else None}, status_code=202)

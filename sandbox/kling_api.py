@@ -130,7 +130,7 @@ class KlingNative:
                                     "url": parent.extra.get("url", ""),
                                     "duration": str(parent.total_seconds)}
         task: dict[str, Any] = {
-            "task_id": job.id, "task_status": STATUS[state],
+            "task_id": job.id, "task_status": STATUS[state], "task_status_msg": "",
             "task_info": info, "created_at": int(job.created_at * 1000),
             "updated_at": int(min(now, job.completes_at) * 1000),
         }

@@ -164,6 +164,9 @@ class OpenAIVideos:
                 return image_from_base64(url)
             raise _param("input_reference must be an uploaded image or a data URL",
                          "input_reference")
+        if isinstance(reference, str):  # a form field, not a file: the API's own words
+            raise _param("Invalid type for 'input_reference': expected a file, but got a "
+                         "string instead.", "input_reference", "invalid_type")
         return await image_from_upload(reference)
 
     async def retrieve(self, request: Request, account: str, tier: str) -> Response:
