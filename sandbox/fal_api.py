@@ -25,10 +25,11 @@ from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
 from sandbox.wire import body, guarded, image_from_base64
 
-ENDPOINT = re.compile(r"^v(?P<version>[\d.]+)(?:-turbo)?/(?P<variant>standard|pro|master)/"
-                      r"(?P<mode>text|image)-to-video$")
+# the Kling apps fal documents: v1.x-v3 (and turbo) standard/pro/master, v3's 4K, the o-series
+ENDPOINT = re.compile(r"^(?P<version>v[\d.]+(?:-turbo)?|o\d+)/"
+                      r"(?P<variant>standard|pro|master|4k)/(?P<mode>text|image)-to-video$")
 ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
-HEIGHTS = {"standard": 720, "pro": 1080, "master": 1080}
+HEIGHTS = {"standard": 720, "pro": 1080, "master": 1080, "4k": 2160}
 
 
 def error(err: SandboxError, detail: Any = None) -> JSONResponse:
@@ -139,7 +140,7 @@ class FalQueue:
         return JSONResponse(answer)
 
     def _arguments(self, match: re.Match, data: dict[str, Any]) -> dict[str, Any]:
-        v3 = match["version"].startswith(("3", "4"))
+        v3 = match["version"].startswith(("v3", "v4", "o"))
         allowed = {str(d) for d in range(3, 16)} if v3 else {"5", "10"}
         prompt, shots_in = data.get("prompt"), data.get("multi_prompt")
         if bool(prompt) == bool(shots_in):
@@ -178,10 +179,13 @@ class FalQueue:
         a, b = ASPECTS[aspect]
         width, height = ((round(short * a / b / 2) * 2, short) if a >= b
                          else (short, round(short * b / a / 2) * 2))
-        return {"model": f"kling-video/v{match['version']}/{match['variant']}",
+        sound = data.get("generate_audio", True)  # fal's Kling apps: on unless turned off
+        if not isinstance(sound, bool):
+            raise _invalid("generate_audio", "generate_audio must be true or false")
+        return {"model": f"kling-video/{match['version']}/{match['variant']}",
                 "kind": "generate", "prompt": prompt or shots[0].text, "shots": shots,
                 "seconds": seconds, "total_seconds": seconds, "width": width, "height": height,
-                "resolution": "720p" if short == 720 else "1080p"}
+                "resolution": {720: "720p", 1080: "1080p"}.get(short, "4k"), "audio": sound}
 
     @staticmethod
     def _image_aspect(data: dict[str, Any]) -> str:

@@ -56,6 +56,7 @@ class Job(BaseModel):
     failure_code: str | None = None
     failure_message: str | None = None
     flash: bool = False
+    audio: bool = False            # the clip has a soundtrack (asked for, or always made)
     expires_at: float
     cancelled_at: float | None = None
     deleted: bool = False
@@ -109,10 +110,13 @@ def latency_s(world: World, seconds: float, pixels: int, hour: int, rng: random.
 
 
 def usd(prices: ProtocolPrices, tier: str, resolution: str, seconds: float,
-        model: str = "") -> float:
+        model: str = "", audio: bool = False) -> float:
+    """What `seconds` cost: the model's own price (with sound, `<resolution>_audio`, where
+    the vendor prices sound apart), else the tier's."""
     for prefix, by_resolution in prices.models.items():
         if model.startswith(prefix) and resolution in by_resolution:
-            return by_resolution[resolution] * seconds
+            return by_resolution.get(f"{resolution}_audio" if audio else resolution,
+                                     by_resolution[resolution]) * seconds
     price = prices.tiers[tier]
     per_second = price.usd_per_second_4k if resolution == "4k" else price.usd_per_second
     return per_second * seconds
@@ -123,7 +127,8 @@ def charges_due(job: Job, now: float, prices: ProtocolPrices) -> list[dict]:
     rows = []
 
     def row(kind: str, at: float, share: float) -> dict:
-        amount = usd(prices, job.tier, job.resolution, job.seconds, job.model) * share
+        amount = usd(prices, job.tier, job.resolution, job.seconds, job.model,
+                     job.audio) * share
         return {"at": at, "account": job.account, "protocol": job.protocol, "tier": job.tier,
                 "job_id": job.id, "model": job.model, "kind": kind, "seconds": job.seconds,
                 "resolution": job.resolution, "usd": f"{amount:.6f}"}

@@ -153,7 +153,7 @@ class OpenAIVideos:
             kind="generate", prompt=prompt, shots=[Shot(text=prompt, seconds=seconds)],
             seconds=seconds, total_seconds=seconds, width=width, height=height,
             resolution=resolution_of(width, height), job_id="video_" + uuid.uuid4().hex,
-            policy_as_failure=True,
+            policy_as_failure=True, audio=True,  # Sora 2 always makes a soundtrack
         )
         return JSONResponse(self.video(job), headers=self.poll_headers())
 
@@ -249,7 +249,7 @@ class OpenAIVideos:
             kind="remix", prompt=prompt, shots=[Shot(text=prompt, seconds=source.seconds)],
             seconds=source.seconds, total_seconds=source.total_seconds, width=source.width,
             height=source.height, resolution=source.resolution, parent_id=source.id,
-            job_id="video_" + uuid.uuid4().hex, policy_as_failure=True,
+            job_id="video_" + uuid.uuid4().hex, policy_as_failure=True, audio=True,
         )
         return JSONResponse(self.video(job.model_copy(update={"parent_id": source.id})),
                             headers=self.poll_headers())
@@ -289,7 +289,7 @@ class OpenAIVideos:
             height=source["height"], resolution=resolution_of(source["width"],
                                                               source["height"]),
             parent_id=source["parent_id"], extra=source["extra"],
-            job_id="video_" + uuid.uuid4().hex, policy_as_failure=True,
+            job_id="video_" + uuid.uuid4().hex, policy_as_failure=True, audio=True,
         )
         return JSONResponse(self.video(job), headers=self.poll_headers())
 

@@ -4,7 +4,9 @@ Every frame shows the prompt's first words, the scene index and a frame counter 
 read, plus a machine-readable strip along the top edge (16 blocks: frame number; 8 blocks: scene
 index; 16x16 luma blocks, aligned to macroblocks) so a test can check continuity and cuts after
 H.264 compression. An extension remuxes its parent's packets unchanged and encodes only the new
-segment with the same encoder settings. A flash frame is a full-white last frame.
+segment with the same encoder settings. A flash frame is a full-white last frame. A clip that
+has sound (the request asked for it, or the model always makes it) carries an AAC soundtrack:
+a quiet 440 Hz tone, one second per second of video.
 
 Speed: each scene's frame is drawn once with Pillow and converted to YUV once; per frame only
 the counter strip and digits change (numpy), so encoding dominates (libx264 ultrafast).
@@ -27,6 +29,8 @@ SCENE_BITS = 8
 _X264 = {"preset": "ultrafast", "tune": "zerolatency", "crf": "30", "bframes": "0",
          "x264-params": "keyint=48:min-keyint=48:scenecut=0"}
 _DIGIT_CACHE: dict[int, dict[str, np.ndarray]] = {}
+RATE = 48000
+CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -120,38 +124,63 @@ def _frames(width: int, height: int, shots: list[Shot], first_frame: int, first_
             index += 1
 
 
+def _tone(seconds: float):
+    """The soundtrack: mono float frames of a quiet tone, `seconds` long."""
+    total = round(seconds * RATE)
+    for start in range(0, total, CHUNK):
+        t = (np.arange(start, min(start + CHUNK, total)) / RATE).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray((0.1 * np.sin(2 * np.pi * 440 * t)).reshape(1, -1),
+                                           format="fltp", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+        yield frame
+
+
 def _encode(out: Path, width: int, height: int, shots: list[Shot], first_frame: int,
-            first_scene: int, flash_last: bool) -> None:
+            first_scene: int, flash_last: bool, audio: bool = False) -> None:
     with av.open(str(out), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS, options=dict(_X264))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=RATE, layout="mono") if audio else None
         for frame in _frames(width, height, shots, first_frame, first_scene, flash_last):
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+        if sound is not None:
+            for chunk in _tone(sum(s.frames for s in shots) / FPS):
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
 
 
 def _concat(parts: list[Path], out: Path) -> None:
-    """Remux MP4s with identical codec settings into one, without re-encoding."""
+    """Remux MP4s with identical codec settings into one, without re-encoding; their
+    soundtracks too when every part has one."""
     sources = [av.open(str(p)) for p in parts]
     try:
         streams = [src.streams.video[0] for src in sources]
         extradata = {bytes(s.codec_context.extradata or b"") for s in streams}
         if len(extradata) != 1:
             raise ValueError("parts were encoded with different settings")
+        sounds = [src.streams.audio[0] for src in sources if src.streams.audio]
         with av.open(str(out), "w", format="mp4") as container:
-            target = container.add_stream_from_template(streams[0])
-            offset = 0
-            for source, stream in zip(sources, streams, strict=True):
-                end = offset
-                for packet in source.demux(stream):
+            targets = [container.add_stream_from_template(streams[0])]
+            tracks = [[s] for s in streams]
+            if len(sounds) == len(sources):
+                targets.append(container.add_stream_from_template(sounds[0]))
+                tracks = [[v, a] for v, a in zip(streams, sounds, strict=True)]
+            offsets = [0] * len(targets)  # per track, in its own time base
+            for inputs in tracks:
+                ends, shift = list(offsets), {}
+                for packet in inputs[0].container.demux(*inputs):
                     if packet.size == 0:
                         continue
-                    packet.pts += offset
-                    packet.dts += offset
-                    end = max(end, packet.pts + (packet.duration or 0))
-                    packet.stream = target
+                    track = inputs.index(packet.stream)
+                    # AAC starts with priming at a negative dts: it goes after the last end too
+                    shift.setdefault(track, offsets[track] - min(0, packet.dts))
+                    packet.pts += shift[track]
+                    packet.dts += shift[track]
+                    ends[track] = max(ends[track], packet.pts + (packet.duration or 0))
+                    packet.stream = targets[track]
                     container.mux(packet)
-                offset = end
+                offsets = ends
     finally:
         for source in sources:
             source.close()
@@ -171,17 +200,18 @@ def _tail(parent: Path) -> tuple[int, int, int, int]:
 
 
 def render(out: Path, width: int, height: int, shots: list[Shot], *, flash_last: bool = False,
-           parent: Path | None = None) -> Path:
-    """Write an MP4 at `out`, atomically. With a parent: its packets, then the new shots,
-    encoded at the parent's size with frame numbers and scene indexes continuing."""
+           parent: Path | None = None, audio: bool = False) -> Path:
+    """Write an MP4 at `out`, atomically, with a soundtrack when `audio`. With a parent: its
+    packets, then the new shots, encoded at the parent's size with frame numbers and scene
+    indexes continuing."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     if parent is None:
-        _encode(tmp, width, height, shots, 0, 0, flash_last)
+        _encode(tmp, width, height, shots, 0, 0, flash_last, audio)
     else:
         width, height, first_frame, first_scene = _tail(parent)
         segment = out.with_name(out.name + ".segment")
-        _encode(segment, width, height, shots, first_frame, first_scene, flash_last)
+        _encode(segment, width, height, shots, first_frame, first_scene, flash_last, audio)
         _concat([parent, segment], tmp)
         segment.unlink()
     tmp.replace(out)

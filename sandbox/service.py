@@ -88,7 +88,8 @@ class Sandbox:
                kind: str, prompt: str, shots: list[Shot], seconds: int, total_seconds: int,
                width: int, height: int, resolution: str, parent_id: str | None = None,
                external_id: str | None = None, job_id: str | None = None,
-               policy_as_failure: bool = False, extra: dict | None = None) -> Job:
+               policy_as_failure: bool = False, extra: dict | None = None,
+               audio: bool = False) -> Job:
         """Create a job, or refuse it before generation (nothing billed)."""
         self.check_account(account)
         world = self.world(protocol)
@@ -135,7 +136,7 @@ class Sandbox:
             external_id=external_id, created_at=now, started_at=started, requeued_at=requeued,
             restarted_at=restarted, completes_at=completes,
             outcome="failed" if fails else "succeeded", failure_code=code,
-            failure_message=message, flash=flash,
+            failure_message=message, flash=flash, audio=audio,
             expires_at=completes + self.scaled(self.prices[protocol].url_lifetime_s),
             extra=extra or {},
         )
@@ -187,13 +188,14 @@ class Sandbox:
         elif job.kind == "extend" and job.extra.get("parent_file"):
             parent = Path(job.extra["parent_file"])
         if self.knobs.shared_render:
-            key = {"shared": [job.total_seconds, job.actual_width, job.actual_height, job.flash]}
+            key = {"shared": [job.total_seconds, job.actual_width, job.actual_height, job.flash,
+                              job.audio]}
             shots = [media.Shot("shared render", job.total_seconds * media.FPS)]
             parent = None
         else:
             key = {"w": job.actual_width, "h": job.actual_height, "flash": job.flash,
                    "shots": [s.model_dump() for s in job.shots],
-                   "parent": parent.name if parent else None}
+                   "parent": parent.name if parent else None, "audio": job.audio}
             shots = [media.Shot(s.text, s.seconds * media.FPS) for s in job.shots]
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
         path = self.state / "renders" / f"{digest}.mp4"
@@ -202,7 +204,7 @@ class Sandbox:
         with lock:
             if not path.exists():
                 media.render(path, job.actual_width, job.actual_height, shots,
-                             flash_last=job.flash, parent=parent)
+                             flash_last=job.flash, parent=parent, audio=job.audio)
                 self.store.count("renders")
         return path
 
