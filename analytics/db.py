@@ -61,7 +61,7 @@ def _empty_ledger() -> str:
     """A typed empty relation with the ledger's columns, for a home with no charges yet."""
     from models import LEDGER_SCHEMA
 
-    types = {"string": "VARCHAR", "int64": "BIGINT", "double": "DOUBLE",
+    types = {"string": "VARCHAR", "bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE",
              "decimal128(18, 6)": "DECIMAL(18, 6)", "timestamp[us, tz=UTC]": "TIMESTAMPTZ"}
     columns = ", ".join(f"CAST(NULL AS {types[str(f.type)]}) AS {f.name}"
                         for f in LEDGER_SCHEMA)

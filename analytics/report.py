@@ -24,7 +24,8 @@ from providers.catalog import Catalog
 from providers.pricebook import cost_at_scale
 
 TABLES = ("spend_by_day", "unit_costs", "hidden_costs", "latency", "quality_rates",
-          "continuation_savings")
+          "continuation_savings", "price_drift")
+DRIFT_WARNING = Decimal("0.05")  # billed this much above the catalog's estimate: say so
 DEFAULT_WORKLOAD = Workload(clips_per_month=1000, seconds_per_clip=5, resolution="1080p",
                             measured=False)
 
@@ -76,7 +77,16 @@ def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "
     return Report(generated_at=now, period=period, since=since, tables=tables,
                   advice=advise(catalog, workload, now=now),
                   budget=budget(con, now, budget_usd),
-                  scale=[r.model_dump() for r in cost_at_scale(catalog)])
+                  scale=[r.model_dump() for r in cost_at_scale(catalog)],
+                  warnings=drift_warnings(tables["price_drift"]))
+
+
+def drift_warnings(rows: list[dict]) -> list[str]:
+    """A model and tier the provider billed more than 5% above the catalog's prices."""
+    return [f"{r['model']} {r['tier']}: billed ${r['billed_usd']:.2f} against an estimate of "
+            f"${r['estimated_usd']:.2f} ({Decimal(r['drift']) * 100:+.1f}%): the catalog's "
+            "price is out of date; the budget guard now uses the billed rate"
+            for r in rows if r["drift"] is not None and Decimal(r["drift"]) > DRIFT_WARNING]
 
 
 def _svg(fig) -> str:

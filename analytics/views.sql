@@ -93,3 +93,15 @@ FROM (
     FROM ledger l LEFT JOIN clips c USING (clip_id)
     WHERE l.charge_kind = 'generation' AND l.mode IN ('extend', 'storyboard')
 ) GROUP BY ALL ORDER BY model, mode;
+
+-- what the catalog's prices estimated against what the provider billed, per model and tier:
+-- every ledger charge is priced from the catalog except `reconciled` rows, which are what the
+-- provider's own bill shows beyond them (tasks/reconciling.py)
+CREATE OR REPLACE VIEW price_drift AS
+SELECT provider, model, tier,
+       sum(cost_usd) FILTER (WHERE charge_kind <> 'reconciled') AS estimated_usd,
+       sum(cost_usd) AS billed_usd,
+       sum(cost_usd) / nullif(sum(cost_usd) FILTER (WHERE charge_kind <> 'reconciled'), 0) - 1
+           AS drift
+FROM ledger WHERE charge_kind <> 'none'
+GROUP BY ALL HAVING sum(cost_usd) > 0 ORDER BY provider, model, tier;

@@ -22,6 +22,7 @@ _FLAGS = {
     "duration": "duration",
     "resolution": "resolution",
     "aspect": "aspect_ratio",
+    "audio": "audio",
     "image": "image",
     "source_clip": "source_clip",
     "camera": "camera",
@@ -40,6 +41,8 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", help="seconds of output")
     parser.add_argument("--resolution", help=" | ".join(RESOLUTIONS))
     parser.add_argument("--aspect", help=" | ".join(ASPECT_RATIOS))
+    parser.add_argument("--audio", action="store_true", default=None,
+                        help="a soundtrack with the video (priced where the vendor prices it)")
     parser.add_argument("--image", help="input image file (image mode): JPEG, PNG, WebP or HEIC")
     parser.add_argument("--focus", help="X,Y fractions to keep inside the crop")
     parser.add_argument("--source-clip", help="clip id to extend (extend mode)")

@@ -32,6 +32,7 @@ class Inspection(BaseModel):
     last_luma: float
     neighbour_luma: float
     flash_frame: bool
+    audio: bool = Field(default=False, description="The file has a soundtrack.")
 
     @property
     def size(self) -> str:
@@ -49,6 +50,10 @@ class Trim(BaseModel):
     too_long: bool = Field(default=False, description="Cut to the length asked.")
     kept_s: float | None = Field(
         default=None, description="Seconds the trimmed copy keeps (None before it was kept).")
+    audio_removed: bool = Field(
+        default=False, description="The copy has the original's soundtrack removed.")
+    audio_mismatch: str | None = Field(
+        default=None, description="How the soundtrack differs from what was asked, if it does.")
 
 
 class ClipResult(BaseModel):
@@ -64,6 +69,7 @@ class ClipResult(BaseModel):
     resolution_actual: str
     downgraded: bool
     flash_frame: bool
+    audio: bool = Field(default=False, description="The published copy has a soundtrack.")
     cost_usd: float = Field(description="Every charge of this clip, from the ledger.")
     job_ids: list[str]
     scene_clip_ids: list[str] = Field(

@@ -69,6 +69,8 @@ class SubmitRequest(BaseModel):
         default_factory=dict, description="Fields the catalog row adds for this resolution."
     )
     size: str | None = Field(default=None, description="Exact size for size-enum wires.")
+    audio: bool = Field(default=False, description="A soundtrack asked for (sent where the "
+                        "protocol takes it: fal's generate_audio).")
     image: bytes | None = Field(default=None, description="The prepared input image.")
     image_type: str = Field(default="image/png", description="MIME type of the image.")
     camera_control: dict | None = Field(default=None, description="Kling camera control.")

@@ -26,6 +26,7 @@ ChargeKind = Literal["generation", "failed_generation", "requeue", "storage", "r
 
 _ARROW_TYPES: dict[type, pa.DataType] = {
     str: pa.string(),
+    bool: pa.bool_(),
     int: pa.int64(),
     float: pa.float64(),
     Decimal: pa.decimal128(18, 6),
@@ -55,6 +56,7 @@ class LedgerRow(BaseModel):
     seconds_delivered: float | None = Field(default=None, description="Seconds measured.")
     resolution_asked: Resolution | None = Field(default=None, description="Resolution asked.")
     resolution_actual: str | None = Field(default=None, description="Measured frame size.")
+    audio: bool | None = Field(default=None, description="A soundtrack was asked for.")
     queued_s: float | None = Field(default=None, description="Time in the provider's queue.")
     running_s: float | None = Field(default=None, description="Time generating.")
     detection_delay_s: float | None = Field(

@@ -65,6 +65,7 @@ class RoutePlan(BaseModel):
     resolution: Resolution = Field(description="Resolution asked for.")
     aspect_ratio: str = Field(description="Aspect ratio sent (auto resolved later from the image).")
     seconds_asked: float = Field(description="Seconds the request asked for.")
+    audio: bool = Field(default=False, description="A soundtrack was asked for.")
     seconds_billed: int = Field(description="Seconds the wire bills (after snapping).")
     steps: list[GenerationStep] = Field(description="Paid generations, in order.")
     storyboard: Literal["native", "emulated"] | None = Field(

@@ -96,6 +96,9 @@ class ClipRequest(BaseModel):
     resolution: Resolution = Field(
         default="1080p", description="Output resolution: 720p, 1080p or 4k.", examples=["1080p"]
     )
+    audio: bool = Field(
+        default=False, description="A soundtrack with the video. Off: a model that always "
+        "makes one has its track removed from the published copy (the original is kept).")
     aspect_ratio: AspectRatio = Field(
         default="16:9",
         description="16:9, 9:16, 1:1, or auto (nearest to the input image).",
@@ -218,13 +221,15 @@ class ClipRequest(BaseModel):
         return {"clip_id": self.clip_id, "parent_clip_id": self.source_clip,
                 "storyboard_id": self.storyboard_id, "batch_id": self.batch_id,
                 "mode": self.mode, "seconds_asked": self.seconds,
-                "resolution_asked": self.resolution}
+                "resolution_asked": self.resolution, "audio": self.audio}
 
     @property
     def clip_id(self) -> str:
         """The idempotency key: sha256 of the normalised request and its take."""
         # with the image's checksum known, where the file lies is not part of what is made
         exclude = _EXECUTION_ONLY | ({"image"} if self.image_sha256 else set())
+        if not self.audio:  # the clips asked for before audio was a field keep their ids
+            exclude |= {"audio"}
         content = self.model_dump(mode="json", exclude=exclude)
         blob = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -41,6 +41,10 @@ class Sourced(BaseModel):
         return self
 
 
+# whether a model's videos have a soundtrack: never, on request, or always
+Audio = Literal["none", "optional", "always"]
+
+
 class WireSpelling(BaseModel):
     """How one resolution is spelled on the wire."""
 
@@ -125,7 +129,13 @@ class Tier(Sourced):
     monthly_credits: int | None = Field(default=None, ge=0)
     credits_per_second: float | None = Field(default=None, gt=0)
 
-    def price(self, resolution: Resolution) -> Decimal:
+    audio_prices: dict[Resolution, Decimal] = Field(
+        default_factory=dict, description="Per-second price with a soundtrack, where the "
+        "vendor prices sound apart (fal's Kling apps).")
+
+    def price(self, resolution: Resolution, audio: bool = False) -> Decimal:
+        if audio and resolution in self.audio_prices:
+            return self.audio_prices[resolution]
         return self.resolution_prices.get(resolution, self.price_per_second)
 
     @property
@@ -157,11 +167,19 @@ class ModelRow(Sourced):
     flash_frame_rate: float = Field(ge=0, le=1)
     sunset: date | None = None
     wire: dict[Resolution, WireSpelling] = Field(min_length=1)
+    audio: Audio = Field(
+        description="none: silent video only; optional: a soundtrack on request (sent on the "
+        "wire, priced apart where the vendor does); always: every video has one.")
     image: ImageRules
     charges: Charges
     latency: LatencyPrior
     quality: Quality
     tier: tuple[Tier, ...] = Field(min_length=1)
+
+    def sound_priced(self, asked: bool) -> bool:
+        """Whether a request's soundtrack is priced as one: asked for, on a model that makes
+        it on request (one that always makes it has it in its price)."""
+        return asked and self.audio == "optional"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -177,6 +195,9 @@ class ModelRow(Sourced):
                 raise ValueError(f"tier {tier.name}: max_resolution has no wire spelling")
             if not set(tier.resolution_prices) <= set(self.wire):
                 raise ValueError(f"tier {tier.name}: resolution_prices names an unknown size")
+            if tier.audio_prices and self.audio != "optional":
+                raise ValueError(f"tier {tier.name}: audio_prices on a model whose audio is "
+                                 f"{self.audio}")
         sized = [bool(w.sizes) for w in self.wire.values()]
         if any(sized) and not all(sized):
             raise ValueError("wire sizes must be given for every resolution or for none")

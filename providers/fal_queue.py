@@ -68,7 +68,10 @@ class FalQueue(Adapter):
         return {"Authorization": f"Key {self.credential.key.get_secret_value()}"}
 
     def arguments(self, request: SubmitRequest) -> dict[str, Any]:
-        args: dict[str, Any] = {"aspect_ratio": request.aspect_ratio}
+        """The app's input. `generate_audio` always goes explicitly: fal's Kling apps make
+        (and bill) a soundtrack unless told not to."""
+        args: dict[str, Any] = {"aspect_ratio": request.aspect_ratio,
+                                "generate_audio": request.audio}
         if request.mode == "storyboard":
             args["multi_prompt"] = [{"prompt": s.prompt, "duration": str(s.seconds)}
                                     for s in request.shots]

@@ -22,19 +22,23 @@ def _dec(value: float | int | Decimal) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def clip_cost(tier: Tier, resolution: Resolution, billed_seconds: float) -> Decimal:
-    """A finished clip (or an extension: bill only the seconds it adds)."""
-    return tier.price(resolution) * _dec(billed_seconds)
+def clip_cost(tier: Tier, resolution: Resolution, billed_seconds: float,
+              audio: bool = False) -> Decimal:
+    """A finished clip (or an extension: bill only the seconds it adds); `audio`: with the
+    soundtrack a model makes on request."""
+    return tier.price(resolution, audio) * _dec(billed_seconds)
 
 
-def failed_charge(row: ModelRow, tier: Tier, resolution: Resolution, seconds: float) -> Decimal:
+def failed_charge(row: ModelRow, tier: Tier, resolution: Resolution, seconds: float,
+                  audio: bool = False) -> Decimal:
     """A failed generation: Kling bills 20% of the full clip, Sora nothing."""
-    return row.charges.failed_fraction * clip_cost(tier, resolution, seconds)
+    return row.charges.failed_fraction * clip_cost(tier, resolution, seconds, audio)
 
 
-def requeue_charge(row: ModelRow, tier: Tier, resolution: Resolution, seconds: float) -> Decimal:
+def requeue_charge(row: ModelRow, tier: Tier, resolution: Resolution, seconds: float,
+                   audio: bool = False) -> Decimal:
     """A job the provider put back in its queue on timeout: billed again."""
-    return row.charges.requeue_fraction * clip_cost(tier, resolution, seconds)
+    return row.charges.requeue_fraction * clip_cost(tier, resolution, seconds, audio)
 
 
 def storage_charge(row: ModelRow, gigabytes: float, hosted_days: float) -> Decimal:

@@ -38,6 +38,7 @@ _STAGES = (
     "sunset",
     "content_policy",
     "mode",
+    "audio",
     "aspect_ratio",
     "resolution",
     "duration",
@@ -167,6 +168,9 @@ def _evaluate(
     if (row.id, request.mode) in refused:
         option.reject("mode", refused[(row.id, request.mode)])
         return
+    if request.audio and row.audio == "none":
+        option.reject("audio", "makes no soundtrack")
+        return
     if request.aspect_ratio != "auto" and request.aspect_ratio not in row.aspect_ratios:
         option.reject(
             "aspect_ratio",
@@ -197,7 +201,8 @@ def _evaluate(
             f"this needs {option.billed * (volume or 1)} s"
         )
         return
-    option.cost = clip_cost(tier, request.resolution, option.billed)
+    option.cost = clip_cost(tier, request.resolution, option.billed,
+                            row.sound_priced(request.audio))
     estimates = [latency.estimate(row.latency, s.seconds, request.resolution, now)
                  for s in option.steps]
     transitions = len(request.scenes) - 1 if option.storyboard == "emulated" else 0
@@ -269,6 +274,10 @@ def _no_plan(
         return PlanError("mode", f"{subject} make mode {request.mode}", allowed)
     if stage == "content_policy":
         return PlanError("prompt", f"{subject} take this prompt: {detail}")
+    if stage == "audio":
+        makers = sorted(row.id for row in live if row.audio != "none")
+        return PlanError("audio", f"{subject} make a soundtrack: {detail}; the models that "
+                         f"do: {', '.join(makers)}", ["false"])
     if stage == "given_up":
         return NoModelLeft(f"{subject} make this clip any more: {detail}; fix the account or key "
                            "named, then run the same command again (nothing paid is lost)")
@@ -405,6 +414,12 @@ def _to_plan(
                        f"{high * transitions:g} s")
     if row.sunset is not None:
         reasons.append(f"sunset on {row.sunset}; used because named, on the sandbox")
+    if row.sound_priced(request.audio) and request.resolution in tier.audio_prices:
+        reasons.append(f"with a soundtrack at ${tier.price(request.resolution, True)}/s "
+                       f"(${tier.price(request.resolution)}/s without)")
+    elif row.audio == "always" and not request.audio:
+        reasons.append(f"{row.name} always makes a soundtrack: it is removed from the "
+                       "published copy (the archived original keeps it)")
     if "price_per_second" in tier.assumed:
         reasons.append(f"price assumed: {tier.source}")
     chosen_monthly = monthly(tier, chosen.cost, volume) if volume else None
@@ -421,6 +436,7 @@ def _to_plan(
         resolution=request.resolution,
         aspect_ratio=request.aspect_ratio,
         seconds_asked=request.seconds,
+        audio=request.audio,
         seconds_billed=chosen.billed,
         steps=chosen.steps,
         storyboard=chosen.storyboard,  # type: ignore[arg-type]

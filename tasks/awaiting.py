@@ -42,7 +42,8 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
 
     def requeued() -> None:
         charge(rt, request, plan, index, "requeue",
-               requeue_charge(row, tier, request.resolution, seconds), "requeue")
+               requeue_charge(row, tier, request.resolution, seconds,
+                              row.sound_priced(request.audio)), "requeue")
 
     def seen(status: JobStatus, done: float) -> None:
         if states and states[-1] == "running" and status.state == "queued":
@@ -66,10 +67,11 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
             requeued()
     if outcome.state == "succeeded":
         charge(rt, request, plan, index, "complete",
-               clip_cost(tier, request.resolution, seconds), "generation", **timing)
+               clip_cost(tier, request.resolution, seconds, row.sound_priced(request.audio)),
+               "generation", **timing)
     elif outcome.state == "failed":
         cost = Decimal(0) if outcome.status.policy else failed_charge(
-            row, tier, request.resolution, seconds)
+            row, tier, request.resolution, seconds, row.sound_priced(request.audio))
         charge(rt, request, plan, index, "fail", cost, "failed_generation", **timing)
     rt.journal.finish_step(request.clip_id, index, outcome.state, outcome.status.message)
     return outcome

@@ -2,16 +2,19 @@
 serve named (the batch stops there). A credit-limited account (Kling Free: 66 s a month) takes
 rows in manifest order until its credits are used; later rows are routed elsewhere, saying why —
 each row alone would fit, so the router cannot see it, and the provider would refuse them
-mid-batch."""
+mid-batch. Where the provider has billed a model and tier above the catalog's price (the
+report's price drift), that row's estimate is raised to the billed rate: the budget guard
+counts the larger of the two."""
 
 from decimal import Decimal
 
 from pydantic import BaseModel
 
-from models import RoutePlan
+from models import RoutePlan, usd_text
 from models.batch import Manifest, ManifestRow
 from providers.router import PlanError
 from tasks.manifest import ManifestError
+from tasks.reporting import known_drift
 from tasks.routing import route
 from tasks.runtime import Runtime
 
@@ -44,6 +47,7 @@ def plan_manifest(rt: Runtime, manifest: Manifest) -> BatchPlan:
 
 def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
     plans, problems = {}, []
+    drift = known_drift(rt.settings)
     used: dict[str, float] = {}
     full: dict[str, str] = {}
     for item in rows:
@@ -57,9 +61,20 @@ def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
                 full[decision.account] = (f"its {tier.monthly_credits} credits a month "
                                           f"({cap:g} s) are taken by earlier rows of this batch")
             used[decision.account] = used.get(decision.account, 0) + decision.seconds_billed
-            plans[item.request.clip_id] = decision
+            plans[item.request.clip_id] = at_billed_rate(decision, drift)
         except PlanError as err:
             problems.append((f"row {item.row}: {err.field}", err.message))
     if problems:
         raise ManifestError(problems[0][0], problems[0][1], problems=problems[:20])
     return plans
+
+
+def at_billed_rate(plan: RoutePlan, drift: dict[tuple[str, str], Decimal]) -> RoutePlan:
+    """The plan with its estimate raised by the drift its model and tier have shown."""
+    above = drift.get((plan.model, plan.tier))
+    if not above:
+        return plan
+    raised = (Decimal(plan.cost_usd) * (1 + above)).quantize(Decimal("0.000001"))
+    return plan.model_copy(update={"cost_usd": raised, "reasons": [*plan.reasons, (
+        f"estimate raised {above:.1%} to {usd_text(raised)}: the provider has billed "
+        f"{plan.model} {plan.tier} that much above the catalog's price")]})

@@ -141,7 +141,8 @@ async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
             negative_prompt=prepared.negative_prompt, seconds=step.seconds,
             resolution=request.resolution, aspect_ratio=aspect,
             wire_params=row.wire[request.resolution].params,
-            size=row.wire[request.resolution].sizes.get(aspect), image=image,
+            size=row.wire[request.resolution].sizes.get(aspect), audio=request.audio,
+            image=image,
             image_type="image/jpeg", camera_control=prepared.camera_control, shots=shots,
             parent_video_id=parent_video if mode == "extend" else None)
         async with rt.slots.slot(decision.concurrency_key):
@@ -167,7 +168,11 @@ async def _finish(rt: Runtime, request: ClipRequest, decision: RoutePlan, made: 
     """Archive, inspect, check the delivered size against the downgrade policy, publish."""
     archived = await archive_output(rt, quote(request), quote(decision),
                                     len(decision.steps) - 1, made.handle)
-    inspection, trimmed = await inspect_clip(rt, quote(request), archived, expected)
+    sound = rt.catalog.row(decision.model).audio
+    inspection, trimmed = await inspect_clip(rt, quote(request), archived, expected, sound)
+    if trimmed.audio_mismatch:
+        get_run_logger().warning("clip %s: %s (%s makes audio: %s)", request.clip_id[:12],
+                                 trimmed.audio_mismatch, decision.model, sound)
     asked = asked_size(request.resolution, made.aspect)
     downgraded = min(inspection.width, inspection.height) < min(asked)
     if downgraded and request.downgrade == "fail":

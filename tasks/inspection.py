@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models import Archived, ClipRequest, Inspection, Trim
+from providers.catalog import Audio
 from storage.archive import AlreadyArchived
 from tasks.runtime import Runtime
 
@@ -51,33 +52,54 @@ def inspect_file(source: str | Path | BinaryIO) -> Inspection:
             seconds=round(seconds, 4), frames=round(seconds * float(rate)),
             width=context.width, height=context.height, fps=float(rate), codec=context.name,
             b_frames=bool(getattr(context, "has_b_frames", 0)), last_luma=last_luma,
-            neighbour_luma=reference, flash_frame=abs(last_luma - reference) > FLASH_JUMP)
+            neighbour_luma=reference, flash_frame=abs(last_luma - reference) > FLASH_JUMP,
+            audio=bool(container.streams.audio))
 
 
-def trim(source: str | Path | BinaryIO, sink: BinaryIO, seconds: float, *, b_frames: bool
-         ) -> str:
-    """Keep the first `seconds` of `source`; 'remux' or 're-encode', as it had to."""
+def trim(source: str | Path | BinaryIO, sink: BinaryIO, seconds: float, *, b_frames: bool,
+         audio: bool = True) -> str:
+    """Keep the first `seconds` of `source`, its soundtrack too unless `audio` is False;
+    'remux' or 're-encode' (the video), as it had to. Sound is always remuxed."""
     with av.open(_openable(source)) as src:
         stream = src.streams.video[0]
-        cut = seconds / float(stream.time_base) - 0.5
+        sound = src.streams.audio[0] if audio and src.streams.audio else None
         with av.open(sink, "w", format="mp4") as out:
             if not b_frames:
                 target = out.add_stream_from_template(stream)
-                for packet in src.demux(stream):
-                    if packet.size and packet.pts is not None and packet.pts < cut:
-                        packet.stream = target
-                        out.mux(packet)
+                _copy(src, out, [(stream, target), *_sound_track(out, sound)], seconds)
                 return "remux"
             target = out.add_stream("libx264", rate=stream.average_rate or 24)
             target.width, target.height = stream.codec_context.width, \
                 stream.codec_context.height
             target.pix_fmt = "yuv420p"
+            tracks = _sound_track(out, sound)
+            cut = seconds / float(stream.time_base) - 0.5
             for frame in src.decode(stream):
                 if frame.pts is not None and frame.pts < cut:
                     frame.pict_type = av.video.frame.PictureType.NONE
                     out.mux(target.encode(frame))
             out.mux(target.encode(None))
+            if tracks:
+                src.seek(0)
+                _copy(src, out, tracks, seconds)
             return "re-encode"
+
+
+def _sound_track(out: av.container.OutputContainer, sound: av.audio.AudioStream | None
+                 ) -> list[tuple[av.stream.Stream, av.stream.Stream]]:
+    return [(sound, out.add_stream_from_template(sound))] if sound is not None else []
+
+
+def _copy(src: av.container.InputContainer, out: av.container.OutputContainer,
+          tracks: list[tuple[av.stream.Stream, av.stream.Stream]], seconds: float) -> None:
+    """Remux the packets of each (input, output) stream pair that start before `seconds`."""
+    targets = {source.index: (target, seconds / float(source.time_base) - 0.5)
+               for source, target in tracks}
+    for packet in src.demux(*(source for source, _ in tracks)):
+        target, cut = targets[packet.stream.index]
+        if packet.size and packet.pts is not None and packet.pts < cut:
+            packet.stream = target
+            out.mux(packet)
 
 
 def _openable(source: str | Path | BinaryIO) -> str | BinaryIO:
@@ -85,15 +107,26 @@ def _openable(source: str | Path | BinaryIO) -> str | BinaryIO:
 
 
 def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
-                     expected_seconds: float | None = None) -> tuple[Inspection, Trim]:
-    """Inspect the original; write a trimmed copy when a flash frame or extra seconds call for
-    it (an extension is expected to be parent + added)."""
+                     expected_seconds: float | None = None,
+                     sound: Audio = "none") -> tuple[Inspection, Trim]:
+    """Inspect the original; write a trimmed copy when a flash frame, extra seconds or a
+    soundtrack nobody asked for call for it (an extension is expected to be parent + added).
+    `sound`: the model's audio (none, optional, always): a soundtrack is expected when asked
+    for or always made, and one always made but not asked for leaves the published copy."""
     expected = request.seconds if expected_seconds is None else expected_seconds
     started = time.monotonic()
     with rt.archive.reading(archived.path) as source:
         found = inspect_file(source)
     keep = found.seconds
     outcome = Trim()
+    strip = found.audio and sound == "always" and not request.audio
+    if found.audio != (request.audio or sound == "always"):
+        outcome.audio_mismatch = ("a soundtrack was asked for and none was delivered"
+                                  if request.audio else "a soundtrack nobody asked for")
+    if strip:
+        outcome.audio_mismatch = None  # expected: it is removed as the request says
+        outcome.audio_removed = True
+        outcome.trim_reasons.append("soundtrack removed: audio was not asked for")
     if found.flash_frame:
         keep -= 1 / found.fps
         outcome.trim_reasons.append("flash frame on the last frame")
@@ -109,7 +142,8 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
             try:
                 with rt.archive.writing(trimmed) as sink, \
                         rt.archive.reading(archived.path) as source:
-                    outcome.trim_method = trim(source, sink, keep, b_frames=found.b_frames)
+                    outcome.trim_method = trim(source, sink, keep, b_frames=found.b_frames,
+                                               audio=not strip)
             except AlreadyArchived:
                 pass
         outcome.trimmed_path = trimmed
@@ -120,6 +154,8 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
 
 @task(name="inspect clip", retries=0, cache_policy=NO_CACHE)
 async def inspect_clip(rt: Runtime, request: ClipRequest, archived: Archived,
-                       expected_seconds: float) -> tuple[Inspection, Trim]:
+                       expected_seconds: float, sound: Audio = "none"
+                       ) -> tuple[Inspection, Trim]:
     """CPU work, in a thread: the event loop keeps polling other jobs."""
-    return await asyncio.to_thread(inspect_and_trim, rt, request, archived, expected_seconds)
+    return await asyncio.to_thread(inspect_and_trim, rt, request, archived, expected_seconds,
+                                   sound)

@@ -42,6 +42,7 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
         sha256=archived.sha256, trimmed_path=trimmed.trimmed_path,
         seconds_delivered=inspection.seconds, resolution_actual=inspection.size,
         downgraded=downgraded, flash_frame=inspection.flash_frame,
+        audio=inspection.audio and not trimmed.audio_removed,
         cost_usd=float(record.spent_usd), job_ids=job_ids)
     sidecar = rt.archive.beside(archived.path, ".json")
     if not rt.archive.exists(sidecar):

@@ -29,6 +29,19 @@ def paths(settings: Settings) -> tuple[Path, str]:
     return home / "analytics.duckdb", str(home / "ledger")
 
 
+def known_drift(settings: Settings) -> dict[tuple[str, str], Decimal]:
+    """(model, tier) -> how far above the catalog's estimate the provider billed, where it
+    did (from the ledger's reconciled charges); empty with no ledger yet."""
+    database, ledger = paths(settings)
+    if not Path(ledger).is_dir():
+        return {}
+    db.build(database, ledger)
+    with db.connect(database, ledger) as con:
+        rows = con.execute("SELECT model, tier, drift FROM price_drift WHERE drift > 0"
+                           ).fetchall()
+    return {(model, tier): Decimal(str(drift)) for model, tier, drift in rows}
+
+
 def make_report(settings: Settings, *, period: str = "month", budget_usd: Decimal | None = None,
                 now: datetime | None = None) -> Report:
     database, ledger = paths(settings)

@@ -166,3 +166,18 @@ def test_storyboard_mistakes_exit_2_before_anything_is_paid(capsys, tmp_path, sc
     board.write_text(json.dumps({"scenes": scenes, "resolution": "720p"}))
     code, body = run_json(capsys, "storyboard", str(board))
     assert code == 2 and body["error"]["field"] == field
+
+
+def test_plan_with_audio_costs_fal_s_audio_price_and_a_silent_model_refuses_it(capsys):
+    """fal prices Kling v3 with sound apart: --audio costs more than the same plan without;
+    a model that makes no soundtrack is refused for it, naming the field."""
+    asked = ["plan", "--prompt", "A heron lifts off", "--duration", "5", "--resolution",
+             "720p", "--policy", "kling-v3-fal"]
+    _, silent = run_json(capsys, *asked)
+    _, sound = run_json(capsys, *asked, "--audio")
+    assert (silent["cost_usd"], sound["cost_usd"]) == (0.42, 0.63)
+    assert sound["audio"] and any("soundtrack at $0.126/s" in r for r in sound["reasons"])
+    assert silent["clip_id"] != sound["clip_id"]
+    code, refused = run_json(capsys, "plan", "--prompt", "A heron", "--duration", "5",
+                             "--policy", "kling-v3", "--audio")
+    assert code == 2 and refused["error"]["field"] == "audio"

@@ -280,3 +280,38 @@ def test_sora_4k_is_refused_as_the_api_refuses_it_and_learned(home, sandbox):
     with pytest.raises(PlanError, match="4k refused by"):
         generate(prompt="A comet over a glacier", duration=4, resolution="4k", policy="sora-2")
     assert sandbox.stats().get("requests:openai", 0) == sent
+
+
+def test_kling_on_fal_with_audio_is_billed_at_fal_s_audio_price_and_has_a_soundtrack(home,
+                                                                                      sandbox):
+    """generate_audio is sent either way; with audio the job is billed at fal's audio rate
+    ($0.168/s at 1080p) and the MP4 has a soundtrack, without it $0.112/s and silent."""
+    sound = generate(prompt="Waves on a shingle beach", duration=5, resolution="1080p",
+                     policy="kling-v3-fal", audio=True)
+    silent = generate(prompt="Waves on a shingle beach", duration=5, resolution="1080p",
+                      policy="kling-v3-fal")
+    for result, usd, has_audio in ((sound, "0.840000", True), (silent, "0.560000", False)):
+        assert [r["usd"] for r in sandbox.usage() if r["job_id"] == result.job_ids[0]] == [usd]
+        assert Decimal(str(result.cost_usd)) == Decimal(usd)
+        assert inspect_file(Path(result.path)).audio is has_audio and result.audio is has_audio
+    rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == sound.clip_id]
+    assert rows and all(r["audio"] for r in rows)
+    assert_reconciled(home, sandbox)
+
+
+def test_a_soundtrack_not_asked_for_leaves_the_published_copy_of_a_model_that_always_makes_one(
+        home, sandbox):
+    """Sora 2 always makes a soundtrack: without audio the archived original keeps it, the
+    published copy has it removed (video remuxed untouched); with audio both have it."""
+    silent = generate(prompt="A lighthouse beam sweeps the fog", duration=4, resolution="720p",
+                      policy="sora-2")
+    assert inspect_file(Path(silent.path)).audio and not silent.audio
+    copy = inspect_file(Path(silent.trimmed_path))
+    assert not copy.audio and copy.seconds == pytest.approx(4.0)
+    record = Journal(home / "journal").read(silent.clip_id)
+    assert record.outcome.trim.audio_removed and record.outcome.trim.audio_mismatch is None
+    sound = generate(prompt="A lighthouse beam sweeps the fog", duration=4, resolution="720p",
+                     policy="sora-2", audio=True)
+    assert sound.audio and sound.trimmed_path is None
+    assert sound.cost_usd == silent.cost_usd  # the soundtrack is in Sora's price
+    assert_reconciled(home, sandbox)

@@ -39,10 +39,17 @@ def test_seed_figures_are_in_the_rows(catalog):
     assert sora.quality.vbench_overall == 87.4
 
 
-def test_the_fal_price_is_marked_assumed(catalog):
-    tier = catalog.row("kling-v3-fal").tier_named("standard")
-    assert "price_per_second" in tier.assumed
-    assert tier.price_per_second == catalog.row("kling-v3").tier_named("standard").price_per_second
+def test_fal_prices_are_fal_s_own_with_and_without_audio(catalog):
+    """fal's Kling v3 standard page: $0.084/s with audio off, $0.126/s on; the pro app (1080p)
+    was not read, so its figures are marked assumed."""
+    row = catalog.row("kling-v3-fal")
+    tier = row.tier_named("standard")
+    assert row.audio == "optional"
+    assert (tier.price("720p"), tier.price("720p", audio=True)) == (Decimal("0.084"),
+                                                                     Decimal("0.126"))
+    assert "price_per_second" not in tier.assumed
+    assert {"resolution_prices", "audio_prices"} <= set(tier.assumed)
+    assert catalog.row("sora-2").audio == "always"
 
 
 def test_every_section_names_its_source_and_date(catalog):
@@ -120,9 +127,9 @@ def test_assumed_must_name_real_fields(tmp_path):
 
 def test_a_tier_above_the_wire_resolutions_is_refused(tmp_path):
     path = broken(tmp_path, 'max_resolution = "1080p"\nconcurrency = 10\nmonthly_minimum_usd = 0\n'
-                  'source = "seed gives no fal price',
+                  'source = "fal model page',
                   'max_resolution = "4k"\nconcurrency = 10\nmonthly_minimum_usd = 0\n'
-                  'source = "seed gives no fal price')
+                  'source = "fal model page')
     with pytest.raises(CatalogError, match="tier standard: max_resolution has no wire spelling"):
         load_catalog(path)
 

@@ -40,7 +40,16 @@ def test_cheapest_with_default_subscriptions_is_kling_standard(catalog, sandbox_
 
 
 def test_a_tie_prefers_a_quoted_price_over_an_assumed_one(catalog, sandbox_endpoints):
-    decision = route(catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints)
+    """fal at Kling's own price, that price marked assumed: the quoted one wins the tie."""
+    fal = catalog.row("kling-v3-fal")
+    kling = catalog.row("kling-v3").tier_named("standard")
+    tied = fal.model_copy(update={"tier": (fal.tier[0].model_copy(update={
+        "price_per_second": kling.price_per_second, "resolution_prices": {},
+        "assumed": ("price_per_second",)}),)})
+    tied_catalog = catalog.model_copy(update={"models": tuple(
+        tied if row.id == fal.id else row for row in catalog.models)})
+    decision = route(tied_catalog, ClipRequest(prompt=COASTAL, duration=5), sandbox_endpoints)
+    assert decision.model == "kling-v3"
     assert "assumed" in reason_of(decision, "kling-v3-fal", "standard")
 
 
