@@ -45,7 +45,7 @@ def clip_rows(*, n: int, provider: str, model: str, tier: str, seconds_asked: fl
                 "seconds_asked": seconds_asked, "seconds_billed": float(seconds_billed),
                 "seconds_delivered": seconds_asked if kind == "inspection" else None,
                 "resolution_asked": resolution,
-                "resolution_actual": actual if kind == "inspection" else None,
+                "resolution_actual": actual if kind == "inspection" else None, "audio": False,
                 "queued_s": latency_s * 0.25 if kind == "complete" else None,
                 "running_s": latency_s * 0.75 if kind == "complete" else None,
                 "detection_delay_s": None, "download_s": None, "inspection_s": None,

@@ -6,7 +6,7 @@ import pytest
 from analytics import db
 from analytics.projection import Workload, advise, budget
 from analytics.reconcile import reconcile
-from analytics.synthetic import clip_rows, write
+from analytics.synthetic import charge_rows, clip_rows, write
 
 D = Decimal
 
@@ -145,3 +145,40 @@ def test_a_replaced_take_is_a_hidden_cost_and_not_an_accepted_clip(tmp_path):
         accepted = one(con, "SELECT accepted_clips, cost_per_accepted_clip FROM unit_costs")
     assert hidden == D("0.425")
     assert accepted[0] == 2 and accepted[1] == pytest.approx(3 * 0.425 / 2)
+
+
+def test_price_drift_compares_the_bill_with_the_catalog_and_warns_past_5_percent(tmp_path):
+    """Ten fal clips priced at the catalog's $0.42 and the provider's bill showing $0.05 more
+    on each (reconciled rows): +11.9%, warned; Kling at its price: no drift, no warning."""
+    from analytics.report import drift_warnings
+    from models import RoutePlan
+    from tasks.batch_plan import at_billed_rate
+
+    write(tmp_path / "ledger",
+          clip_rows(n=10, provider="fal", model="kling-v3-fal", tier="standard",
+                    seconds_asked=5, seconds_billed=5, cost="0.42", run="fal"),
+          charge_rows(n=10, provider="fal", model="kling-v3-fal", tier="standard",
+                      kind="reconciled", charge="reconciled", cost="0.05"),
+          clip_rows(n=10, provider="kling", model="kling-v3", tier="standard",
+                    seconds_asked=5, seconds_billed=5, cost="0.14", run="kling"))
+    db.build(tmp_path / "d.duckdb", str(tmp_path / "ledger"))
+    with db.connect(tmp_path / "d.duckdb", str(tmp_path / "ledger")) as con:
+        cursor = con.execute("SELECT * FROM price_drift")
+        columns = [c[0] for c in cursor.description]
+        rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    drift = {r["model"]: r for r in rows}
+    assert float(drift["kling-v3-fal"]["drift"]) == pytest.approx(0.5 / 4.2)
+    assert float(drift["kling-v3"]["drift"]) == pytest.approx(0.0)
+    (warning,) = drift_warnings(rows)
+    assert "kling-v3-fal standard" in warning and "+11.9%" in warning
+    plan = RoutePlan.model_validate({
+        "clip_id": "c" * 64, "model": "kling-v3-fal", "model_name": "Kling v3 (fal)",
+        "provider": "fal", "protocol": "fal_queue", "endpoint": "sandbox", "tier": "standard",
+        "concurrency_key": "provider:fal:standard", "resolution": "720p",
+        "aspect_ratio": "16:9", "seconds_asked": 5, "seconds_billed": 5,
+        "steps": [{"kind": "generate", "seconds": 5}], "cost_usd": "0.42", "p50_s": 38,
+        "p95_s": 94, "price_assumed": False, "reasons": [], "rejected": []})
+    raised = at_billed_rate(plan, {("kling-v3-fal", "standard"): Decimal(str(
+        drift["kling-v3-fal"]["drift"]))})
+    assert raised.cost_usd == Decimal("0.47") and "billed" in raised.reasons[-1]
+    assert at_billed_rate(plan, {}) is plan
