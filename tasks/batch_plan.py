@@ -53,7 +53,7 @@ def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
     for item in rows:
         try:
             while True:  # ends: each turn rules out one more account
-                decision = route(item.request, rt, full)
+                decision = route(item.request, rt, full=full)
                 tier = rt.catalog.row(decision.model).tier_named(decision.tier)
                 cap = tier.monthly_seconds_cap
                 if cap is None or used.get(decision.account, 0) + decision.seconds_billed <= cap:

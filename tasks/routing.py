@@ -15,15 +15,16 @@ from tasks.prompts import policy_exclusions
 from tasks.runtime import Runtime
 
 
-def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = None
-          ) -> RoutePlan:
-    """Pure: the same request, runtime and exclusions give the same plan."""
+def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = None, *,
+          full: dict[str, str] | None = None) -> RoutePlan:
+    """Pure: the same request, runtime and exclusions give the same plan. `excluded`: models
+    this clip's fallbacks gave up on; `full`: accounts (provider:tier) that can take no more."""
     words = " ".join([request.prompt, request.camera or "", *(s.prompt for s in request.scenes)])
     return plan(request, rt.catalog, now=datetime.now(UTC),
                 subscriptions=parse_subscriptions(rt.settings.subscriptions, rt.catalog),
                 endpoints=rt.endpoints,
-                exclude=policy_exclusions(words, rt.catalog), given_up=excluded,
-                refused=rt.capabilities.refused_here(rt.endpoints))
+                exclude={**policy_exclusions(words, rt.catalog), **(full or {})},
+                given_up=excluded, refused=rt.capabilities.refused_here(rt.endpoints))
 
 
 def remember_refusal(rt: Runtime, plan: RoutePlan, err: CapabilityRefused) -> Refusal:
