@@ -53,6 +53,8 @@ def raise_for(response: httpx.Response, claimed: dict[str, str] | None = None) -
         error = {}
     code = error.get("code") or ""
     message = f"OpenAI {response.status_code} {code}: {error.get('message', '')}".strip()
+    if request_id := response.headers.get("x-request-id"):
+        message += f" (request {request_id})"
     status = response.status_code
     if status == 401 or code == "invalid_api_key":
         raise CredentialsRefused(message, status=status, code=code)

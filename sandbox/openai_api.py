@@ -79,12 +79,27 @@ class OpenAIVideos:
 
     def handle(self, endpoint):
         async def wrapped(request: Request) -> Response:
+            account = tier = None
             try:
                 account, tier = self.auth(request)
-                return await guarded(endpoint(request, account, tier))
+                response = await guarded(endpoint(request, account, tier))
             except SandboxError as err:
-                return error(err, self.sandbox)
+                response = error(err, self.sandbox)
+            response.headers.update(self.headers(account, tier))
+            return response
         return wrapped
+
+    def headers(self, account: str | None, tier: str | None) -> dict[str, str]:
+        """What every OpenAI answer carries: `x-request-id`, and the `x-ratelimit-*` request
+        headers — here the tier's jobs in flight and what is left of them."""
+        found = {"x-request-id": "req_" + uuid.uuid4().hex}
+        if account is not None and tier is not None:
+            limit = self.sandbox.prices["openai"].tiers[tier].concurrency
+            busy = self.sandbox.active("openai", account, tier, self.sandbox.clock.now())
+            found.update({"x-ratelimit-limit-requests": str(limit),
+                          "x-ratelimit-remaining-requests": str(max(0, limit - busy)),
+                          "x-ratelimit-reset-requests": "1s"})
+        return found
 
     def auth(self, request: Request) -> tuple[str, str]:
         header = request.headers.get("authorization", "")

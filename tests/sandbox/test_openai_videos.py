@@ -175,3 +175,14 @@ def test_downloaded_video_decodes_fully(sdk, tmp_path):
     path.write_bytes(sdk.videos.download_content(video.id).read())
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 12 * 24
+
+
+def test_every_answer_carries_a_request_id_and_the_rate_limit_headers(openai_http):
+    """OpenAI's answers carry `x-request-id` and `x-ratelimit-*` headers, errors too."""
+    ok = openai_http.post("/videos", json={"prompt": "a heron", "seconds": "4"})
+    bad = openai_http.post("/videos", json={"prompt": "a heron", "seconds": "5"})
+    for response in (ok, bad):
+        assert response.headers["x-request-id"].startswith("req_")
+        assert int(response.headers["x-ratelimit-limit-requests"]) >= int(
+            response.headers["x-ratelimit-remaining-requests"]) >= 0
+    assert ok.headers["x-request-id"] != bad.headers["x-request-id"]
