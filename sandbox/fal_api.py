@@ -16,7 +16,6 @@ from starlette.routing import Route
 from sandbox.errors import (
     AccountProblem,
     NotFound,
-    PolicyRejected,
     SandboxError,
     Unauthorized,
     Unprocessable,
@@ -36,15 +35,18 @@ def error(err: SandboxError, detail: Any = None) -> JSONResponse:
     status = err.status
     if isinstance(err, AccountProblem) and err.status != 401:
         status = 403  # fal locks the user ("Exhausted balance", ...) with 403; a bad key is 401
-    if isinstance(err, PolicyRejected):
-        status = 422
-        detail = [{"loc": ["body", "prompt"], "msg": err.message,
-                   "type": "content_policy_violation"}]
     headers = {}
     if err.retry_after_s is not None:
         headers["retry-after"] = str(max(1, round(err.retry_after_s)))
     return JSONResponse({"detail": detail if detail is not None else err.message},
                         status_code=status, headers=headers)
+
+
+POLICY_TYPE = "content_policy_violation"
+
+
+def _error_type(job: Job) -> str:
+    return POLICY_TYPE if job.failure_code == "policy" else (job.failure_code or "cancelled")
 
 
 def _iso(at: float) -> str:
@@ -128,10 +130,12 @@ class FalQueue:
             raise NotFound(f"Application '{owner}/{app}/{path}' not found")
         data = await body(request)
         spec = self._arguments(match, data)
+        # fal takes the request and reports a content-policy refusal at status/result time
+        # (a COMPLETED request with an error, a 422 result), never at submit
         job = self.sandbox.submit(
             protocol="fal", family=path, account=account, tier=tier, job_id=str(uuid.uuid4()),
             extra={"app_id": f"{owner}/{app}", "endpoint": f"{owner}/{app}/{path}",
-                   "input": data}, **spec,
+                   "input": data}, policy_as_failure=True, **spec,
         )
         now = self.sandbox.clock.now()
         state = job.state(now)
@@ -284,14 +288,14 @@ class FalQueue:
                 "source": "user", "timestamp": self.sandbox.clock.now_dt().isoformat(),
                 "labels": {}}]
         if state == "running":
-            return JSONResponse({**body, "status": "IN_PROGRESS",
+            return JSONResponse({**body, "status": "IN_PROGRESS", "metrics": {},
                                  "logs": log if logs else None}, status_code=202)
         body.update({"status": "COMPLETED", "logs": log if logs else None,
                      "metrics": {"inference_time": round(job.completes_at - job.started_at,
                                                          3)}})
         if state != "succeeded":
             body.update({"error": job.failure_message or "cancelled",
-                         "error_type": job.failure_code or "cancelled"})
+                         "error_type": _error_type(job)})
         return JSONResponse(body, status_code=200)
 
     async def result(self, request: Request, account: str, tier: str) -> Response:
@@ -299,10 +303,15 @@ class FalQueue:
         state = job.state(self.sandbox.clock.now())
         if state in ("queued", "running"):
             return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
+        if job.failure_code == "policy":  # fal's input/policy error: 422 with detail
+            return JSONResponse({"detail": [{
+                "loc": ["body", "prompt"], "msg": job.failure_message,
+                "type": POLICY_TYPE, "url": "https://docs.fal.ai/errors#" + POLICY_TYPE,
+                "input": job.prompt}]}, status_code=422)
         if state != "succeeded":
             return JSONResponse({"detail": job.failure_message or "cancelled"},
                                 status_code=500,
-                                headers={"x-fal-error-type": job.failure_code or "cancelled"})
+                                headers={"x-fal-error-type": _error_type(job)})
         path = await run_in_threadpool(self.sandbox.video, job)
         url = f"{str(request.base_url).rstrip('/')}/files/{job.id}.mp4"
         return JSONResponse({"video": {"url": url, "content_type": "video/mp4",

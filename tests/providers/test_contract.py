@@ -147,10 +147,28 @@ def test_an_account_error_stops_further_submits(make_adapter, sandbox, protocol)
     assert sandbox.stats().get(f"requests:{WORLD[protocol]}", 0) == requests_before
 
 
-@pytest.mark.parametrize("protocol", ["fal_queue", "kling_native"])
-def test_content_policy_is_rejected_at_submit(make_adapter, sandbox, protocol):
+def test_content_policy_is_rejected_at_submit_on_kling(make_adapter, sandbox):
     with pytest.raises(Rejected):
-        run(make_adapter(protocol).submit(text_request(protocol, prompt="pure gore"), "k"))
+        run(make_adapter("kling_native").submit(text_request("kling_native",
+                                                             prompt="pure gore"), "k"))
+
+
+def test_fal_reports_content_policy_at_status_and_result_unbilled(make_adapter, sandbox):
+    """fal takes the request and reports the refusal later (fal.ai/docs/errors): the status is
+    COMPLETED with an error of type content_policy_violation (a failed, policy job) and the
+    result is a 422 `detail` — JobFailed with policy; nothing is billed for it."""
+    adapter = make_adapter("fal_queue")
+
+    async def scenario():
+        handle, outcome = await finish(adapter, text_request("fal_queue", prompt="pure gore"))
+        assert outcome.state == "failed" and outcome.status.policy
+        await adapter.result(handle)
+
+    with pytest.raises(JobFailed) as err:
+        run(scenario())
+    assert err.value.policy and err.value.status == 422
+    time.sleep(0.2)
+    assert not [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]
 
 
 def test_sora_policy_fails_the_job_and_result_says_so(make_adapter):
