@@ -5,6 +5,7 @@ import argparse
 
 from cli.context import count, positive_amount, require
 from cli.generate import run_flow
+from cli.preflight import chunk_deployment, manifest_rows
 from tasks.manifest import read_manifest
 
 
@@ -26,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
     require(args.fan_out in ("tasks", "deployments"), "fan_out",
             f"{args.fan_out!r} is not a fan-out", ["tasks", "deployments"])
     chunk_size = count(args.chunk_size, "chunk_size", "requests")
-    # every row checked before the flow starts
+    # every row checked, and planned, before the flow starts
     manifest = read_manifest(args.manifest, absolute_images=args.absolute_images)
+    manifest_rows(manifest)
+    if args.fan_out == "deployments":
+        chunk_deployment()
     from flows.batch import run_batch
     from models.batch import BatchRequest
 

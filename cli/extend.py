@@ -1,25 +1,30 @@
 """extend: continue an archived clip by N seconds with its model's native extension."""
 
 import argparse
-import asyncio
 
 from cli.context import require
+from cli.generate import run_flow
+from cli.preflight import archived_clip
 from models import ClipRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("clip_id", help="the archived clip to continue")
+    parser.add_argument("clip_id", help="the archived clip to continue (any unique prefix of "
+                        "its id)")
     parser.add_argument("--prompt", required=True, help="what happens next")
     parser.add_argument("--seconds", required=True, help="seconds to add")
 
 
 def run(args: argparse.Namespace) -> int:
     require(args.clip_id.isalnum(), "clip_id", f"{args.clip_id!r} is not a clip id")
-    request = ClipRequest(mode="extend", source_clip=args.clip_id, prompt=args.prompt,
+    clip_id = archived_clip(args.clip_id)  # before a Prefect server starts
+    request = ClipRequest(mode="extend", source_clip=clip_id, prompt=args.prompt,
                           duration=args.seconds)  # validates seconds and prompt first
     from flows.extend import extend_clip
 
-    result = asyncio.run(extend_clip(args.clip_id, request.prompt, request.seconds))
+    result, code = run_flow(args, extend_clip(clip_id, request.prompt, request.seconds))
+    if code:
+        return code
     if args.json:
         print(result.model_dump_json(indent=2))
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from cli.errors import advised_failures, one_line
 from cli.plan import add_request_arguments, request_from_args
+from cli.preflight import planned
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     request = request_from_args(args)
+    planned(request)  # a mistake exits 2 here, before a Prefect server starts
     from flows.generate import generate_clip
 
     return run_and_report(args, generate_clip(request))

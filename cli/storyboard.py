@@ -5,6 +5,7 @@ import argparse
 
 from cli.generate import run_and_report
 from cli.plan import add_request_arguments, request_from_args
+from cli.preflight import planned
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     args.mode = args.mode or "storyboard"
     request = request_from_args(args)
+    planned(request)  # a mistake exits 2 here, before a Prefect server starts
     from flows.storyboard import generate_storyboard
 
     return run_and_report(args, generate_storyboard(request))

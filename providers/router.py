@@ -7,6 +7,7 @@ sandbox it is used only when named. A request nothing can make is a PlanError na
 and the values that would work.
 """
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -313,8 +314,10 @@ def plan(
     named = None
     if policy not in POLICIES:
         if policy not in catalog.ids:
-            raise PlanError("policy", f"unknown policy or model {policy!r}",
-                            [*POLICIES, *catalog.ids])
+            known = [*POLICIES, *catalog.ids]
+            close = difflib.get_close_matches(policy, known, n=1)
+            raise PlanError("policy", f"unknown policy or model {policy!r}"
+                            + (f" (did you mean {close[0]}?)" if close else ""), known)
         named = policy
     options = [_Option(row, tier) for row in catalog.models for tier in row.tier]
     for option in options:

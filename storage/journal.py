@@ -455,6 +455,13 @@ class Journal:
                 found.append(record)
         return found
 
+    def matching(self, prefix: str) -> list[str]:
+        """The ids of the clips whose id starts with `prefix` (letters and digits only)."""
+        if not prefix.isalnum():
+            return []
+        return sorted(p.name for p in self.root.glob(f"{prefix}*")
+                      if p.is_dir() and p.name.isalnum())
+
     def open_records(self) -> list[ClipJournal]:
         """Clips a run or the sweep must still finish."""
         return [r for r in self.records() if r.is_open]
