@@ -68,8 +68,9 @@ class Settings(BaseSettings):
     )
     catalog: Path | None = Field(default=None, description="Another model catalog TOML file.")
     sandbox_time_scale: float = Field(
-        default=1.0, gt=0, description="time_scale of a sandbox started by auto (the demo: 0.01)."
-    )
+        default=0.01, gt=0, description="time_scale of a sandbox started by auto: 0.01 makes "
+        "a 5 s clip in well under a second, 1.0 waits as long as the providers do. The client "
+        "asks the sandbox its speed, so this only sets the speed of one it starts.")
     archive_replica: str | None = Field(
         default=None,
         description="A second archive (folder or fsspec URL) the sweep copies clips to and "

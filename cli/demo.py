@@ -4,7 +4,6 @@ every example request in examples/) and print where each clip is and what it cos
 import argparse
 import asyncio
 import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,6 @@ def _requests(folder: Path, names: tuple[str, ...] | None) -> list[tuple[str, Cl
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("REELFLOW_SANDBOX_TIME_SCALE", "0.01")
     context = load_context()
     folder = Path(args.examples)
     if args.plan_only:

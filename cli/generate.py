@@ -45,7 +45,8 @@ def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
-        print(f"{result.path}\n  {result.model} {result.tier}, ${result.cost_usd:.2f}, "
+        print(f"clip {result.clip_id[:12]}: {result.path}\n  {result.model} {result.tier}, "
+              f"${result.cost_usd:.2f}, "
               f"{result.seconds_delivered:g} s at {result.resolution_actual}"
               + (f"\n  trimmed copy: {result.trimmed_path}" if result.trimmed_path else "")
               + (f"\n  {len(result.scene_clip_ids)} scenes, stitched by "

@@ -19,6 +19,7 @@ from cli import (
     prompt,
     report,
     sandbox,
+    show,
     storyboard,
 )
 from cli.errors import UserError, as_user_error, quiet_prefect_tracebacks, report_error
@@ -37,6 +38,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "storyboard": (storyboard.add_arguments, storyboard.run),
     "batch": (batch.add_arguments, batch.run),
     "clips": (clips.add_arguments, clips.run),
+    "show": (show.add_arguments, show.run),
     "limits": (limits.add_arguments, limits.run),
     "capabilities": (capabilities.add_arguments, capabilities.run),
 }

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from cli.context import load_context, require
+from cli.errors import UserError
 from sandbox import server
 from tasks import sandbox_launcher as launcher
 
@@ -38,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--calm"] if args.calm else []
         return server.main(argv)
     if args.action == "start":
-        info = launcher.ensure_running(state, time_scale=scale, tls=args.tls)
+        try:
+            info = launcher.ensure_running(state, time_scale=scale, tls=args.tls,
+                                           same_speed=True)
+        except launcher.OtherSpeed as err:
+            raise UserError("time_scale", f"{err}: stop it first (reelflow sandbox stop), "
+                            "then start it at the new speed") from None
     elif args.action == "stop":
         info = {"stopped": launcher.stop(state)}
     else:

@@ -46,7 +46,8 @@ class Admin:
 
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "state": str(self.sandbox.state),
-                             "now": self.sandbox.clock.now_dt().isoformat()})
+                             "now": self.sandbox.clock.now_dt().isoformat(),
+                             "time_scale": self.sandbox.knobs.time_scale})
 
     async def get_knobs(self, request: Request) -> JSONResponse:
         return JSONResponse(self.sandbox.knobs.model_dump(mode="json"))

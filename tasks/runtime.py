@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from models import ClipRequest, Endpoint, Protocol, RoutePlan, account_key
-from providers.adapter import Adapter
+from providers.adapter import SANDBOX_PREFIX, Adapter
 from providers.atlascloud import AtlasCloudAdapter
 from providers.catalog import Catalog, ModelRow, load_catalog
 from providers.credentials import SANDBOX_API_KEY, SANDBOX_KLING_KEYS, ApiKey, KlingKeys
@@ -64,10 +65,12 @@ class Runtime:
     def __init__(self, settings: Settings, catalog: Catalog, journal: Journal, archive: Archive,
                  ledger: LedgerWriter, endpoints: dict[Protocol, Endpoint],
                  slots: ProviderSlots, *, run_id: str, capabilities: Capabilities,
+                 sandbox_time_scale: float = 1.0,
                  replica: Archive | None = None,
                  per_clip_ui: bool = True, before_submit: BeforeSubmit | None = None):
         fields = dict(settings=settings, catalog=catalog, journal=journal, archive=archive,
-                      capabilities=capabilities, replica=replica, ledger=ledger,
+                      capabilities=capabilities, sandbox_time_scale=sandbox_time_scale,
+                      replica=replica, ledger=ledger,
                       endpoints=endpoints, slots=slots,
                       run_id=run_id, per_clip_ui=per_clip_ui, before_submit=before_submit,
                       # shared by every copy: one adapter per account, one waiter per echo
@@ -80,6 +83,7 @@ class Runtime:
     catalog: Catalog
     journal: Journal
     capabilities: Capabilities
+    sandbox_time_scale: float
     archive: Archive
     replica: Archive | None
     ledger: LedgerWriter
@@ -104,8 +108,10 @@ class Runtime:
         return clone
 
     def time_scale(self, protocol: Protocol) -> float:
+        """The speed the provider runs at: the sandbox's own (learned from it, so client and
+        server cannot disagree), 1 for a real endpoint."""
         endpoint = self.endpoints[protocol]
-        return self.settings.sandbox_time_scale if endpoint.kind == "sandbox" else 1.0
+        return self.sandbox_time_scale if endpoint.kind == "sandbox" else 1.0
 
     def credential(self, protocol: Protocol) -> ApiKey | KlingKeys:
         s = self.settings
@@ -159,18 +165,35 @@ def resolve_endpoints(settings: Settings) -> dict[Protocol, Endpoint]:
     return endpoints
 
 
+def sandbox_speed(settings: Settings, endpoints: dict[Protocol, Endpoint]) -> float:
+    """The time scale of the sandbox these endpoints reach, asked of the sandbox itself
+    (`/_admin/health`); REELFLOW_SANDBOX_TIME_SCALE only when it cannot say."""
+    for endpoint in endpoints.values():
+        if endpoint.kind == "sandbox" and endpoint.base_url:
+            root = endpoint.base_url.rstrip("/").removesuffix(SANDBOX_PREFIX[endpoint.protocol])
+            ca = os.environ.get("REELFLOW_SANDBOX_CA")
+            try:
+                answer = httpx.get(root + "/_admin/health", timeout=5, verify=ca or True)
+                return float(answer.json()["time_scale"])
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                break
+    return settings.sandbox_time_scale
+
+
 def build_runtime(run_id: str, settings: Settings | None = None, *,
                   per_clip_ui: bool = True) -> Runtime:
     settings = settings or load_settings()
     home = settings.home_path
     catalog = load_catalog(settings.catalog)
+    endpoints = resolve_endpoints(settings)
     return Runtime(
         settings=settings, catalog=catalog,
         journal=Journal(home / "journal"), capabilities=Capabilities(home / "capabilities"),
         archive=Archive(settings.archive_url, settings.archive_options),
         replica=Archive(settings.archive_replica, settings.archive_replica_options)
         if settings.archive_replica else None,
-        ledger=LedgerWriter(home / "ledger", run_id), endpoints=resolve_endpoints(settings),
+        ledger=LedgerWriter(home / "ledger", run_id), endpoints=endpoints,
+        sandbox_time_scale=sandbox_speed(settings, endpoints),
         slots=ProviderSlots(catalog, use_prefect=settings.concurrency_limits == "prefect"),
         run_id=run_id, per_clip_ui=per_clip_ui)
 

@@ -19,36 +19,48 @@ from pathlib import Path
 import httpx
 
 
-def _alive(info: dict) -> bool:
+class OtherSpeed(RuntimeError):
+    """The sandbox serving this home runs at another time scale than the one asked for."""
+
+
+def _health(info: dict) -> dict | None:
+    """The live server's health answer (with its time_scale), or None."""
     try:
         os.kill(int(info["pid"]), 0)
     except (OSError, KeyError, ValueError):
-        return False
+        return None
     verify = info.get("ca_file") or True
     try:
-        return httpx.get(info["url"] + "/_admin/health", timeout=2,
-                         verify=verify).status_code == 200
+        answer = httpx.get(info["url"] + "/_admin/health", timeout=2, verify=verify)
     except httpx.HTTPError:
-        return False
+        return None
+    return answer.json() if answer.status_code == 200 else None
 
 
 def running(state: Path) -> dict | None:
-    """The live server's info (url, pid, ca_file), or None."""
+    """The live server's info (url, pid, ca_file, and the time_scale it runs at), or None."""
     try:
         info = json.loads((state / "server.json").read_text())
     except (OSError, ValueError):
         return None
-    return info if _alive(info) else None
+    health = _health(info)
+    return {**info, "time_scale": health.get("time_scale", 1.0)} if health else None
 
 
 def ensure_running(state: Path, *, time_scale: float | None = None, tls: bool = False,
-                   timeout_s: float = 30.0) -> dict:
-    """Reuse the sandbox serving `state`, or start one detached from this process."""
+                   timeout_s: float = 30.0, same_speed: bool = False) -> dict:
+    """Reuse the sandbox serving `state`, or start one detached from this process. With
+    `same_speed`, a running one at another time scale than `time_scale` is OtherSpeed — never
+    reported as running at a speed it does not have."""
     state = state.resolve()
     state.mkdir(parents=True, exist_ok=True)
     with (state / "launch.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         info = running(state)
+        if info and same_speed and time_scale is not None \
+                and float(info["time_scale"]) != time_scale:
+            raise OtherSpeed(f"the sandbox of this home runs at time scale "
+                             f"{info['time_scale']}, not {time_scale}")
         if info:
             return info
         (state / "server.json").unlink(missing_ok=True)

@@ -1,6 +1,8 @@
 """A mistake found inside a flow still ends in one line and exit 2: Prefect's traceback of the
 failed run is dropped for failures the CLI explains (`--debug` keeps it), and nothing is paid."""
 
+import json
+
 import pytest
 
 from cli.main import main
@@ -9,6 +11,9 @@ pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 TYPO = ["generate", "--prompt", "A paper boat drifts", "--duration", "5", "--policy",
         "cheepest"]
+# a mistake only the flow finds: generate_clip takes no emulated storyboard (sora-2 has none)
+STORYBOARD = {"mode": "storyboard", "policy": "sora-2", "resolution": "720p",
+              "scenes": [{"prompt": "a boat", "duration": 4}, {"prompt": "a pier", "duration": 4}]}
 
 
 def traced(caplog) -> list[str]:
@@ -17,16 +22,30 @@ def traced(caplog) -> list[str]:
             if r.name.startswith("prefect.") and r.exc_info]
 
 
-def test_a_policy_typo_inside_the_flow_is_one_line_and_exit_2(home, sandbox, capsys, caplog):
+def test_a_policy_typo_is_refused_before_prefect_starts_with_the_closest_policy(
+        home, sandbox, capsys, caplog):
     paid = len(sandbox.usage())
     assert main(TYPO) == 2
     err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip().splitlines()[-1]]  # one line, nothing else
+    assert "did you mean cheapest?" in err and "Traceback" not in err
+    assert not [r for r in caplog.records if r.name.startswith("prefect")]  # no server, no run
+    assert len(sandbox.usage()) == paid
+
+
+def test_a_mistake_found_inside_the_flow_is_one_line_and_exit_2(home, sandbox, capsys, caplog,
+                                                              tmp_path):
+    request = tmp_path / "storyboard.json"
+    request.write_text(json.dumps(STORYBOARD))
+    paid = len(sandbox.usage())
+    assert main(["generate", str(request)]) == 2
+    err = capsys.readouterr().err
     assert "Traceback" not in err and traced(caplog) == []
-    assert err.strip().splitlines()[-1].startswith("reelflow: policy")
+    assert err.strip().splitlines()[-1].startswith("reelflow: mode")
     assert len(sandbox.usage()) == paid
 
     caplog.clear()
-    assert main([*TYPO, "--debug"]) == 2  # the traceback is there for whoever asks
+    assert main(["generate", str(request), "--debug"]) == 2  # the traceback for who asks
     assert traced(caplog)
 
 

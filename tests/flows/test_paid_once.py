@@ -126,7 +126,7 @@ def test_a_fal_re_queue_is_not_billed_again(home, sandbox):
     sandbox.knobs(fal={"requeue_rate": 1.0})
     result = generate(prompt=f"Kites over dunes {uuid.uuid4().hex[:6]}", duration=5,
                       policy="kling-v3-fal", resolution="720p")
-    assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.14")}
+    assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.42")}
 
 
 def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, sandbox,
