@@ -55,12 +55,23 @@ class _Parser(argparse.ArgumentParser):
         raise UserError("arguments", message)
 
 
+def summary(doc: str) -> str:
+    """A module docstring's first sentence, on one line (help lists end where a sentence
+    ends, not where a line does)."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    head, _, _ = paragraph.partition(". ")
+    return head.rstrip(".") + "."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reelflow", description=__doc__)
+    parser = _Parser(prog="reelflow", description="Video clips from Kling, Sora, fal and "
+                     "AtlasCloud, each paid for once, archived, inspected and in the ledger. "
+                     "`reelflow COMMAND --help` for a command; every command takes --json.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (add_arguments, _) in COMMANDS.items():
         module = sys.modules[COMMANDS[name][1].__module__]
-        command = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        command = sub.add_parser(name, help=summary(module.__doc__ or ""),
+                                 description=module.__doc__)
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("--debug", action="store_true",
                              help="show tracebacks of failures the CLI explains in one line")
