@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         total = sum(r["cost_usd"] for r in results)
         print(f"{len(results)} clips archived under {context.settings.home} in "
               f"{time.monotonic() - started:.0f} s; ${total:.2f} on the sandbox's bill "
-              "(a rerun pays nothing: each clip is already archived)")
+              "(a rerun pays nothing: each clip is already archived)\n"
+              "the sandbox is still running for the next commands; `reelflow clips` lists "
+              "the clips, `reelflow sandbox stop` stops it")
     return 0
 
 
