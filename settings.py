@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     poll_deadline_k: float = Field(
         default=3.0, gt=0, description="await_job gives up (pending) after k x p95 latency."
     )
+    http_connections: int = Field(
+        default=32, gt=0, le=4096,
+        description="Sockets per provider account; requests beyond them wait their turn "
+        "before anything is sent (so a queue never turns a paid submit into an unknown one).")
 
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")

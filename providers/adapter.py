@@ -11,6 +11,7 @@ without another request. Keys live in the credential object and go out only in r
 """
 
 import abc
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -64,7 +65,7 @@ class Adapter(abc.ABC):
 
     def __init__(self, endpoint: Endpoint, credential: Any, *, account: str,
                  verify: Any = True, retry_deadline_s: float = http.RETRY_DEADLINE_S,
-                 timeout: httpx.Timeout = http.TIMEOUT):
+                 timeout: httpx.Timeout = http.TIMEOUT, connections: int = http.CONNECTIONS):
         self.endpoint = endpoint
         self.credential = credential
         self.account = account
@@ -74,7 +75,13 @@ class Adapter(abc.ABC):
         self.trusted_hosts = frozenset()
         if endpoint.kind == "sandbox":  # its own host and port only, not the whole host
             self.trusted_hosts = frozenset({urlsplit(self.base_url).netloc})
-        self.client = http.client(self.base_url, verify=verify, timeout=timeout)
+        self.client = http.client(self.base_url, verify=verify, timeout=timeout,
+                                  connections=connections)
+        # Admission to the pool: at most `connections` requests hold or wait for a socket;
+        # the rest wait here, with no timeout, before anything is sent — so a thousand jobs
+        # in flight never turn a paid submit into an unknown one by waiting out the pool's
+        # timeout (and httpcore's pool cannot starve, encode/httpcore#1093).
+        self.admission = asyncio.Semaphore(connections)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint.kind} {self.base_url}, {self.credential!r})"
@@ -112,8 +119,9 @@ class Adapter(abc.ABC):
     async def download(self, remote: RemoteVideo, sink: BinaryIO, *,
                        max_bytes: int | None = None) -> Download:
         headers = self.auth_headers() if remote.authenticated else {}
-        return await stream_to(self.client, remote.url, sink, headers=headers,
-                               trusted_hosts=self.trusted_hosts, max_bytes=max_bytes)
+        async with self.admission:
+            return await stream_to(self.client, remote.url, sink, headers=headers,
+                                   trusted_hosts=self.trusted_hosts, max_bytes=max_bytes)
 
     async def recover(self, request: SubmitRequest, idempotency_key: str,
                       since: datetime, *, taken: Taken = nothing_taken) -> JobHandle | None:
@@ -183,7 +191,8 @@ class Adapter(abc.ABC):
     async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One request with the credential; transport failures become Transient."""
         headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
-        try:
-            return await self.client.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as err:
-            raise http.transport_error(err) from None
+        async with self.admission:
+            try:
+                return await self.client.request(method, url, headers=headers, **kwargs)
+            except httpx.HTTPError as err:
+                raise http.transport_error(err) from None

@@ -21,16 +21,19 @@ T = TypeVar("T")
 # Connect fast or fail; a status call answers in well under 30 s; downloads stream in chunks,
 # so `read` bounds the gap between chunks, not the whole file.
 TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
-# Enough sockets for hundreds of jobs polled at adaptive intervals, not one per job.
-LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30)
+# Enough sockets for hundreds of jobs polled at adaptive intervals, not one per job. Callers
+# are admitted to the pool (Adapter.admission) so none ever waits in it into a pool timeout.
+CONNECTIONS = 32
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 RETRY_DEADLINE_S = 120.0
 
 
-def client(base_url: str, *, verify: object = True, timeout: httpx.Timeout = TIMEOUT
-           ) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=LIMITS, verify=verify,
+def client(base_url: str, *, verify: object = True, timeout: httpx.Timeout = TIMEOUT,
+           connections: int = CONNECTIONS) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections,
+                          max_keepalive_connections=max(1, connections // 2), keepalive_expiry=30)
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits, verify=verify,
                              follow_redirects=False)
 
 

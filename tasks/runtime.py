@@ -138,7 +138,8 @@ class Runtime:
             cls = ADAPTERS[row.protocol]
             adapters[key] = cls(endpoint, self.credential(row.protocol), account=account,
                                 verify=self._verify(endpoint),
-                                retry_deadline_s=self.settings.retry_deadline_s)
+                                retry_deadline_s=self.settings.retry_deadline_s,
+                                connections=self.settings.http_connections)
         return adapters[key]
 
     def _verify(self, endpoint: Endpoint):

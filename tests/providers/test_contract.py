@@ -5,6 +5,7 @@ import hashlib
 import time
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from models import Shot
@@ -453,3 +454,24 @@ def test_atlascloud_moderation_fails_the_prediction_with_code_1039_unbilled(make
     assert err.value.policy
     time.sleep(0.2)
     assert not [r for r in sandbox.usage() if r["account"] == sandbox_account(adapter)]
+
+
+def test_a_saturated_pool_never_turns_a_paid_submit_unknown(make_adapter, sandbox):
+    """40 submits at once through an adapter of 4 sockets whose pool gives up after 0.2 s,
+    each answered slowly (0.3 s): waiting for a socket is not an ambiguous send — every
+    submit waits its turn before anything is sent, each is sent once, none ends unknown."""
+    adapter = make_adapter("openai_videos", connections=4,
+                           timeout=httpx.Timeout(10.0, pool=0.2))
+    sandbox.knobs(api_keys={adapter.credential.key.get_secret_value(): "enterprise"})
+    sandbox.faults({"kind": "slow", "protocol": "openai", "method": "POST", "path": "/videos",
+                    "delay_s": 0.3, "count": 40})
+
+    async def scenario():
+        return await asyncio.gather(*(adapter.submit(text_request(
+            "openai_videos", prompt=f"a heron, take {i}"), f"k-{i}") for i in range(40)),
+            return_exceptions=True)
+
+    results = run(scenario())
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert len({r.job_id for r in results}) == 40
+    assert sandbox.stats().get("jobs:openai", 0) >= 40
