@@ -90,9 +90,10 @@ def up(state: Path, workers: int, port: int | None) -> dict:
     api_url = f"http://127.0.0.1:{port}/api"
     env = environment(state, api_url)
     info: dict = {"api_url": api_url, "pids": {}, "times": {}}
+    # with its UI: the run links the CLI prints open there, and the flows' forms are its
     server = _spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                     str(port), "--no-ui"], {k: v for k, v in env.items()
-                                             if k != "PREFECT_API_URL"}, state / "server.log")
+                     str(port)], {k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+                    state / "server.log")
     info["pids"]["server"] = server
     _save(state, info)
     _timed("server start", info["times"], _wait_healthy, api_url, server)
@@ -106,6 +107,7 @@ def up(state: Path, workers: int, port: int | None) -> dict:
             [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name",
              f"reelflow-worker-{n}", "--limit", "4"], env, state / f"worker-{n}.log")
     _save(state, info)
+    print(f"the Prefect UI: http://127.0.0.1:{port}/  (runs, forms, artifacts)", flush=True)
     print(f"export PREFECT_API_URL={api_url}")
     return info
 
