@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 
 from models import usd_text
 from models.batch import BatchChunk, BatchRequest, BatchResult, Manifest
+from tasks import run_names
 from tasks.batch_plan import plan_manifest
 from tasks.batch_summary import batch_result
 from tasks.budget import BudgetGuard
@@ -25,7 +26,7 @@ from tasks.reconciling import reconcile_task
 from tasks.runtime import clip_run
 
 
-@flow(name="run-batch", retries=0, log_prints=True)
+@flow(name="run-batch", flow_run_name=run_names.batch, retries=0, log_prints=True)
 async def run_batch(batch: BatchRequest) -> BatchResult:
     """Every request of the manifest, each paid for once, within the budget when given."""
     manifest = read_manifest(batch.manifest, absolute_images=batch.absolute_images)
@@ -45,7 +46,7 @@ async def run_batch(batch: BatchRequest) -> BatchResult:
         return await batch_result(rt, manifest, plan, items, reconciliation, batch.budget_usd)
 
 
-@flow(name="run-batch-chunk", retries=0, log_prints=True)
+@flow(name="run-batch-chunk", flow_run_name=run_names.chunk, retries=0, log_prints=True)
 async def run_batch_chunk(chunk: BatchChunk) -> BatchResult:
     """A chunk of a batch, sent by run-batch with fan_out=deployments; its budget is the
     chunk's share. The batch's run reconciles the bill once, at its end."""

@@ -11,11 +11,12 @@ and continuation are stitched into the child (tasks/extension.py).
 from prefect import flow
 
 from models import ClipResult
+from tasks import run_names
 from tasks.extension import extend
 from tasks.runtime import clip_run
 
 
-@flow(name="extend-clip", retries=0, log_prints=True)
+@flow(name="extend-clip", flow_run_name=run_names.extension, retries=0, log_prints=True)
 async def extend_clip(clip_id: str, prompt: str, seconds: float, take: int = 0) -> ClipResult:
     """Add `seconds` to the archived clip `clip_id`, described by `prompt`."""
     async with clip_run() as rt:

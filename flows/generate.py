@@ -11,11 +11,12 @@ wait budget, kept failing, or whose account stopped — and says why.
 from prefect import flow
 
 from models import ClipRequest, ClipResult
+from tasks import run_names
 from tasks.clip_lifecycle import generate
 from tasks.runtime import clip_run
 
 
-@flow(name="generate-clip", retries=0, log_prints=True)
+@flow(name="generate-clip", flow_run_name=run_names.clip, retries=0, log_prints=True)
 async def generate_clip(request: ClipRequest) -> ClipResult:
     """One request in; one verified, archived clip out, paid for once."""
     async with clip_run() as rt:

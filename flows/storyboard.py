@@ -9,11 +9,13 @@ nothing done.
 from prefect import flow
 
 from models import ClipRequest, ClipResult
+from tasks import run_names
 from tasks.runtime import clip_run
 from tasks.storyboards import make_storyboard
 
 
-@flow(name="generate-storyboard", retries=0, log_prints=True)
+@flow(name="generate-storyboard", flow_run_name=run_names.clip, retries=0,
+      log_prints=True)
 async def generate_storyboard(storyboard: ClipRequest) -> ClipResult:
     """Scenes into one clip: native multi-shot where the model has it, else scene by scene
     with last-frame continuity, stitched."""

@@ -18,6 +18,7 @@ from providers import latency
 from providers.poller import PollOutcome, plan_for
 from providers.poller import await_job as poll_until_done
 from providers.pricebook import clip_cost, failed_charge, requeue_charge
+from tasks import run_names
 from tasks.charges import charge
 from tasks.progress import Progress
 from tasks.runtime import Runtime
@@ -77,7 +78,7 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
     return outcome
 
 
-@task(name="await job", retries=0, cache_policy=NO_CACHE)
+@task(name="await job", task_run_name=run_names.await_, retries=0, cache_policy=NO_CACHE)
 async def await_job(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
                     handle: JobHandle) -> PollOutcome:
     """No Prefect timeout: the deadline is the poller's (k x p95); progress goes to the UI."""

@@ -21,6 +21,7 @@ from models import ClipRequest, JobHandle, RoutePlan, SubmitRequest
 from providers.errors import ProviderError, SubmitUnknown
 from storage.journal import Clip, JobClaimed
 from storage.records import ClipJournal, StepRecord
+from tasks import run_names
 from tasks.charges import charge
 from tasks.runtime import Runtime
 
@@ -125,4 +126,5 @@ async def _serialised(rt: Runtime, signature: str | None) -> AsyncIterator[None]
             manager.__exit__(None, None, None)
 
 
-submit_job = task(submit_step, name="submit job", retries=0, cache_policy=NO_CACHE)
+submit_job = task(submit_step, name="submit job", task_run_name=run_names.submit, retries=0,
+                  cache_policy=NO_CACHE)

@@ -245,7 +245,12 @@ def test_kling_on_atlascloud_is_sent_by_its_published_ids(home, sandbox, resolut
 
 def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
 
     result = generate(prompt="A heron lands", duration=5, resolution="720p")
     prefix = result.clip_id[:16]
@@ -263,6 +268,17 @@ def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
     # Prefect stores a link artifact as markdown: [name](uri)
     assert f"[{result.path.rsplit('/', 1)[-1]}](file://" in by_key[f"clip-{prefix}-file"].data
     assert "## Checks" in by_key[f"clip-{prefix}"].data
+
+    async def names():
+        async with get_client() as client:
+            run = (await client.read_flow_runs(limit=1, sort="START_TIME_DESC"))[0]
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[run.id])))
+            return run.name, {t.name for t in tasks}
+    run_name, task_names = asyncio.run(names())
+    assert run_name.startswith("clip · A heron lands") and run_name.endswith("5s 720p")
+    assert f"submit {result.model}/{result.tier} step 0" in task_names
+    assert f"await {result.model} job {result.job_ids[0]}" in task_names
 
 
 def test_sora_4k_is_refused_as_the_api_refuses_it_and_learned(home, sandbox):
