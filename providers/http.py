@@ -6,12 +6,16 @@ A paid submit never goes through `retrying`: its ambiguity is resolved by each a
 """
 
 import asyncio
+import functools
+import os
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+import certifi
 import httpx
 
 from providers.errors import RateLimited, Transient
@@ -29,8 +33,18 @@ BACKOFF_CAP_S = 30.0
 RETRY_DEADLINE_S = 120.0
 
 
+@functools.cache
+def tls_context(cafile: str | None = None) -> ssl.SSLContext:
+    """One verifying TLS context per CA bundle, shared by every client: building one loads the
+    bundle (~50 ms of CPU), and each flow run builds its adapters afresh. The bundle: `cafile`,
+    else SSL_CERT_FILE, else certifi's (as httpx itself chooses)."""
+    return ssl.create_default_context(
+        cafile=cafile or os.environ.get("SSL_CERT_FILE") or certifi.where())
+
+
 def client(base_url: str, *, verify: object = True, timeout: httpx.Timeout = TIMEOUT,
            connections: int = CONNECTIONS) -> httpx.AsyncClient:
+    verify = tls_context() if verify is True else verify
     limits = httpx.Limits(max_connections=connections,
                           max_keepalive_connections=max(1, connections // 2), keepalive_expiry=30)
     return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits, verify=verify,
