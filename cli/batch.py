@@ -2,10 +2,12 @@
 budget; rerun the same manifest to finish what is left."""
 
 import argparse
+from decimal import Decimal
 
-from cli.context import count, positive_amount, require
+from cli.context import count, load_context, positive_amount, require
 from cli.generate import run_flow
 from cli.preflight import chunk_deployment, manifest_rows
+from cli.progress import add_quiet, showing
 from tasks.manifest import read_manifest
 
 
@@ -16,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tasks (one run, async tasks) | deployments (chunks as runs of "
                         "run-batch-chunk/default on the Prefect server at PREFECT_API_URL)")
     parser.add_argument("--chunk-size", default="25", help="requests per chunk run")
+    add_quiet(parser)
     parser.add_argument("--absolute-images", action="store_true",
                         help="let rows name images by absolute path (otherwise image paths "
                         "stay inside the manifest's folder)")
@@ -37,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     batch = BatchRequest(manifest=manifest.path, budget_usd=budget, fan_out=args.fan_out,
                          chunk_size=chunk_size, absolute_images=args.absolute_images)
-    result, code = run_flow(args, run_batch(batch))
+    clips = [item.request.clip_id for item in manifest.unique()]
+    result, code = run_flow(args, run_batch(batch), showing(
+        args, load_context().settings.home_path / "journal", clips, batch=True,
+        budget=Decimal(str(budget)) if budget is not None else None))
     if code:
         return code
     if args.json:

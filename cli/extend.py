@@ -2,9 +2,10 @@
 
 import argparse
 
-from cli.context import require
+from cli.context import load_context, require
 from cli.generate import run_flow
 from cli.preflight import archived_clip
+from cli.progress import add_quiet, showing
 from models import ClipRequest
 
 
@@ -13,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "its id)")
     parser.add_argument("--prompt", required=True, help="what happens next")
     parser.add_argument("--seconds", required=True, help="seconds to add")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
                           duration=args.seconds)  # validates seconds and prompt first
     from flows.extend import extend_clip
 
-    result, code = run_flow(args, extend_clip(clip_id, request.prompt, request.seconds))
+    result, code = run_flow(args, extend_clip(clip_id, request.prompt, request.seconds),
+                            showing(args, load_context().settings.home_path / "journal",
+                                    [request.clip_id]))
     if code:
         return code
     if args.json:

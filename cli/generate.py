@@ -6,15 +6,19 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from cli.context import load_context
 from cli.errors import advised_failures, one_line
 from cli.plan import add_request_arguments, request_from_args
 from cli.preflight import planned
+from cli.progress import add_quiet, showing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_request_arguments(parser)
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,24 +26,28 @@ def run(args: argparse.Namespace) -> int:
     planned(request)  # a mistake exits 2 here, before a Prefect server starts
     from flows.generate import generate_clip
 
-    return run_and_report(args, generate_clip(request))
+    return run_and_report(args, generate_clip(request), request.clip_id)
 
 
-def run_flow(args: argparse.Namespace, work: Coroutine) -> tuple[Any, int]:
+def run_flow(args: argparse.Namespace, work: Coroutine,
+             watching: AbstractContextManager | None = None) -> tuple[Any, int]:
     """(the flow's result, 0), or (None, 1) after saying why when it ended in a provider or
-    disk failure with advice — not a user mistake (exit 2), not a bug (a traceback)."""
+    disk failure with advice — not a user mistake (exit 2), not a bug (a traceback).
+    `watching` (the live progress) ends before anything is said."""
     try:
-        return asyncio.run(work), 0
+        with watching or nullcontext():
+            return asyncio.run(work), 0
     except advised_failures() as err:
         print(json.dumps({"error": {"field": None, "message": str(err)}}) if args.json
               else f"reelflow: {one_line(str(err))}", file=sys.stdout if args.json else sys.stderr)
         return None, 1
 
 
-def run_and_report(args: argparse.Namespace, work: Coroutine) -> int:
-    """Run a flow that makes one clip; exit 1 when its job is still pending at the deadline, or
-    its output could not be archived (yet) or was lost."""
-    result, code = run_flow(args, work)
+def run_and_report(args: argparse.Namespace, work: Coroutine, clip_id: str) -> int:
+    """Run a flow that makes one clip, showing its progress; exit 1 when its job is still
+    pending at the deadline, or its output could not be archived (yet) or was lost."""
+    result, code = run_flow(args, work, showing(
+        args, load_context().settings.home_path / "journal", [clip_id]))
     if code:
         return code
     if args.json:

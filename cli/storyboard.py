@@ -6,10 +6,12 @@ import argparse
 from cli.generate import run_and_report
 from cli.plan import add_request_arguments, request_from_args
 from cli.preflight import planned
+from cli.progress import add_quiet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_request_arguments(parser)
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,4 +20,4 @@ def run(args: argparse.Namespace) -> int:
     planned(request)  # a mistake exits 2 here, before a Prefect server starts
     from flows.storyboard import generate_storyboard
 
-    return run_and_report(args, generate_storyboard(request))
+    return run_and_report(args, generate_storyboard(request), request.clip_id)
