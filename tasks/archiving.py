@@ -63,6 +63,7 @@ async def archive_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index
     archived = Archived(path=final, sha256=digest, bytes=size,
                         download_s=round(time.monotonic() - started, 3), submitted_at=submitted)
     rt.journal.record_archive(request.clip_id, archived)
+    get_run_logger().info("archived %s (%.1f MB, sha256 %s…)", final, size / 1e6, digest[:12])
     return archived
 
 

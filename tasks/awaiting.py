@@ -10,10 +10,10 @@ sweep. Progress goes to a UI artifact per job when the run shows per-clip UI.
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from models import ClipRequest, JobHandle, JobStatus, RoutePlan
+from models import ClipRequest, JobHandle, JobStatus, RoutePlan, usd_text
 from providers import latency
 from providers.poller import PollOutcome, plan_for
 from providers.poller import await_job as poll_until_done
@@ -66,15 +66,19 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
         step = rt.journal.read(request.clip_id).steps[index]
         for _ in range(reported - step.charged("requeue")):
             requeued()
+    cost = Decimal(0)
     if outcome.state == "succeeded":
-        charge(rt, request, plan, index, "complete",
-               clip_cost(tier, request.resolution, seconds, row.sound_priced(request.audio)),
-               "generation", **timing)
+        cost = clip_cost(tier, request.resolution, seconds, row.sound_priced(request.audio))
+        charge(rt, request, plan, index, "complete", cost, "generation", **timing)
     elif outcome.state == "failed":
         cost = Decimal(0) if outcome.status.policy else failed_charge(
             row, tier, request.resolution, seconds, row.sound_priced(request.audio))
         charge(rt, request, plan, index, "fail", cost, "failed_generation", **timing)
     rt.journal.finish_step(request.clip_id, index, outcome.state, outcome.status.message)
+    get_run_logger().info("job %s %s after %.0f s: %s charged%s", handle.job_id, outcome.state,
+                          outcome.waited_s, usd_text(cost),
+                          f" ({outcome.status.message})" if outcome.state == "failed"
+                          and outcome.status.message else "")
     return outcome
 
 

@@ -68,9 +68,9 @@ async def make_storyboard(rt: Runtime, board: ClipRequest) -> ClipResult:
         logger.info("storyboard %s is already archived: nothing to pay", board.clip_id[:12])
         return await finished(rt, record)
     decision = await plan_route(quote(board), rt, {})
-    logger.info("plan: %s", "; ".join(decision.reasons))
     if decision.storyboard != "emulated":
-        return await generate(rt, board, planned=decision)
+        return await generate(rt, board, planned=decision)  # which logs the plan, once
+    logger.info("plan: %s", "; ".join(decision.reasons))
     rt.journal.start(new_record(board, decision))
     prompts = storyboard_anchors(board.scenes)
     groups = chains(board)

@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from models import ClipRequest, JobHandle, RoutePlan, SubmitRequest
+from models import ClipRequest, JobHandle, RoutePlan, SubmitRequest, usd_text
 from providers.errors import ProviderError, SubmitUnknown
 from storage.journal import Clip, JobClaimed
 from storage.records import ClipJournal, StepRecord
@@ -39,6 +39,9 @@ async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index:
         manager.__exit__(None, None, None)
     # outside the lock (a charge takes it); once, also for a run killed before writing it
     charge(rt, request, plan, index, "submit", Decimal(0), "none")
+    get_run_logger().info("submitted %s/%s job %s, step %d (estimate %s for the clip)",
+                          plan.model, plan.tier, handle.job_id, index,
+                          usd_text(Decimal(plan.cost_usd)))
     return handle
 
 

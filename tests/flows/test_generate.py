@@ -333,3 +333,14 @@ def test_a_soundtrack_not_asked_for_leaves_the_published_copy_of_a_model_that_al
     assert sound.audio and sound.trimmed_path is None
     assert sound.cost_usd == silent.cost_usd  # the soundtrack is in Sora's price
     assert_reconciled(home, sandbox)
+
+
+def test_the_run_log_says_what_was_submitted_charged_and_archived(home, sandbox, caplog):
+    result = generate(prompt="A gull on a post", duration=5, resolution="720p")
+    said = [r.getMessage() for r in caplog.records if r.name == "prefect.task_runs"]
+    job = result.job_ids[0]
+    assert any(f"submitted kling-v3/standard job {job}, step 0 (estimate $0.14" in m
+               for m in said), said
+    assert any(m.startswith(f"job {job} succeeded after ") and "$0.14 charged" in m
+               for m in said)
+    assert any(m.startswith(f"archived {result.path} (") for m in said)
