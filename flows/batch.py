@@ -32,7 +32,7 @@ async def run_batch(batch: BatchRequest) -> BatchResult:
     manifest = read_manifest(batch.manifest, absolute_images=batch.absolute_images)
     budget = Decimal(str(batch.budget_usd)) if batch.budget_usd is not None else None
     async with clip_run(per_clip_ui=False) as rt:
-        plan = plan_manifest(rt, manifest)
+        plan = plan_manifest(rt, manifest, budgeted=budget is not None)
         get_run_logger().info(
             "batch %s: %d rows, %d unique requests, estimated %s%s", manifest.batch_id,
             len(manifest.rows), len(plan.plans), usd_text(plan.total()),
@@ -54,7 +54,7 @@ async def run_batch_chunk(chunk: BatchChunk) -> BatchResult:
                         rows=chunk.rows)
     budget = Decimal(str(chunk.budget_usd)) if chunk.budget_usd is not None else None
     async with clip_run(per_clip_ui=False) as rt:
-        plan = plan_manifest(rt, manifest)
+        plan = plan_manifest(rt, manifest, budgeted=budget is not None)
         guard = BudgetGuard(budget, rt.journal, list(plan.plans))
         items = await run_in_tasks(rt, manifest, plan, guard)
         return await batch_result(rt, manifest, plan, items, None, chunk.budget_usd)

@@ -38,16 +38,20 @@ class BatchPlan(BaseModel):
                 "model": self.plans[clip].model, "duplicates": self.rows_of[clip][1:]}
 
 
-def plan_manifest(rt: Runtime, manifest: Manifest) -> BatchPlan:
+def plan_manifest(rt: Runtime, manifest: Manifest, *, budgeted: bool = False) -> BatchPlan:
+    """`budgeted`: the estimates guard a budget, so they are raised to the billed rate where
+    drift is known (which reads the ledger: only then)."""
     rows_of: dict[str, list[int]] = {}
     for item in manifest.rows:
         rows_of.setdefault(item.request.clip_id, []).append(item.row)
-    return BatchPlan(plans=plan_all(rt, manifest.unique()), rows_of=rows_of)
+    drift = known_drift(rt.settings) if budgeted else {}
+    return BatchPlan(plans=plan_all(rt, manifest.unique(), drift), rows_of=rows_of)
 
 
-def plan_all(rt: Runtime, rows: list[ManifestRow]) -> dict[str, RoutePlan]:
+def plan_all(rt: Runtime, rows: list[ManifestRow],
+             drift: dict[tuple[str, str], Decimal] | None = None) -> dict[str, RoutePlan]:
     plans, problems = {}, []
-    drift = known_drift(rt.settings)
+    drift = drift or {}
     used: dict[str, float] = {}
     full: dict[str, str] = {}
     for item in rows:
