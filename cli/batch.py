@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", help="USD the batch may spend in all, across reruns")
     parser.add_argument("--fan-out", default="tasks",
                         help="tasks (one run, async tasks) | deployments (chunks as runs of "
-                        "run-batch-chunk/default on the Prefect server at PREFECT_API_URL)")
+                        "run-batch/chunk on the Prefect server at PREFECT_API_URL)")
     parser.add_argument("--chunk-size", default="25", help="requests per chunk run")
     add_quiet(parser)
     parser.add_argument("--absolute-images", action="store_true",

@@ -11,12 +11,10 @@ from cli.context import load_context
 from cli.errors import UserError
 from cli.plan import make_plan
 from models import ClipRequest, RoutePlan
-from models.batch import Manifest
+from models.batch import CHUNK_DEPLOYMENT, Manifest
 from providers.router import PlanError
 from storage.journal import Journal
 from tasks.parents import archived_parent
-
-CHUNK_DEPLOYMENT = "run-batch-chunk/default"
 
 
 def planned(request: ClipRequest) -> RoutePlan:
@@ -55,7 +53,7 @@ def manifest_rows(manifest: Manifest) -> None:
 
 
 def chunk_deployment() -> None:
-    """`--fan-out deployments` sends chunks to run-batch-chunk/default on the Prefect server at
+    """`--fan-out deployments` sends chunks to run-batch/chunk on the Prefect server at
     PREFECT_API_URL: both must exist before the batch starts."""
     from prefect.settings import PREFECT_API_URL
 

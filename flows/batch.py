@@ -3,10 +3,10 @@
 Before anything is paid every row is validated and planned (a row no model can serve stops the
 batch, its field named); duplicates are generated once; clips already done (an earlier run of
 this manifest) are skipped and cost nothing. Then the requests fan out — as tasks in this run,
-or as chunk runs of run-batch-chunk shared by every worker of the pool — under each account's
-documented concurrency and a budget guard asked before every submit. The provider's bill is
-reconciled at the end; a summary table sums it up. The run ends Failed when a request failed
-or is still pending, after saying which.
+or as runs of the run-batch/chunk deployment shared by every worker of the pool — under each
+account's documented concurrency and a budget guard asked before every submit.
+The provider's bill is reconciled at the end; a summary table sums it up. The run ends Failed
+when a request failed or is still pending, after saying which.
 """
 
 from decimal import Decimal
@@ -46,7 +46,7 @@ async def run_batch(batch: BatchRequest) -> BatchResult:
         return await batch_result(rt, manifest, plan, items, reconciliation, batch.budget_usd)
 
 
-@flow(name="run-batch-chunk", flow_run_name=run_names.chunk, retries=0, log_prints=True)
+@flow(name="run-batch", flow_run_name=run_names.chunk, retries=0, log_prints=True)
 async def run_batch_chunk(chunk: BatchChunk) -> BatchResult:
     """A chunk of a batch, sent by run-batch with fan_out=deployments; its budget is the
     chunk's share. The batch's run reconciles the bill once, at its end."""

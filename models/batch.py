@@ -9,6 +9,9 @@ from models.request import ClipRequest
 
 Status = Literal["done", "already_done", "failed", "left"]
 FanOut = Literal["tasks", "deployments"]
+# Chunks are runs of the run-batch flow too (`run_batch_chunk` carries the flow's name), so the
+# UI lists a batch and its chunks under one flow.
+CHUNK_DEPLOYMENT = "run-batch/chunk"
 
 
 class BatchRequest(BaseModel):
@@ -20,7 +23,7 @@ class BatchRequest(BaseModel):
         default=None, gt=0, description="USD the batch may spend in all, across reruns.")
     fan_out: FanOut = Field(
         default="tasks", description="tasks: async tasks in this run; deployments: chunks "
-        "sent as runs of run-batch-chunk, shared by every worker of the pool.")
+        "sent as runs of the run-batch/chunk deployment, shared by every worker of the pool.")
     chunk_size: int = Field(default=25, gt=0, description="Requests per chunk run.")
     absolute_images: bool = Field(
         default=False, description="Let rows name images by absolute path; otherwise image "
@@ -49,7 +52,7 @@ class Manifest(BaseModel):
 
 
 class BatchChunk(BaseModel):
-    """What a run-batch-chunk run receives from its batch's run."""
+    """What a run-batch/chunk run receives from its batch's run."""
 
     batch_id: str = Field(description="The batch the chunk is part of.")
     rows: list[ManifestRow] = Field(description="The chunk's requests, with their rows.")

@@ -1,4 +1,4 @@
-"""A batch's requests as chunk runs of the run-batch-chunk deployment, so every worker of the
+"""A batch's requests as chunk runs of the run-batch/chunk deployment, so every worker of the
 pool shares the batch. Admission is in manifest order (the budget guard reserves each
 estimate); each chunk run has an idempotency key (this run, chunk index, attempt): a retried
 parent never sends a chunk twice. Outcomes are read back from the shared journal."""
@@ -8,13 +8,12 @@ from decimal import Decimal
 
 from prefect import get_run_logger
 
-from models.batch import BatchChunk, BatchItem, Manifest, ManifestRow
+from models.batch import CHUNK_DEPLOYMENT, BatchChunk, BatchItem, Manifest, ManifestRow
 from tasks.batch_plan import BatchPlan
 from tasks.batch_summary import item_from_journal
 from tasks.budget import BudgetGuard
 from tasks.runtime import Runtime
 
-CHUNK_DEPLOYMENT = "run-batch-chunk/default"
 CHUNK_ATTEMPTS = 3
 
 

@@ -25,6 +25,31 @@ def test_prefect_yaml_is_valid():
     assert project["prefect-version"].startswith("3.")
 
 
+def _deployment_names() -> dict[str, str]:
+    """`<flow name>/<deployment name>` of every deployment in prefect.yaml -> its entrypoint."""
+    import importlib
+    project = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    names = {}
+    for deployment in project["deployments"]:
+        path, function = deployment["entrypoint"].split(":")
+        module = path.removesuffix(".py")
+        flow = getattr(importlib.import_module(module.replace("/", ".")), function)
+        names[f"{flow.name}/{deployment['name']}"] = deployment["entrypoint"]
+    return names
+
+
+def test_deployments_are_named_for_how_they_are_started():
+    from models.batch import CHUNK_DEPLOYMENT
+    names = _deployment_names()
+    assert set(names) == {
+        "generate-clip/on-demand", "generate-storyboard/on-demand", "extend-clip/on-demand",
+        "run-batch/on-demand", "run-batch/chunk", "run-batch/sora-window", "cost-report/daily",
+        "sweep-archive/hourly"}
+    assert names[CHUNK_DEPLOYMENT] == "flows/batch.py:run_batch_chunk"
+    readme = (REPO / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in names)
+
+
 def test_plain_libraries_do_not_import_prefect():
     for folder in ("providers", "storage", "analytics", "models", "sandbox"):
         for path in (REPO / folder).rglob("*.py"):

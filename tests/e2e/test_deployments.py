@@ -73,7 +73,7 @@ def deployment_run(stack, name: str, *params: str, timeout: int = 600):
 def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
     prompt = f"Deployed clip {uuid.uuid4().hex[:8]}"
     request = json.dumps({"prompt": prompt, "duration": 5, "resolution": "720p"})
-    done = deployment_run(stack, "generate-clip/default", f"request={request}")
+    done = deployment_run(stack, "generate-clip/on-demand", f"request={request}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
     journal = Journal(stack["home"] / "journal")
@@ -86,7 +86,7 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
     keys = {a["key"] for a in artifacts}
     assert {f"clip-{record.clip_id[:16]}", f"clip-{record.clip_id[:16]}-file"} <= keys
 
-    bad = deployment_run(stack, "generate-clip/default",
+    bad = deployment_run(stack, "generate-clip/on-demand",
                          'request={"prompt": "x", "duration": 5, "resolution": "8k"}')
     assert bad.returncode != 0
     assert "request.resolution" in bad.stdout + bad.stderr
@@ -97,7 +97,7 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
                                               "duration": 5, "resolution": "720p"})
                                   for i in range(100)))
     paid = len(stack["sandbox"].usage())
-    batch = deployment_run(stack, "run-batch/default", "batch=" + json.dumps(
+    batch = deployment_run(stack, "run-batch/on-demand", "batch=" + json.dumps(
         {"manifest": str(manifest), "fan_out": "deployments", "chunk_size": 20}))
     assert batch.returncode == 0, batch.stdout[-3000:] + batch.stderr[-3000:]
     usage = stack["sandbox"].usage()[paid:]

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.batch import run_batch, run_batch_chunk
-from models.batch import BatchRequest
+from models.batch import CHUNK_DEPLOYMENT, BatchRequest
 from storage.journal import Journal
 from tasks.batch_summary import BatchIncomplete
 from tests.flows.conftest import assert_reconciled
@@ -203,6 +203,7 @@ def chunks_run_here(monkeypatch, crash: str | None = None) -> list[str]:
     sent = []
 
     async def run_deployment(name, idempotency_key, parameters):
+        assert name == CHUNK_DEPLOYMENT
         sent.append(idempotency_key)
         if crash and idempotency_key.endswith(crash):
             return SimpleNamespace(id=uuid_.uuid4(), state=SimpleNamespace(name="Crashed"))
