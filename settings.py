@@ -207,6 +207,11 @@ class Settings(BaseSettings):
         return result
 
 
+def subscriptions_assumed(settings: Settings) -> bool:
+    """No one said which plan each key holds: the default plans are assumed, and plans say so."""
+    return "subscriptions" not in settings.model_fields_set
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and `.env`) once; overrides win, for tests and the CLI."""
     return Settings(**overrides)

@@ -9,6 +9,7 @@ from cli.context import Context, count, load_context, require
 from cli.errors import UserError
 from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
 from providers.router import parse_subscriptions, plan
+from settings import subscriptions_assumed
 from storage.capabilities import Capabilities
 from tasks.images import ImageError, with_image_digest
 from tasks.input_files import MAX_REQUEST_BYTES, parse_json, read_text
@@ -111,6 +112,7 @@ def make_plan(context: Context, request: ClipRequest, subscriptions: str | None,
         exclude=policy_exclusions(words, context.catalog),
         refused=Capabilities(context.settings.home_path / "capabilities").refused_here(
             context.settings.endpoints()),
+        plans_assumed=subscriptions is None and subscriptions_assumed(context.settings),
     )
 
 

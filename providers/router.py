@@ -299,6 +299,7 @@ def plan(
     exclude: dict[str, str] | None = None,
     given_up: dict[str, str] | None = None,
     refused: dict[tuple[str, str], str] | None = None,
+    plans_assumed: bool = False,
 ) -> RoutePlan:
     """Choose a model and tier for `request`, with costs, latency and every reason.
 
@@ -307,7 +308,8 @@ def plan(
     accounts (`provider:tier`) to why they cannot take more (a batch has used their credits);
     `given_up` maps model ids to why this clip's fallbacks gave up on them; `refused` maps
     (model id, capability — a mode or a resolution) to why the endpoint is known to refuse it
-    (storage/capabilities.py)."""
+    (storage/capabilities.py). `plans_assumed`: the subscriptions are the default, not the
+    user's word, so a plan on a subscription key says its tier is assumed."""
     if volume is not None and volume <= 0:
         raise PlanError("volume", f"{volume} is not a number of clips a month", ["1 or more"])
     policy = request.policy
@@ -366,6 +368,10 @@ def plan(
                            "its place")
     for other in eligible[1:]:
         other.reject("rank", _beaten_by(ranking, other, chosen, volume))
+    if plans_assumed and chosen.row.protocol in SUBSCRIPTION_PROTOCOLS:
+        reasons.append(f"tier assumed: REELFLOW_SUBSCRIPTIONS is not set, so the "
+                       f"{chosen.row.provider} key is taken to be on {chosen.tier.name}; set it "
+                       "to the plan the key holds")
     return _to_plan(request, chosen, options, reasons, ranking, endpoints, volume)
 
 

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from models import ClipRequest, RoutePlan
 from providers.errors import CapabilityRefused
 from providers.router import parse_subscriptions, plan
+from settings import subscriptions_assumed
 from storage.capabilities import Refusal
 from tasks.prompts import policy_exclusions
 from tasks.runtime import Runtime
@@ -24,7 +25,8 @@ def route(request: ClipRequest, rt: Runtime, excluded: dict[str, str] | None = N
                 subscriptions=parse_subscriptions(rt.settings.subscriptions, rt.catalog),
                 endpoints=rt.endpoints,
                 exclude={**policy_exclusions(words, rt.catalog), **(full or {})},
-                given_up=excluded, refused=rt.capabilities.refused_here(rt.endpoints))
+                given_up=excluded, refused=rt.capabilities.refused_here(rt.endpoints),
+                plans_assumed=subscriptions_assumed(rt.settings))
 
 
 def remember_refusal(rt: Runtime, plan: RoutePlan, err: CapabilityRefused) -> Refusal:

@@ -39,6 +39,29 @@ def test_cheapest_with_default_subscriptions_is_kling_standard(catalog, sandbox_
     assert "never cheaper" in master.reason
 
 
+def test_a_plan_on_a_default_subscription_says_its_tier_is_assumed(catalog, sandbox_endpoints,
+                                                                   monkeypatch):
+    """The sandbox, like the provider, bills the key at the plan it holds: when no one said
+    which plan that is, the plan must not pass the default off as known."""
+    from settings import Settings, subscriptions_assumed
+    monkeypatch.delenv("REELFLOW_SUBSCRIPTIONS", raising=False)
+    assert subscriptions_assumed(Settings(_env_file=None))
+    monkeypatch.setenv("REELFLOW_SUBSCRIPTIONS", "kling:standard")
+    assert not subscriptions_assumed(Settings(_env_file=None))
+    request = ClipRequest(prompt=COASTAL, duration=5)
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    assumed = plan(request, catalog, now=now, endpoints=sandbox_endpoints, plans_assumed=True,
+                   subscriptions=parse_subscriptions(None, catalog))
+    assert any(r.startswith("tier assumed: REELFLOW_SUBSCRIPTIONS is not set, so the kling key "
+                            "is taken to be on standard") for r in assumed.reasons)
+    gateway = plan(request.model_copy(update={"policy": "kling-v3-fal"}), catalog, now=now,
+                   endpoints=sandbox_endpoints, plans_assumed=True,
+                   subscriptions=parse_subscriptions(None, catalog))
+    assert not any("tier assumed" in r for r in gateway.reasons)  # fal prices each request
+    said = route(catalog, request, sandbox_endpoints, subscriptions="kling:standard")
+    assert not any("tier assumed" in r for r in said.reasons)
+
+
 def test_a_tie_prefers_a_quoted_price_over_an_assumed_one(catalog, sandbox_endpoints):
     """fal at Kling's own price, that price marked assumed: the quoted one wins the tie."""
     fal = catalog.row("kling-v3-fal")
