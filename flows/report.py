@@ -6,7 +6,7 @@ from decimal import Decimal
 from prefect import flow
 
 from settings import load_settings
-from tasks.reconciling import reconcile_task
+from tasks.reconciling import publish_reconciliation, reconcile_task
 from tasks.reporting import collect_report, publish_report, reconcile_usage, write_files
 from tasks.runtime import clip_run
 
@@ -19,6 +19,7 @@ async def cost_report(period: str = "month", budget_usd: float | None = None) ->
     # `reconciled` rows, so the report that follows explains every charge
     async with clip_run() as rt:
         found = await reconcile_task(rt)
+    await publish_reconciliation(found, "cost-report-reconciliation")
     result = reconcile_usage(settings, found.bill)
     report = collect_report(settings, period=period,
                             budget_usd=Decimal(str(budget_usd)) if budget_usd else None)

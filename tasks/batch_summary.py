@@ -10,7 +10,7 @@ from prefect.artifacts import acreate_table_artifact
 from models import usd_text
 from models.batch import BatchItem, BatchResult, Manifest, Status
 from tasks.batch_plan import BatchPlan
-from tasks.reconciling import Reconciliation
+from tasks.reconciling import Reconciliation, publish_reconciliation
 from tasks.runtime import Runtime
 
 
@@ -52,6 +52,8 @@ async def batch_result(rt: Runtime, manifest: Manifest, plan: BatchPlan, items: 
         if reconciliation else 0.0,
         not_reconcilable=reconciliation.not_reconcilable if reconciliation else [])
     await _summarise(result)
+    if reconciliation is not None:
+        await publish_reconciliation(reconciliation, f"batch-{result.batch_id}-reconciliation")
     if result.failed:
         raise BatchIncomplete.of(result)
     return result
@@ -71,5 +73,9 @@ async def _summarise(result: BatchResult) -> None:
         description=(f"{result.done + result.already_done} of {result.unique} done, "
                      f"{result.failed} failed, {result.left} left; spent {spent}"),
         table=[{"row": i.row, "clip": i.clip_id[:12], "status": i.status, "model": i.model,
-                "estimate": i.estimate_usd, "cost": i.cost_usd, "path": i.path,
-                "error": i.error} for i in result.items])
+                "estimate": _dollars(i.estimate_usd), "cost": _dollars(i.cost_usd),
+                "path": i.path or "", "error": i.error or ""} for i in result.items])
+
+
+def _dollars(amount: float | None) -> str:
+    return "" if amount is None else usd_text(Decimal(str(amount)))

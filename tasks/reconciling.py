@@ -18,10 +18,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from prefect import task
+from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
-from models import cents
+from models import cents, usd_text
 from providers.errors import ProviderError
 from storage.ledger import read_ledger
 from tasks.charges import charge
@@ -29,6 +30,18 @@ from tasks.runtime import Runtime
 
 # charges land after the submit; the window opens this long before the first one
 WINDOW_MARGIN = timedelta(hours=1)
+
+
+class JobBill(BaseModel):
+    """One finished job as the provider billed it and as the ledger held it."""
+
+    job_id: str
+    clip_id: str
+    account: str
+    ledger_usd: Decimal = Field(description="The ledger's total before this reconciliation.")
+    provider_usd: Decimal
+    added_usd: Decimal = Field(default=Decimal(0),
+                               description="Written to the ledger as a `reconciled` row.")
 
 
 class ReconciledCharge(BaseModel):
@@ -53,6 +66,7 @@ class Reconciliation(BaseModel):
     bill: dict[str, Decimal] = Field(
         default_factory=dict, description="job -> the provider's total, for every finished job "
         "of this home on a reconcilable account (what a report reconciles the ledger with).")
+    jobs: list[JobBill] = Field(default_factory=list, description="Every job compared.")
 
 
 async def reconcile_charges(rt: Runtime) -> Reconciliation:
@@ -97,14 +111,19 @@ async def reconcile_charges(rt: Runtime) -> Reconciliation:
             result.checked_jobs += 1
             result.bill[job_id] = billed
             # the exact difference, so the ledger ends equal to the bill (not only in cents)
-            gap = billed - ours.get(job_id, Decimal(0))
+            ledger = ours.get(job_id, Decimal(0))
+            gap = billed - ledger
+            job = JobBill(job_id=job_id, clip_id=record.clip_id, account=key,
+                          ledger_usd=ledger, provider_usd=billed)
             if cents(gap) > 0:
                 await asyncio.to_thread(charge, rt, record.request, record.plan, index,
                                         "reconciled", gap, "reconciled")
                 result.reconciled.append(ReconciledCharge(clip_id=record.clip_id,
                                                           job_id=job_id, usd=gap))
+                job.added_usd = gap
             elif cents(gap) < 0:
                 result.over_billed[job_id] = -gap
+            result.jobs.append(job)
     return result
 
 
@@ -132,6 +151,50 @@ def _ledger_totals(rt: Runtime) -> tuple[dict[str, Decimal], dict[tuple[str, dat
             totals[row["job_id"]] += row["cost_usd"]
             by_day[(row["job_id"], row["event_time"].astimezone(UTC).date())] += row["cost_usd"]
     return totals, by_day
+
+def _signed(amount: Decimal) -> str:
+    return ("−" if cents(amount) < 0 else "") + usd_text(abs(amount))
+
+
+def reconciliation_table(found: Reconciliation) -> list[dict[str, str]]:
+    """Job, ledger amount, provider amount, difference — dollars to the cent — with the total
+    and a row for every account or job the comparison could not cover."""
+    rows = []
+    for job in found.jobs:
+        now = job.ledger_usd + job.added_usd
+        note = (f"{usd_text(job.added_usd)} found only on the bill, added to the ledger"
+                if job.added_usd else "ledger higher than the bill"
+                if cents(now - job.provider_usd) > 0 else "")
+        rows.append({"job": job.job_id, "clip": job.clip_id[:12], "account": job.account,
+                     "ledger": usd_text(now), "provider": usd_text(job.provider_usd),
+                     "difference": _signed(now - job.provider_usd), "note": note})
+    ledger = sum((j.ledger_usd + j.added_usd for j in found.jobs), Decimal(0))
+    billed = sum((j.provider_usd for j in found.jobs), Decimal(0))
+    rows.append({"job": f"total ({len(found.jobs)} jobs)", "clip": "", "account": "",
+                 "ledger": usd_text(ledger), "provider": usd_text(billed),
+                 "difference": _signed(ledger - billed), "note": ""})
+    rows += [{"job": job, "clip": "—", "account": "", "ledger": usd_text(Decimal(0)),
+              "provider": usd_text(usd), "difference": _signed(-usd),
+              "note": "on this key's bill; no clip of this home claims it (another user?)"}
+             for job, usd in sorted(found.unclaimed_usd.items())]
+    rows += [{"job": "—", "clip": "—", "account": account, "ledger": "", "provider": "",
+              "difference": "", "note": "not reconcilable job by job: the provider's usage "
+              "names no job" + "".join(f"; {day}: the bill exceeds the ledger by "
+                                       f"{usd_text(gap)}" for day, gap in
+                                       found.day_gaps.get(account, {}).items())}
+             for account in found.not_reconcilable]
+    return rows
+
+
+async def publish_reconciliation(found: Reconciliation, key: str) -> None:
+    """The reconciliation as a table artifact (best-effort: the ledger rows are what count)."""
+    added = sum((c.usd for c in found.reconciled), Decimal(0))
+    differ = sum(cents(j.ledger_usd + j.added_usd - j.provider_usd) != 0 for j in found.jobs)
+    await acreate_table_artifact(
+        key=key, table=reconciliation_table(found),
+        description=f"{len(found.jobs)} jobs against the provider's bill: {differ} differ; "
+        f"{usd_text(added)} found only on the bill, now in the ledger")
+
 
 reconcile_task = task(reconcile_charges, name="reconcile with the provider's bill", retries=0,
                       cache_policy=NO_CACHE)

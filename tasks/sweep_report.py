@@ -5,8 +5,9 @@ from prefect import get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from pydantic import BaseModel, Field
 
+from models import usd_text
 from storage.journal import Quarantined
-from tasks.reconciling import Reconciliation
+from tasks.reconciling import Reconciliation, publish_reconciliation
 from tasks.sweeping import CompactedDay, Resumed, Retained, Verified
 
 
@@ -40,6 +41,7 @@ async def publish_sweep(report: SweepReport) -> SweepReport:
                                  lost.clip_id[:12], lost.path, lost.found.splitlines()[0])
     await acreate_markdown_artifact(key="sweep-archive", description="the last sweep",
                                     markdown=_markdown(report))
+    await publish_reconciliation(report.reconciliation, "sweep-archive-reconciliation")
     if verified.lost or verified.unarchived:
         raise ArchiveDamaged("; ".join(verified.lost + verified.unarchived))
     return report
@@ -53,7 +55,7 @@ def _markdown(report: SweepReport) -> str:
     c = report.reconciliation
     lines += ["", f"## Reconciliation\n{c.checked_jobs} jobs checked against the provider's "
               f"bill; {len(c.reconciled)} charges found only there, now in the ledger"] + [
-        f"- `{r.clip_id[:12]}` job {r.job_id}: ${r.usd}" for r in c.reconciled]
+        f"- `{r.clip_id[:12]}` job {r.job_id}: {usd_text(r.usd)}" for r in c.reconciled]
     if c.not_reconcilable:
         lines.append(f"- not reconcilable job by job: {', '.join(c.not_reconcilable)}")
     v = report.verified

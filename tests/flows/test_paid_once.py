@@ -163,6 +163,21 @@ def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, san
     assert len(ours) == 1 + 1 + 6 + 1  # the refused Kling submit made no job
 
 
+def reconciliation_artifact(prefix: str) -> list[dict]:
+    """The newest `<prefix>-reconciliation` table artifact's rows, as the UI shows them."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"{prefix}-reconciliation"])))
+    artifact = asyncio.run(read())[-1]
+    return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+
+
 def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batch(
         home, sandbox, tmp_path):
     """Kling tasks without final_unit_deduction (the newer API shape): a re-queue no poll saw
@@ -187,7 +202,15 @@ def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batc
     assert len(seen) + len(reconciled) == 2  # one re-queue per job, however it was learnt
     assert all(r["clip_id"] and r["job_id"] for r in reconciled)
     assert result.reconciled_usd == pytest.approx(0.14 * len(reconciled))
-    assert assert_reconciled(home, sandbox)
+    bill = assert_reconciled(home, sandbox)
+    # the run's reconciliation table says the same, job by job, to the cent
+    table = {row["job"]: row for row in reconciliation_artifact(f"batch-{result.batch_id}")}
+    assert {job: row["provider"] for job, row in table.items() if job in bill} == {
+        job: f"${usd:.2f}" for job, usd in bill.items()}
+    assert all(table[job]["difference"] == "$0.00" for job in bill)
+    added = [table[r["job_id"]]["note"] for r in reconciled]
+    assert added == ["$0.14 found only on the bill, added to the ledger"] * len(reconciled)
+    assert table[f"total ({len(bill)} jobs)"]["provider"] == f"${sum(bill.values()):.2f}"
     # reconciling twice writes nothing more
     again = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert again.reconciled_usd == 0
