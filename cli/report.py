@@ -1,12 +1,17 @@
-"""report: cost and latency analytics over the ledger — tables, projection, advice, budget;
-with no ledger yet, the projection for the catalog."""
+"""report: cost and latency analytics over the ledger — the period's spend, clips and cost per
+delivered second, the projection and advice, the budget; with no ledger yet, the projection for
+the catalog. With --json every amount is a number, rounded as it is printed."""
 
 import argparse
 import json
 import sys
+from decimal import Decimal
 
+from analytics.report import budget_sentence, describe_period
+from analytics.tables import rate
 from cli.context import load_context, output_path, positive_amount
 from cli.errors import UserError
+from models import usd_text
 from tasks.reporting import make_report, write_report
 
 
@@ -31,17 +36,22 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"report": report.model_dump(mode="json"), "files":
                           files.model_dump()}, indent=2, default=str))
         return 0
-    b = report.budget
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{report.advice.advice}")
-    print(f"month to date ({b.month}): ${b.spent_usd:,.2f}, projected ${b.projected_usd:,.2f}"
-          + (f" of ${b.budget_usd:,.2f}" + (" — OVER BUDGET" if b.over_budget else "")
-             if b.budget_usd else ""))
+    h = report.headline
+    per_second = ("" if h.cost_per_delivered_second is None
+                  else f", ${rate(h.cost_per_delivered_second)} per delivered second")
+    used = (f", {h.budget_used:.0%} of the {usd_text(report.budget.budget_usd)} budget used"
+            if h.budget_used is not None else "")
+    print(f"{describe_period(report)}: {usd_text(h.spent_usd)} spent, "
+          f"{h.clips_delivered:,} clips delivered ({h.delivered_seconds:g} s){per_second}"
+          f"{used}")
+    print(report.advice.advice)
+    print(budget_sentence(report.budget))
     for row in report.tables["unit_costs"]:
-        per_second = row["cost_per_delivered_second"]
-        print(f"  {row['model']:<13} {row['tier']:<10} ${float(row['cost_usd']):>10,.2f}"
+        per_second, cost = row["cost_per_delivered_second"], Decimal(row["cost_usd"] or 0)
+        print(f"  {row['model']:<13} {row['tier']:<10} {usd_text(cost):>10}"
               f"  {row['accepted_clips']:>6} clips"
-              + (f"  ${float(per_second):.4f}/s" if per_second else ""))
+              + (f"  ${rate(per_second)}/s" if per_second else ""))
     print(f"report: {files.html}")
     return 0

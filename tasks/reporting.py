@@ -12,9 +12,13 @@ from pydantic import BaseModel
 
 from analytics import db
 from analytics.reconcile import Reconciliation, reconcile
-from analytics.report import Report, collect, export, to_html
+from analytics.report import Report, budget_sentence, collect, export, to_html
+from analytics.tables import human_rows
+from models import usd_text
 from providers.catalog import load_catalog
 from settings import Settings
+from storage.archive import Archive
+from storage.journal import Journal
 from tasks.reconciling import Reconciliation as Found
 
 
@@ -46,10 +50,19 @@ def make_report(settings: Settings, *, period: str = "month", budget_usd: Decima
                 now: datetime | None = None) -> Report:
     database, ledger = paths(settings)
     skipped = db.build(database, ledger)
+    folder = settings.home_path / "journal"
+    journal = Journal(folder) if folder.is_dir() else None
+    warnings = []
+    try:
+        archive = Archive(settings.archive_url, settings.archive_options)
+    except (ImportError, ValueError, OSError) as err:  # the gallery shows placeholders
+        archive = None
+        warnings.append(f"archive {settings.archive_url} could not be opened: {err}")
     with db.connect(database, ledger) as con:
         report = collect(con, load_catalog(settings.catalog), period=period, now=now,
-                         budget_usd=budget_usd)
-    report.warnings += [f"unreadable ledger part skipped: {path}" for path in skipped]
+                         budget_usd=budget_usd, journal=journal, archive=archive)
+    report.warnings += warnings + [f"unreadable ledger part skipped: {path}"
+                                   for path in skipped]
     return report
 
 
@@ -93,32 +106,33 @@ async def publish_report(period: str, report: Report, files: ReportFiles,
                "not_reconcilable": found.not_reconcilable,
                "day_gaps_usd": {account: {day: float(gap) for day, gap in days.items()}
                                 for account, days in found.day_gaps.items()}}
-    await acreate_table_artifact(key="cost-by-tier", table=[
-        {k: str(v) for k, v in row.items()} for row in report.tables["unit_costs"]],
-        description="Cost per delivered second and per accepted clip")
+    await acreate_table_artifact(key="cost-by-tier", table=human_rows(
+        report.tables["unit_costs"]), description="Cost per delivered second and per accepted clip")
+    h = report.headline
     await acreate_markdown_artifact(
-        key="cost-report", markdown=f"# Cost report ({period})\n\n{report.advice.advice}\n\n"
-        f"- month to date: ${report.budget.spent_usd:,.2f}, projected "
-        f"${report.budget.projected_usd:,.2f}\n- HTML: `{files.html}`\n"
+        key="cost-report", markdown=f"# Cost report ({period})\n\n"
+        f"**{usd_text(h.spent_usd)}** spent, **{h.clips_delivered:,}** clips delivered "
+        f"({h.delivered_seconds:g} s)\n\n{report.advice.advice}\n\n"
+        f"- {budget_sentence(report.budget)}\n- HTML: `{files.html}`\n"
         + "".join(f"- **warning**: {w}\n" for w in report.warnings)
         + _reconciliation_lines(result, found))
     return summary
-
-
 
 
 def _reconciliation_lines(result, found) -> str:
     """What the provider's bill said, job by job, in words a reader can act on."""
     lines = [f"- reconciliation: {found.checked_jobs} jobs against the provider's bill, "
              + ("ledger equal to it" if result.ok else f"{len(result.mismatches)} differ")]
-    lines += [f"  - job `{m.job_id}`: ledger ${m.ledger_usd:.2f}, bill ${m.provider_usd:.2f} "
+    lines += [f"  - job `{m.job_id}`: ledger {usd_text(m.ledger_usd)}, bill "
+              f"{usd_text(m.provider_usd)} "
               f"({m.problem})" for m in result.mismatches]
     lines += [f"  - found only on the bill, added to the ledger: job `{c.job_id}` "
-              f"(clip `{c.clip_id[:12]}`) ${c.usd:.2f}" for c in found.reconciled]
+              f"(clip `{c.clip_id[:12]}`) {usd_text(c.usd)}" for c in found.reconciled]
     if found.not_reconcilable:
         lines.append("  - not reconcilable job by job (the provider's usage names no job): "
                      + ", ".join(found.not_reconcilable))
     lines += [f"  - {account}: the provider's costs for {day} exceed this home's ledger by "
-              f"${gap:.2f} (no job named: a charge the ledger lacks, or another user of the key)"
+              f"{usd_text(gap)} (no job named: a charge the ledger lacks, or another user of the "
+              "key)"
               for account, days in found.day_gaps.items() for day, gap in days.items()]
     return "\n".join(lines) + "\n"
