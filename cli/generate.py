@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Coroutine
 from contextlib import AbstractContextManager, nullcontext
+from decimal import Decimal
 from typing import Any
 
 from cli.context import load_context
@@ -14,6 +15,7 @@ from cli.errors import advised_failures, one_line
 from cli.plan import add_request_arguments, request_from_args
 from cli.preflight import planned
 from cli.progress import add_quiet, showing
+from models import usd_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +56,7 @@ def run_and_report(args: argparse.Namespace, work: Coroutine, clip_id: str) -> i
         print(result.model_dump_json(indent=2))
     else:
         print(f"clip {result.clip_id[:12]}: {result.path}\n  {result.model} {result.tier}, "
-              f"${result.cost_usd:.2f}, "
+              f"{usd_text(Decimal(str(result.cost_usd)))}, "
               f"{result.seconds_delivered:g} s at {result.resolution_actual}"
               + (f"\n  trimmed copy: {result.trimmed_path}" if result.trimmed_path else "")
               + (f"\n  {len(result.scene_clip_ids)} scenes, stitched by "

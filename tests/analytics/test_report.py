@@ -258,3 +258,12 @@ def test_headless_chromium_renders_the_headline_gallery_and_each_chart(gallery_p
     saved = os.environ.get("REPORT_SCREENSHOT_DIR")
     if saved:
         shutil.copy(shot, saved)
+
+
+def test_the_report_rounds_an_amount_as_the_plan_and_the_result_do():
+    """Half up, to the cent (models.usd_text): $0.425 is $0.43 everywhere, never $0.42."""
+    from analytics.tables import cell, json_value
+    from models import usd_text
+
+    assert usd_text(Decimal("0.425")) == cell("cost_usd", Decimal("0.425")) == "$0.43"
+    assert cell("cost_usd", 0.425) == "$0.43" and json_value("cost_usd", 0.425) == 0.43
