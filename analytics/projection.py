@@ -138,7 +138,7 @@ def _advice(workload: Workload, tiers: list[TierCost], best: TierCost | None) ->
         lead = f"Stay on {best.name}"
     else:
         lead = f"Move from {workload.current} to {best.name}"
-    text = (f"{lead}: it is the cheapest of the {len(tiers)} tiers that can make your clips, "
+    text = (f"{lead}: it is the cheapest of the {len(tiers)} tiers that can make such clips, "
             f"{usd_text(best.effective_usd)} a month for {volume}.")
     if current is not None and current is not best:
         text += (f" {current.name} would cost {usd_text(current.effective_usd)} "

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     h = report.headline
     per_second = ("" if h.cost_per_delivered_second is None
                   else f", ${rate(h.cost_per_delivered_second)} per delivered second")
-    used = (f", {h.budget_used:.0%} of the {usd_text(report.budget.budget_usd)} budget used"
+    b = report.budget
+    used = (f", {h.budget_used:.0%} of the {usd_text(b.budget_usd)} budget for {b.month} used"
             if h.budget_used is not None else "")
     print(f"{describe_period(report)}: {usd_text(h.spent_usd)} spent, "
           f"{h.clips_delivered:,} clips delivered ({h.delivered_seconds:g} s){per_second}"
