@@ -113,6 +113,7 @@ class Clip:
             if old.handle and old.model == step.model and old.state != "failed":
                 raise InvalidTransition(f"step {step.index} of clip {self.clip_id} already has "
                                         f"job {old.handle.job_id}")
+        record.replaced += [s for s in record.steps[step.index:] if s.handle]
         record.steps = [*record.steps[:step.index], step]
         record.state = "running"
         self._write(record)
@@ -160,13 +161,17 @@ class Clip:
         self._write(record)
 
     def record_charge(self, index: int, kind: str, cost: Decimal,
-                      write: Callable[[StepRecord, str], None]) -> bool:
-        """Charge `kind` of step `index`, once (re-queues and reconciliations each count):
-        `write(step, marker)` puts its ledger row down first, so a run killed between the two
-        leaves a row the next run writes again under the same event id. False when it was
-        already recorded."""
+                      write: Callable[[StepRecord, str], None], *,
+                      job_id: str | None = None) -> bool:
+        """Charge `kind` of step `index` (or of the step, current or replaced, that sent
+        `job_id`), once (re-queues and reconciliations each count): `write(step, marker)` puts
+        its ledger row down first, so a run killed between the two leaves a row the next run
+        writes again under the same event id. False when it was already recorded."""
         record = self._record()
-        step = self._step(record, index)
+        step = self._step(record, index) if job_id is None else next(
+            (s for s in record.every_step() if s.handle and s.handle.job_id == job_id), None)
+        if step is None:
+            raise InvalidTransition(f"clip {self.clip_id} has no job {job_id}")
         if kind in REPEATABLE:
             marker = f"{kind}:{step.charged(kind)}"
         elif kind in step.charges:
@@ -175,6 +180,7 @@ class Clip:
             marker = kind
         write(step, marker)
         step.charges.append(marker)
+        step.spent_usd += cost
         record.spent_usd += cost
         self._write(record)
         return True

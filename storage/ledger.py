@@ -26,16 +26,16 @@ def event_id(*parts: object) -> str:
 def event_row(kind: EventKind, request: ClipRequest, plan: RoutePlan, run_id: str, *,
               key: tuple, cost: Decimal = Decimal(0), charge: ChargeKind = "none",
               model: str | None = None, tier: str | None = None, job_id: str | None = None,
-              **fields) -> LedgerRow:
+              provider: str | None = None, **fields) -> LedgerRow:
     """The one place a ledger row is made: an event of `request`'s clip under `plan` (a step's
     own model and tier where it ran on them). `key` makes its event id with the clip's, so
     the same event written twice is counted once."""
-    tier = tier or plan.tier
+    tier, provider = tier or plan.tier, provider or plan.provider
     fields.setdefault("seconds_billed", plan.seconds_billed)
     return LedgerRow(
         event_id=event_id(request.clip_id, *key), event_time=datetime.now(UTC),
-        event_kind=kind, provider=plan.provider, model=model or plan.model, tier=tier,
-        account=account_key(plan.provider, tier), endpoint=plan.endpoint, job_id=job_id,
+        event_kind=kind, provider=provider, model=model or plan.model, tier=tier,
+        account=account_key(provider, tier), endpoint=plan.endpoint, job_id=job_id,
         **request.ledger_columns(), cost_usd=cost, charge_kind=charge, flow_run_id=run_id,
         **fields)
 

@@ -45,6 +45,7 @@ class StepRecord(BaseModel):
     handle: JobHandle | None = None
     remote: RemoteVideo | None = None
     charges: list[str] = Field(default_factory=list, description="Ledger events written.")
+    spent_usd: Decimal = Field(default=Decimal(0), description="What those events charged.")
     message: str | None = None
     provider_deleted: bool = Field(
         default=False, description="The provider's copy was deleted by the sweep (retention).")
@@ -80,6 +81,9 @@ class ClipJournal(BaseModel):
     request: ClipRequest
     plan: RoutePlan | None = None
     steps: list[StepRecord] = Field(default_factory=list)
+    replaced: list[StepRecord] = Field(
+        default_factory=list, description="Steps a later attempt took the place of (a failed "
+        "job, another model's): still paid for, still on the bill, so still reconciled.")
     archive: Archived | None = None
     outcome: ClipOutcome | None = None
     attempts: list[Attempt] = Field(default_factory=list, description="Models tried, with why.")
@@ -121,6 +125,10 @@ class ClipJournal(BaseModel):
     @property
     def job_ids(self) -> list[str]:
         return [s.handle.job_id for s in self.steps if s.handle]
+
+    def every_step(self) -> list[StepRecord]:
+        """Every step that was sent, in the order they were tried."""
+        return [*self.replaced, *self.steps]
 
     def files(self) -> list[tuple[str, str]]:
         """(location, sha256) of the clip's archived files: the original, the trimmed copy."""

@@ -15,14 +15,17 @@ from tasks.runtime import Runtime
 
 
 def charge(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int, kind: EventKind,
-           cost: Decimal, charge_kind: ChargeKind, **fields) -> bool:
-    """Record charge `kind` of step `index`; False when it was already recorded."""
+           cost: Decimal, charge_kind: ChargeKind, *, job_id: str | None = None,
+           **fields) -> bool:
+    """Record charge `kind` of step `index` — or of the step that sent `job_id`, which a
+    later attempt may have replaced; False when it was already recorded."""
 
     def write(step: StepRecord, marker: str) -> None:
-        job_id = step.handle.job_id if step.handle else None
+        job = step.handle.job_id if step.handle else None
         rt.ledger.append([event_row(
-            kind, request, plan, rt.run_id, key=(step.index, step.model, job_id, marker),
-            cost=cost, charge=charge_kind, model=step.model, tier=step.tier, job_id=job_id,
-            seconds_billed=step.seconds, **fields)])
+            kind, request, plan, rt.run_id, key=(step.index, step.model, job, marker),
+            cost=cost, charge=charge_kind, model=step.model, tier=step.tier, job_id=job,
+            provider=rt.catalog.row(step.model).provider, seconds_billed=step.seconds,
+            **fields)])
 
-    return rt.journal.record_charge(request.clip_id, index, kind, cost, write)
+    return rt.journal.record_charge(request.clip_id, index, kind, cost, write, job_id=job_id)

@@ -79,7 +79,7 @@ async def reconcile_charges(rt: Runtime) -> Reconciliation:
     since: dict[str, datetime] = {}
     adapters = {}
     for record in records:
-        for step in record.steps:
+        for step in record.every_step():
             if step.handle is None:
                 continue
             adapter = rt.adapter(rt.catalog.row(step.model), step.tier)
@@ -117,7 +117,7 @@ async def reconcile_charges(rt: Runtime) -> Reconciliation:
                           ledger_usd=ledger, provider_usd=billed)
             if cents(gap) > 0:
                 await asyncio.to_thread(charge, rt, record.request, record.plan, index,
-                                        "reconciled", gap, "reconciled")
+                                        "reconciled", gap, "reconciled", job_id=job_id)
                 result.reconciled.append(ReconciledCharge(clip_id=record.clip_id,
                                                           job_id=job_id, usd=gap))
                 job.added_usd = gap

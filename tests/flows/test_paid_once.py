@@ -216,3 +216,28 @@ def test_a_charge_only_on_the_provider_s_bill_is_reconciled_at_the_end_of_a_batc
     assert again.reconciled_usd == 0
     assert len([r for r in read_ledger(home / "ledger") if r["event_kind"] == "reconciled"]
                ) == len(reconciled)
+
+
+def test_a_failed_job_a_retry_replaced_is_still_reconciled(home, sandbox):
+    """Kling fails every job (20% charged) and re-queues each once, billed without
+    final_unit_deduction: the clip retries Kling, then falls back. Before: the retry took the
+    failed step's place in the journal, so reconciliation no longer knew the first job and its
+    re-queue charge stayed only on the bill. Every job, replaced or not, is reconciled, and
+    the clip's record keeps each attempt's job and charge."""
+    from tasks.reconciling import reconcile_charges
+    from tasks.runtime import build_runtime
+
+    sandbox.knobs(kling_deduction=False, kling={"failure_rate": 1.0, "requeue_rate": 1.0})
+    result = generate(prompt=f"A kite over dunes {uuid.uuid4().hex[:6]}", duration=5,
+                      resolution="720p")
+    assert result.model != "kling-v3"
+    found = asyncio.run(reconcile_charges(build_runtime("test")))
+    ours = assert_reconciled(home, sandbox)
+    kling = {r["job_id"] for r in sandbox.usage() if r["job_id"] in ours
+             and r["model"].startswith("kling-v3")}
+    assert len(kling) == 2 and kling.isdisjoint(found.unclaimed_usd)  # (the key is shared)
+    record = Journal(home / "journal").read(result.clip_id)
+    tried = record.every_step()
+    assert [(s.model, s.state) for s in tried][:2] == [("kling-v3", "failed")] * 2
+    assert {s.handle.job_id for s in tried} == set(ours)
+    assert sum(s.spent_usd for s in tried) == record.spent_usd
