@@ -8,6 +8,7 @@ from cli.context import count, load_context, positive_amount, require
 from cli.generate import run_flow
 from cli.preflight import chunk_deployment, manifest_rows
 from cli.progress import add_quiet, showing
+from models import usd_text
 from tasks.manifest import read_manifest
 
 
@@ -51,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"batch {result.batch_id}: {result.done} done, {result.already_done} already "
               f"done, {result.failed} failed, {result.left} left of {result.unique} requests "
-              f"({result.rows} rows); spent ${result.spent_usd:.2f} of an estimated "
-              f"${result.estimated_usd:.2f}")
+              f"({result.rows} rows); spent {usd_text(result.spent_usd)} of an estimated "
+              f"{usd_text(result.estimated_usd)}")
         for item in result.items:
             if item.status == "left":
                 print(f"  left: row {item.row} ({item.clip_id[:12]}, est. "
-                      f"${item.estimate_usd:.2f})")
+                      f"{usd_text(item.estimate_usd)})")
     return 0

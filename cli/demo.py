@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cli.context import load_context, require
 from cli.plan import make_plan, render
-from models import ClipRequest
+from models import ClipRequest, usd_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GENERATED = ("coastal-city.json", "sora-named.json", "harbour-from-photo.json",
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         result = asyncio.run(generate_clip(request))
         results.append({"example": name, **result.model_dump(mode="json")})
         if not args.json:
-            print(f"# {name}: {result.model} {result.tier}, ${result.cost_usd:.2f}, "
+            print(f"# {name}: {result.model} {result.tier}, {usd_text(result.cost_usd)}, "
                   f"{result.seconds_delivered:g} s at {result.resolution_actual}\n  {result.path}"
                   + (f"\n  trimmed: {result.trimmed_path}" if result.trimmed_path else ""))
     if args.json:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         total = sum(r["cost_usd"] for r in results)
         print(f"{len(results)} clips archived under {context.settings.home} in "
-              f"{time.monotonic() - started:.0f} s; ${total:.2f} on the sandbox's bill "
+              f"{time.monotonic() - started:.0f} s; {usd_text(total)} on the sandbox's bill "
               "(a rerun pays nothing: each clip is already archived)\n"
               "the sandbox is still running for the next commands; `reelflow clips` lists "
               "the clips, `reelflow sandbox stop` stops it")
@@ -79,5 +79,5 @@ def _plan_all(context, folder: Path, as_json: bool) -> int:
     else:
         total = sum(d["plan"]["cost_usd"] for d in decisions)
         print(f"{len(decisions)} requests planned; nothing was paid; these would cost "
-              f"${total:,.2f} in all.")
+              f"{usd_text(total)} in all.")
     return 0

@@ -6,7 +6,7 @@ from cli.context import load_context, require
 from cli.generate import run_flow
 from cli.preflight import archived_clip
 from cli.progress import add_quiet, showing
-from models import ClipRequest
+from models import ClipRequest, usd_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
-        print(f"{result.path}\n  {result.model} {result.tier}, ${result.cost_usd:.2f}, "
+        print(f"{result.path}\n  {result.model} {result.tier}, {usd_text(result.cost_usd)}, "
               f"{result.seconds_delivered:g} s (parent {args.clip_id[:12]})")
     return 0

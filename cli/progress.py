@@ -18,6 +18,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.live import Live
 
+from models import usd_text
 from storage.journal import Journal
 from storage.records import ClipJournal
 
@@ -42,7 +43,7 @@ def clip_line(record: ClipJournal | None, clip_id: str, now: datetime) -> str:
     elapsed = (now - record.created_at).total_seconds()
     plan = record.plan
     if record.state == "done":
-        return f"{clip_id[:12]} · done · ${record.spent_usd:.2f} · {elapsed:.0f} s"
+        return f"{clip_id[:12]} · done · {usd_text(record.spent_usd)} · {elapsed:.0f} s"
     step = record.steps[-1] if record.steps else None
     job = step.handle.job_id if step and step.handle else "-"
     expected = plan.p50_s if plan else 0
@@ -64,7 +65,7 @@ def batch_line(records: list[ClipJournal | None], budget: Decimal | None,
     elapsed = time.monotonic() - started
     left = (elapsed / done * (len(records) - done - failed)) if done else None
     return (f"batch: {done} done · {flying} in flight · {waiting} left · {failed} failed · "
-            f"${spent:.2f}" + (f" of ${budget:.2f}" if budget is not None else "")
+            f"{usd_text(spent)}" + (f" of {usd_text(budget)}" if budget is not None else "")
             + (f" · ~{left:.0f} s left" if left is not None else ""))
 
 

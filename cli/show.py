@@ -4,9 +4,12 @@ id."""
 
 import argparse
 import json
+from datetime import datetime
+from decimal import Decimal
 
 from cli.context import load_context
 from cli.errors import UserError
+from models import usd_text
 from storage.journal import Journal
 from storage.ledger import read_ledger
 
@@ -34,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
                if row["clip_id"] == record.clip_id and row["charge_kind"] != "none"]
     charges.sort(key=lambda c: c["event_time"])
     if args.json:
-        print(json.dumps({"record": record.model_dump(mode="json"), "children": children,
-                          "charges": charges}, indent=2, default=str))
+        print(json.dumps({"record": record.model_dump(), "children": children,
+                          "charges": charges}, indent=2, default=_json_value))
         return 0
     request, plan = record.request, record.plan
     print(f"clip {record.clip_id[:12]}  {record.state}  ({record.clip_id})")
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
           f"{request.aspect_ratio}, policy {request.policy}"
           + (", audio" if request.audio else "") + f"\n  prompt: {request.prompt}")
     if plan:
-        print(f"  plan: {plan.model_name} · {plan.tier}, ${plan.cost_usd:.2f} estimated")
+        print(f"  plan: {plan.model_name} · {plan.tier}, {usd_text(plan.cost_usd)} estimated")
         for reason in plan.reasons:
             print(f"    why: {reason}")
     for attempt in record.attempts:
@@ -51,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     for charge in charges:
         print(f"  charge: {charge['event_time']:%Y-%m-%d %H:%M:%S} {charge['event_kind']:<10} "
               f"{charge['model']} {charge['tier']} job {charge['job_id'] or '-'} "
-              f"${charge['cost_usd']:.2f}")
-    print(f"  spent: ${record.spent_usd:.2f}")
+              f"{usd_text(charge['cost_usd'])}")
+    print(f"  spent: {usd_text(record.spent_usd)}")
     if record.outcome:
         found = record.outcome.inspection
         print(f"  inspected: {found.seconds:g} s at {found.size}, {found.codec}"
@@ -72,3 +75,12 @@ def run(args: argparse.Namespace) -> int:
     if record.reason:
         print(f"  reason: {record.reason}")
     return 0
+
+
+def _json_value(value: object) -> object:
+    """Money as a number (the journal keeps exact Decimals), times in ISO 8601."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

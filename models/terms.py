@@ -39,6 +39,9 @@ def resolution_rank(resolution: Resolution) -> int:
     return RESOLUTIONS.index(resolution)
 
 
-def usd_text(amount: Decimal | None) -> str:
-    """$1,234.56 for a person; an em dash where there is no figure."""
-    return "—" if amount is None else f"${cents(amount):,.2f}"
+def usd_text(amount: Decimal | float | None) -> str:
+    """$1,234.56 for a person (half up, as an invoice rounds: a float by its shortest repr,
+    so 0.425 reads $0.43 as the plan's Decimal does); an em dash where there is no figure."""
+    if amount is None:
+        return "—"
+    return f"${cents(Decimal(str(amount)) if isinstance(amount, float) else amount):,.2f}"

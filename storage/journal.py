@@ -34,7 +34,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 
-from models import Archived, ClipOutcome, JobHandle, RemoteVideo, RoutePlan
+from models import Archived, ClipOutcome, JobHandle, RemoteVideo, RoutePlan, usd_text
 from storage.records import REPEATABLE, Attempt, BudgetLeft, ClipJournal, StepRecord
 
 P = ParamSpec("P")
@@ -283,7 +283,7 @@ class Clip:
         why, what was paid and for which jobs."""
         record = self._record()
         jobs = ", ".join(record.job_ids) or "none"
-        reason = f"{why}; ${record.spent_usd:.2f} paid for jobs {jobs}"
+        reason = f"{why}; {usd_text(record.spent_usd)} paid for jobs {jobs}"
         record.attempts.append(Attempt(why=why, at=datetime.now(UTC)))
         record.state, record.reason = "lost", reason
         self._write(record)

@@ -49,7 +49,7 @@ async def publish_sweep(report: SweepReport) -> SweepReport:
 
 def _markdown(report: SweepReport) -> str:
     lines = ["# Archive sweep", "", "## Resumed"]
-    lines += [f"- `{r.clip_id[:12]}` {r.outcome} (${r.cost_usd:.2f})" for r in report.resumed]
+    lines += [f"- `{r.clip_id[:12]}` {r.outcome} ({usd_text(r.cost_usd)})" for r in report.resumed]
     lines += ["", "## Left open"] + [f"- `{r.clip_id[:12]}` {r.outcome}"
                                       for r in report.left_open]
     c = report.reconciliation

@@ -27,6 +27,9 @@ def test_the_short_id_generate_prints_finds_the_clip_everywhere(home, sandbox, c
     assert main(["extend", short, "--prompt", "it sails on", "--seconds", "5"]) == 0
     capsys.readouterr()
     assert main(["show", short, "--json"]) == 0
-    children = json.loads(capsys.readouterr().out)["children"]
-    assert len(children) == 1
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["children"]) == 1
+    # money is a number in every --json
+    assert isinstance(shown["record"]["spent_usd"], float)
+    assert all(isinstance(c["cost_usd"], float) for c in shown["charges"])
     assert main(["show", "0000"]) == 2 and "reelflow: clip_id" in capsys.readouterr().err
