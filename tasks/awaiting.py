@@ -20,7 +20,7 @@ from providers.poller import await_job as poll_until_done
 from providers.pricebook import clip_cost, failed_charge, requeue_charge
 from tasks import run_names
 from tasks.charges import charge
-from tasks.progress import Progress
+from tasks.progress import Progress, job_key
 from tasks.runtime import Runtime
 
 
@@ -89,7 +89,7 @@ async def await_job(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: i
     if not rt.per_clip_ui:
         return await await_step(rt, request, plan, index, handle)
     label = f"{plan.model_name} job {handle.job_id}"
-    async with Progress(f"job-{request.clip_id[:16]}-{index}", label) as progress:
+    async with Progress(job_key(request.clip_id, handle.job_id), label) as progress:
         return await await_step(rt, request, plan, index, handle,
                                 on_progress=lambda status, done: progress.report(
-                                    done, status.state))
+                                    done, status.state, status.message))

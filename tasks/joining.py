@@ -14,13 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from prefect import task
-from prefect.artifacts import acreate_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from models import Archived, ClipOutcome, ClipRequest, ClipResult, RoutePlan, usd_text
 from storage.archive import AlreadyArchived
 from storage.ledger import event_row
+from tasks.clip_summary import publish_summary
 from tasks.framing import asked_size
 from tasks.inspection import inspect_file
 from tasks.runtime import Runtime
@@ -91,14 +91,10 @@ async def join(rt: Runtime, target: ClipRequest, decision: RoutePlan, parts: lis
     rt.journal.mark_done(target.clip_id, ClipOutcome(result=result, inspection=found,
                                                      stitch=method),
                          archived=archived, spent=cost)
-    rows = "\n".join(f"| {i + 1} | `{p.clip_id[:12]}` | {p.seconds_delivered:g} s | "
-                     f"{p.resolution_actual} | {usd_text(Decimal(str(p.cost_usd)))} |"
-                     for i, p in enumerate(parts))
-    await acreate_markdown_artifact(
-        key=f"clip-{target.clip_id[:16]}",
-        description=f"{title}: {len(parts)} parts, {usd_text(cost)}",
-        markdown=(f"# {title} `{target.clip_id[:12]}`\n\nStitched by {method}; "
-                  f"{found.seconds:g} s at {result.resolution_actual}, {usd_text(cost)} paid for "
-                  f"it\n\n| part | clip | length | size | cost |\n|---|---|---|---|---|\n{rows}"
-                  f"\n\n`{final}`\n"))
+    rows = [f"| {i + 1} | `{p.clip_id[:12]}` | {p.seconds_delivered:g} s | "
+            f"{p.resolution_actual} | {usd_text(Decimal(str(p.cost_usd)))} |"
+            for i, p in enumerate(parts)]
+    await publish_summary(rt, result, found, extra=[
+        f"## {title}: {len(parts)} parts, stitched by {method}",
+        "| part | clip | length | size | cost |", "|---|---|---|---|---|", *rows])
     return result

@@ -8,11 +8,19 @@ best-effort: a failed update is logged and never fails the work it describes.
 
 import asyncio
 import logging
+import re
 
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 
 STEP = 5.0
 log = logging.getLogger(__name__)
+
+
+def job_key(clip_id: str, job_id: str) -> str:
+    """One artifact key per provider job (a retry or fallback is a new job, a new bar): keys
+    take lowercase letters, digits and dashes only."""
+    job = re.sub(r"[^a-z0-9]+", "-", job_id.lower()).strip("-")[-40:]
+    return f"job-{clip_id[:16]}-{job}"
 
 
 class Progress:
@@ -31,13 +39,15 @@ class Progress:
         if self.last is not None:
             await self.last
 
-    def report(self, done: float, state: str) -> None:
-        """`done` in [0, 1]; `state` in words (queued, running, 12 of 200 done, ...)."""
-        percent = round(done * 100, 1)
+    def report(self, done: float, state: str, note: str | None = None) -> None:
+        """`done` in [0, 1]; `state` in words (queued, running, 12 of 200 done, ...). A failed
+        job's bar stays where it was (it did not finish: 100% would say it did)."""
+        percent = self.shown if state == "failed" else round(done * 100, 1)
         if state == self.state and percent - self.shown < STEP and percent < 100:
             return
         self.shown, self.state = percent, state
-        self.last = asyncio.ensure_future(self._send(self.last, percent, state))
+        words = f"{state}: {note}" if state == "failed" and note else state
+        self.last = asyncio.ensure_future(self._send(self.last, percent, words))
 
     async def _send(self, previous: asyncio.Future | None, percent: float, state: str) -> None:
         if previous is not None:

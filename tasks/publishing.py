@@ -3,9 +3,6 @@
 """
 
 from contextlib import suppress
-from decimal import Decimal
-
-from prefect.artifacts import acreate_link_artifact, acreate_markdown_artifact
 
 from models import (
     Archived,
@@ -15,10 +12,10 @@ from models import (
     Inspection,
     RoutePlan,
     Trim,
-    usd_text,
 )
 from storage.archive import AlreadyArchived
 from storage.ledger import event_row
+from tasks.clip_summary import publish_summary
 from tasks.images import CropResult
 from tasks.prompts import PreparedPrompt
 from tasks.runtime import Runtime
@@ -58,32 +55,10 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
     rt.journal.mark_done(request.clip_id, ClipOutcome(result=result, inspection=inspection,
                                                       trim=trimmed))
     if rt.per_clip_ui:
-        await _artifacts(rt, request, plan, result, inspection, trimmed, archived)
+        await publish_summary(rt, result, inspection, trim=trimmed, sent=prepared.prompt,
+                              extra=["## Timings", f"- download {archived.download_s} s",
+                                     f"- inspection {trimmed.inspection_s} s"])
     return result
-
-
-async def _artifacts(rt: Runtime, request: ClipRequest, plan: RoutePlan, result: ClipResult,
-                     inspection: Inspection, trimmed: Trim, archived: Archived) -> None:
-    key = f"clip-{request.clip_id[:16]}"
-    reasons = "\n".join(f"- {r}" for r in plan.reasons)
-    checks = [f"- duration {inspection.seconds:g} s (asked {request.seconds:g} s, billed "
-              f"{plan.seconds_billed} s)",
-              f"- frame size {result.resolution_actual} (asked {request.resolution})"
-              + (" — **silently downgraded**" if result.downgraded else ""),
-              f"- flash frame: {'yes, trimmed' if inspection.flash_frame else 'no'}"]
-    if trimmed.trimmed_path:
-        checks.append(f"- trimmed copy ({trimmed.trim_method}): `{trimmed.trimmed_path}`")
-    cost = usd_text(Decimal(str(result.cost_usd)))
-    await acreate_markdown_artifact(
-        key=key, description=f"{plan.model_name} {plan.tier}: {cost}",
-        markdown=(f"# Clip `{request.clip_id[:12]}`\n\n**{plan.model_name} · {plan.tier}** "
-                  f"({plan.protocol}, {plan.endpoint}) — cost {cost}, jobs "
-                  f"{', '.join(result.job_ids)}\n\n## Why\n{reasons}\n\n## Checks\n"
-                  + "\n".join(checks) + f"\n\n## Timings\n- download {archived.download_s} s\n"
-                  f"- inspection {trimmed.inspection_s} s\n\n## Archive\n`{result.path}`\n"
-                  f"sha256 `{result.sha256}`\n"))
-    await acreate_link_artifact(key=f"{key}-file", link=rt.archive.link(result.path),
-                                link_text=result.path.rsplit("/", 1)[-1])
 
 
 def reject(rt: Runtime, result: ClipResult, request: ClipRequest, plan: RoutePlan,

@@ -96,6 +96,18 @@ def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox):
     assert [r["cost_usd"] for r in fails] == [Decimal("0.028")] * 2
     assert result.cost_usd == pytest.approx(0.355 + 2 * 0.028)
     assert_reconciled(home, sandbox)
+    # the UI shows the fallback: a bar per job, the failed ones not at 100%, every attempt
+    # with its charge in the summary
+    from tasks.progress import job_key
+    record = Journal(home / "journal").read(result.clip_id)
+    jobs = [s.handle.job_id for s in record.every_step()]
+    artifacts = clip_artifacts(result.clip_id)
+    bars = [artifacts[job_key(result.clip_id, job)] for job in jobs]
+    assert len(jobs) == 3 and [b.data < 100 for b in bars] == [True, True, False]
+    assert all("failed" in b.description for b in bars[:2])
+    summary = artifacts[f"clip-{result.clip_id[:16]}"].data
+    assert summary.count("| kling-v3 · standard | failed | $0.03 |") == 2
+    assert "| kling-v3-atlas · payg | succeeded | $0.36 |" in summary and "Moved on:" in summary
 
 
 def test_a_provider_policy_rejection_falls_back(home, sandbox):
@@ -243,31 +255,40 @@ def test_kling_on_atlascloud_is_sent_by_its_published_ids(home, sandbox, resolut
     assert_reconciled(home, sandbox)
 
 
-def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
+def clip_artifacts(clip_id: str) -> dict:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterKey,
-        FlowRunFilter,
-        FlowRunFilterId,
-    )
-
-    result = generate(prompt="A heron lands", duration=5, resolution="720p")
-    prefix = result.clip_id[:16]
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     async def artifacts():
         async with get_client() as client:
             return await client.read_artifacts(artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(like_=prefix)))
+                key=ArtifactFilterKey(like_=clip_id[:16])))
+    return {a.key: a for a in asyncio.run(artifacts())}
 
-    by_key = {a.key: a for a in asyncio.run(artifacts())}
-    assert set(by_key) == {f"clip-{prefix}", f"clip-{prefix}-file", f"job-{prefix}-0"}
-    progress = by_key[f"job-{prefix}-0"]
+
+def test_the_ui_gets_a_report_a_link_and_the_job_s_progress(home, sandbox):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from tasks.progress import job_key
+
+    result = generate(prompt="A heron lands", duration=5, resolution="720p")
+    prefix = result.clip_id[:16]
+    by_key = clip_artifacts(result.clip_id)
+    job = job_key(result.clip_id, result.job_ids[0])
+    assert set(by_key) == {f"clip-{prefix}", f"clip-{prefix}-file", job}
+    progress = by_key[job]
     assert progress.type == "progress" and progress.data == 100.0
     assert "succeeded" in progress.description and result.job_ids[0] in progress.description
     # Prefect stores a link artifact as markdown: [name](uri)
     assert f"[{result.path.rsplit('/', 1)[-1]}](file://" in by_key[f"clip-{prefix}-file"].data
-    assert "## Checks" in by_key[f"clip-{prefix}"].data
+    summary = by_key[f"clip-{prefix}"].data
+    for part in ("## Prompt as sent", "> A heron lands", f"Clip id `{result.clip_id}`",
+                 "## Why Kling v3 · standard", "## Jobs", f"`{result.job_ids[0]}`",
+                 "| kling-v3 · standard | succeeded | $0.14 |", "## Checks",
+                 "- seconds: asked 5, billed 5 s, delivered 5", "- soundtrack: no",
+                 f"```text\n{result.path}\n```", "](data:image/jpeg;base64,"):
+        assert part in summary, part
 
     async def names():
         async with get_client() as client:
