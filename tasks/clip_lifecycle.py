@@ -53,6 +53,7 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
     fallbacks = Fallbacks(request.fallback_wait_s)
     request = with_image_digest(request)
     parent_video, expected = None, request.seconds
+    fell_from: tuple[str, str] | None = None  # (model, why) of the last fallback
     if request.mode == "extend":
         request, parent_video, expected = native_extension(rt.journal, request)
     while True:
@@ -71,6 +72,10 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
         decision = _resumable(record, fallbacks) or (
             planned if planned is not None and not fallbacks.excluded
             else await plan_route(quote(request), rt, fallbacks.excluded))
+        if fell_from:
+            logger.warning("fell back from %s to %s (%s): %s", fell_from[0], decision.model,
+                           decision.tier, fell_from[1])
+            fell_from = None
         logger.info("plan: %s", "; ".join(decision.reasons))
         if decision.storyboard == "emulated":
             raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
@@ -98,7 +103,7 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
             rt.journal.note_attempt(request.clip_id, decision.model, step.why)
             if not isinstance(step, Retry):
                 fallbacks.exclude(decision, step, rt.catalog)
-                logger.warning("falling back from %s: %s", decision.model, step.why)
+                fell_from = (decision.model, step.why)
             continue
         return await _finish(rt, request, decision, made, expected, regenerated)
 

@@ -87,7 +87,7 @@ def test_a_long_clip_is_an_extension_chain(home, sandbox):
     assert_reconciled(home, sandbox)
 
 
-def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox):
+def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox, caplog):
     sandbox.knobs(kling={"failure_rate": 1.0})
     result = generate(prompt="A fox 1", duration=5, resolution="720p")
     # the next cheapest: AtlasCloud's kling-v3.0-std at $0.071/s (fal's is $0.084/s)
@@ -108,6 +108,9 @@ def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox):
     summary = artifacts[f"clip-{result.clip_id[:16]}"].data
     assert summary.count("| kling-v3 · standard | failed | $0.03 |") == 2
     assert "| kling-v3-atlas · payg | succeeded | $0.36 |" in summary and "Moved on:" in summary
+    said = [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
+    assert any(m.startswith("fell back from kling-v3 to kling-v3-atlas (payg): failed 2 times")
+               for m in said), said
 
 
 def test_a_provider_policy_rejection_falls_back(home, sandbox):
