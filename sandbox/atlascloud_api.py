@@ -7,7 +7,6 @@ an X-Request-ID header and no Retry-After; a prediction the content moderation r
 with `data.error_code` 1039 (and, like every failure here, is not billed). Kling v3's variant is
 chosen by the model id (`kwaivgi/kling-v3.0-std` makes 720p, `-pro` 1080p)."""
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -97,19 +96,21 @@ class AtlasCloud:
             width, height = height, width
         elif data.get("aspect_ratio") == "1:1":
             width = height
+        image = None
         if mode == "image-to-video":
             url = data.get("image_url")
             if not isinstance(url, str) or "/atlascloud/media/" not in url:
                 raise Unprocessable("image_url must be a URL from uploadMedia")
-            image = self.sandbox.state / "media" / url.rsplit("/", 1)[-1]
-            if not image.exists():
+            path = self.sandbox.state / "media" / url.rsplit("/", 1)[-1]
+            if not path.is_file():
                 raise Unprocessable("image_url does not exist")
+            image = path.read_bytes()
         job = self.sandbox.submit(
             protocol="atlascloud", family=mode, account=account, tier=tier, model=model,
             kind="generate", prompt=prompt, shots=[Shot(text=prompt, seconds=duration)],
             seconds=duration, total_seconds=duration, width=width, height=height,
             resolution=resolution_of(width, height), job_id="pred_" + uuid.uuid4().hex,
-            policy_as_failure=True,
+            policy_as_failure=True, image=image,
         )
         self.submits += 1
         shape = self.sandbox.knobs.atlascloud_response
@@ -146,9 +147,6 @@ class AtlasCloud:
             raise BadRequest("multipart field 'file' is required")
         data = await upload.read()
         image_from_bytes(data)  # refuse what is not an image
-        name = hashlib.sha256(data).hexdigest()[:32] + ".img"
-        folder = self.sandbox.state / "media"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
+        name = self.sandbox.keep_image(data)
         url = f"{str(request.base_url).rstrip('/')}/atlascloud/media/{name}"
         return JSONResponse({"code": 200, "data": {"download_url": url}})

@@ -3,6 +3,7 @@ progress, 200 once completed), result, cancel; URLs built on owner/app; `Key` au
 errors; Kling v3 argument sets; output `{"video": {url, content_type, file_name, file_size}}`
 served by the sandbox's own file host. The official `fal_client` works against it over TLS."""
 
+import base64
 import re
 import uuid
 from datetime import UTC, datetime
@@ -174,8 +175,9 @@ class FalQueue:
             seconds = int(duration)
             shots = [Shot(text=prompt, seconds=seconds)]
         short = HEIGHTS[match["variant"]]
+        image = None
         if match["mode"] == "image":
-            aspect = self._image_aspect(data)
+            aspect, image = self._image_aspect(data)
         else:
             aspect = data.get("aspect_ratio", "16:9")
             if aspect not in ASPECTS:
@@ -189,10 +191,12 @@ class FalQueue:
         return {"model": f"kling-video/{match['version']}/{match['variant']}",
                 "kind": "generate", "prompt": prompt or shots[0].text, "shots": shots,
                 "seconds": seconds, "total_seconds": seconds, "width": width, "height": height,
-                "resolution": {720: "720p", 1080: "1080p"}.get(short, "4k"), "audio": sound}
+                "resolution": {720: "720p", 1080: "1080p"}.get(short, "4k"), "audio": sound,
+                "image": image}
 
     @staticmethod
-    def _image_aspect(data: dict[str, Any]) -> str:
+    def _image_aspect(data: dict[str, Any]) -> tuple[str, bytes]:
+        """The input image's aspect name and its bytes as sent."""
         field = "start_image_url" if "start_image_url" in data else "image_url"
         url = data.get(field)
         if not isinstance(url, str) or not url:
@@ -203,7 +207,7 @@ class FalQueue:
         ratio = image.width / image.height
         for name, (a, b) in ASPECTS.items():
             if abs(ratio / (a / b) - 1) <= 0.01:
-                return name
+                return name, base64.b64decode(url.split(",", 1)[-1])
         raise _invalid(field, f"image aspect ratio {image.width}:{image.height} is not one of "
                               "16:9, 9:16, 1:1")
 

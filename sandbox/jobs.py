@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from sandbox.knobs import ProtocolPrices, World
+from sandbox.moves import Move
 
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Z95 = 1.6448536269514722
@@ -57,6 +58,8 @@ class Job(BaseModel):
     failure_message: str | None = None
     flash: bool = False
     audio: bool = False            # the clip has a soundtrack (asked for, or always made)
+    image: str | None = None       # the input image's file in the media folder (image-to-video)
+    camera: Move | None = None     # the camera move asked by a control (else the prompt's words)
     expires_at: float
     cancelled_at: float | None = None
     deleted: bool = False

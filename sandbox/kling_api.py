@@ -3,6 +3,7 @@ family), HS256 JWT auth with the real codes (1000–1004), the `{code, message, 
 envelope, millisecond timestamps, numeric task ids, and `external_task_id` unique per account
 (a repeat answers with the existing task — what makes a lost submit recoverable)."""
 
+import base64
 import uuid
 from typing import Any
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox import moves
 from sandbox.errors import (
     AccountProblem,
     BadRequest,
@@ -195,8 +197,10 @@ class KlingNative:
         self._camera(data.get("camera_control"))
         prompt = data.get("prompt") or ""
         shots = self._shots(data, seconds, prompt)
+        image = None
         if family == "image2video":
             aspect = self._image_aspect(data)
+            image = base64.b64decode(data["image"])
         else:
             aspect = data.get("aspect_ratio", "16:9")
             if aspect not in ASPECTS:
@@ -204,7 +208,8 @@ class KlingNative:
         width, height = _size(aspect, short)
         return {"model": model, "kind": "generate", "prompt": prompt, "shots": shots,
                 "seconds": seconds, "total_seconds": seconds, "width": width,
-                "height": height, "resolution": {720: "720p", 1080: "1080p"}.get(short, "4k")}
+                "height": height, "resolution": {720: "720p", 1080: "1080p"}.get(short, "4k"),
+                "image": image, "camera": moves.from_kling(data.get("camera_control"))}
 
     def _shots(self, data: dict[str, Any], seconds: int, prompt: str) -> list[Shot]:
         if not data.get("multi_shot"):

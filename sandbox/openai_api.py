@@ -2,6 +2,7 @@
 remix and extensions, with the `{"error": {...}}` envelope, Bearer auth and
 `openai-poll-after-ms`. The official `openai` SDK works against it with base_url alone."""
 
+import base64
 import hashlib
 import io
 import uuid
@@ -25,7 +26,7 @@ from sandbox.wire import (
     body,
     guarded,
     image_from_base64,
-    image_from_upload,
+    image_from_bytes,
     json_part,
     resolution_of,
 )
@@ -157,9 +158,9 @@ class OpenAIVideos:
             raise _param(f"Invalid size '{size}' for {model}. Supported: "
                          f"{', '.join(sorted(allowed))}.", "size")
         width, height = (int(v) for v in size.split("x"))
-        reference = data.get("input_reference")
+        reference, sent = data.get("input_reference"), None
         if reference is not None:
-            image = await self._reference(reference)
+            image, sent = await self._reference(reference)
             if image.size != (width, height):
                 raise _param(f"Inpaint image must match the requested width and height "
                              f"({size}); got {image.width}x{image.height}.", "input_reference")
@@ -169,20 +170,26 @@ class OpenAIVideos:
             seconds=seconds, total_seconds=seconds, width=width, height=height,
             resolution=resolution_of(width, height), job_id="video_" + uuid.uuid4().hex,
             policy_as_failure=True, audio=True,  # Sora 2 always makes a soundtrack
+            image=sent,
         )
         return JSONResponse(self.video(job), headers=self.poll_headers())
 
-    async def _reference(self, reference: Any) -> Image.Image:
+    async def _reference(self, reference: Any) -> tuple[Image.Image, bytes]:
+        """The input image, decoded, and its bytes as sent (what the clip starts from)."""
         if isinstance(reference, dict):
             url = reference.get("image_url")
             if isinstance(url, str) and url.startswith("data:"):
-                return image_from_base64(url)
+                image = image_from_base64(url)
+                return image, base64.b64decode(url.split(",", 1)[-1])
             raise _param("input_reference must be an uploaded image or a data URL",
                          "input_reference")
         if isinstance(reference, str):  # a form field, not a file: the API's own words
             raise _param("Invalid type for 'input_reference': expected a file, but got a "
                          "string instead.", "input_reference", "invalid_type")
-        return await image_from_upload(reference)
+        if not isinstance(reference, UploadFile):
+            raise BadRequest("expected an uploaded image file")
+        sent = await reference.read()
+        return image_from_bytes(sent), sent
 
     async def retrieve(self, request: Request, account: str, tier: str) -> Response:
         job = self._own(request.path_params["video_id"], account)

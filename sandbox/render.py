@@ -1,25 +1,28 @@
-"""Real H.264 MP4s whose content follows the request.
+"""Real H.264 MP4s whose content follows the request, drawn so a person can read them.
 
-Every frame shows the prompt's first words, the scene index and a frame counter a person can
-read, plus a machine-readable strip along the top edge (16 blocks: frame number; 8 blocks: scene
-index; 16x16 luma blocks, aligned to macroblocks) so a test can check continuity and cuts after
-H.264 compression. An extension remuxes its parent's packets unchanged and encodes only the new
-segment with the same encoder settings. A flash frame is a full-white last frame. A clip that
-has sound (the request asked for it, or the model always makes it) carries an AAC soundtrack:
-a quiet 440 Hz tone, one second per second of video.
+Every frame shows what scene.py draws: the whole prompt, the model, the size, the scene and a
+frame counter on a band over the picture (the input image of an image-to-video request, else a
+colour card), moved the way the camera was asked to move. Along the top edge, on its own flat
+band, a machine-readable strip (16 blocks: frame number; 8 blocks: scene index; 16x16 luma
+blocks, aligned to macroblocks) lets a test check continuity and cuts after H.264 compression,
+also over a moving picture. An extension remuxes its parent's packets unchanged and encodes
+only the new segment with the same encoder settings. A flash frame is a full-white last frame.
+A clip that has sound (the request asked for it, or the model always makes it) carries an AAC
+soundtrack: a quiet 440 Hz tone, one second per second of video.
 
-Speed: each scene's frame is drawn once with Pillow and converted to YUV once; per frame only
-the counter strip and digits change (numpy), so encoding dominates (libx264 ultrafast).
+Speed: each scene is drawn once (scene.py); per frame only the strip and digits change (numpy),
+and a moving picture's window every other frame, so encoding dominates (libx264 ultrafast).
 """
 
-import hashlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+
+from sandbox.moves import Move
+from sandbox.scene import Scene
 
 FPS = 24
 BLOCK = 16
@@ -28,71 +31,27 @@ SCENE_BITS = 8
 # keyframes every 2 s, as providers deliver: inspection seeks instead of decoding from 0
 _X264 = {"preset": "ultrafast", "tune": "zerolatency", "crf": "30", "bframes": "0",
          "x264-params": "keyint=48:min-keyint=48:scenecut=0"}
-_DIGIT_CACHE: dict[int, dict[str, np.ndarray]] = {}
 RATE = 48000
 CHUNK = 1024
 
 
 @dataclass(frozen=True)
 class Shot:
-    """One scene of the render: label text and whole frames."""
+    """One scene of the render: its prompt, whole frames and the camera move over them."""
 
     text: str
     frames: int
+    move: Move | None = None
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (OSError, TypeError):  # Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def _colour(text: str, scene: int) -> tuple[int, int, int]:
-    digest = hashlib.sha256(f"{scene}:{text}".encode()).digest()
-    return (40 + digest[0] % 140, 40 + digest[1] % 140, 40 + digest[2] % 140)
-
-
-def _scene_yuv(width: int, height: int, text: str, scene: int) -> np.ndarray:
-    image = Image.new("RGB", (width, height), _colour(text, scene))
-    draw = ImageDraw.Draw(image)
-    size = max(12, height // 18)
-    words = " ".join(text.split()[:8])
-    draw.text((width // 20, height // 3), words, fill=(255, 255, 255), font=_font(size))
-    draw.text((width // 20, height // 3 + int(size * 1.6)), f"scene {scene}",
-              fill=(255, 255, 200), font=_font(size))
-    frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")
-    return frame.to_ndarray()
-
-
-def _digits(size: int) -> dict[str, np.ndarray]:
-    if size not in _DIGIT_CACHE:
-        glyphs = {}
-        for ch in "0123456789f ":
-            img = Image.new("L", (size * 2 // 3, size), 16)
-            ImageDraw.Draw(img).text((0, 0), ch, fill=235, font=_font(size - 2))
-            glyphs[ch] = np.asarray(img)
-        _DIGIT_CACHE[size] = glyphs
-    return _DIGIT_CACHE[size]
-
-
-def _stamp(yuv: np.ndarray, width: int, height: int, frame: int, scene: int) -> None:
-    """Write the barcode strip and the readable counter into the luma plane, in place."""
+def _stamp(yuv: np.ndarray, width: int, frame: int, scene: int) -> None:
+    """Write the barcode strip into the luma plane, in place."""
     bits = [(frame >> i) & 1 for i in range(FRAME_BITS)] + [(scene >> i) & 1
                                                              for i in range(SCENE_BITS)]
     for i, bit in enumerate(bits):
         x = i * BLOCK
         if x + BLOCK <= width:
             yuv[0:BLOCK, x:x + BLOCK] = 235 if bit else 16
-    size = max(12, height // 20)
-    glyphs = _digits(size)
-    x, y = width // 20, height - 2 * size
-    for ch in f"f {frame:05d}":
-        glyph = glyphs[ch]
-        gh, gw = glyph.shape
-        if y + gh <= height and x + gw <= width:
-            yuv[y:y + gh, x:x + gw] = glyph
-        x += gw
 
 
 def read_strip(luma: np.ndarray) -> tuple[int, int]:
@@ -105,18 +64,24 @@ def read_strip(luma: np.ndarray) -> tuple[int, int]:
 
 
 def _frames(width: int, height: int, shots: list[Shot], first_frame: int, first_scene: int,
-            flash_last: bool):
+            flash_last: bool, label: str, image: bytes | Path | None):
     total = sum(s.frames for s in shots)
+    scenes = first_scene + len(shots)
     index = 0
     for offset, shot in enumerate(shots):
-        base = _scene_yuv(width, height, shot.text, first_scene + offset)
-        for _ in range(shot.frames):
-            yuv = base.copy()
+        number = first_scene + offset
+        meta = f"{label or 'sandbox'} · {width}x{height} · scene {number + 1}/{scenes}"
+        scene = Scene(width, height, shot.text, shot.frames, shot.move, number, meta,
+                      image if offset == 0 else None)
+        for at in range(shot.frames):
             if flash_last and index == total - 1:
+                yuv = np.empty((height * 3 // 2, width), np.uint8)
                 yuv[:height] = 235
                 yuv[height:] = 128
             else:
-                _stamp(yuv, width, height, first_frame + index, first_scene + offset)
+                yuv = scene.frame(at)
+                _stamp(yuv, width, first_frame + index, number)
+                scene.count(yuv, first_frame + index)
             frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             frame.pts = index
             frame.time_base = Fraction(1, FPS)
@@ -136,12 +101,14 @@ def _tone(seconds: float):
 
 
 def _encode(out: Path, width: int, height: int, shots: list[Shot], first_frame: int,
-            first_scene: int, flash_last: bool, audio: bool = False) -> None:
+            first_scene: int, flash_last: bool, audio: bool = False, label: str = "",
+            image: bytes | Path | None = None) -> None:
     with av.open(str(out), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS, options=dict(_X264))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         sound = container.add_stream("aac", rate=RATE, layout="mono") if audio else None
-        for frame in _frames(width, height, shots, first_frame, first_scene, flash_last):
+        for frame in _frames(width, height, shots, first_frame, first_scene, flash_last,
+                             label, image):
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
         if sound is not None:
@@ -200,18 +167,21 @@ def _tail(parent: Path) -> tuple[int, int, int, int]:
 
 
 def render(out: Path, width: int, height: int, shots: list[Shot], *, flash_last: bool = False,
-           parent: Path | None = None, audio: bool = False) -> Path:
-    """Write an MP4 at `out`, atomically, with a soundtrack when `audio`. With a parent: its
-    packets, then the new shots, encoded at the parent's size with frame numbers and scene
-    indexes continuing."""
+           parent: Path | None = None, audio: bool = False, label: str = "",
+           image: bytes | Path | None = None) -> Path:
+    """Write an MP4 at `out`, atomically, with a soundtrack when `audio`. `label` (the model)
+    is printed on every frame; `image` (bytes or a file), the input of an image-to-video
+    request, is the first shot's picture. With a parent: its packets, then the new shots,
+    encoded at the parent's size with frame numbers and scene indexes continuing."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     if parent is None:
-        _encode(tmp, width, height, shots, 0, 0, flash_last, audio)
+        _encode(tmp, width, height, shots, 0, 0, flash_last, audio, label, image)
     else:
         width, height, first_frame, first_scene = _tail(parent)
         segment = out.with_name(out.name + ".segment")
-        _encode(segment, width, height, shots, first_frame, first_scene, flash_last, audio)
+        _encode(segment, width, height, shots, first_frame, first_scene, flash_last, audio,
+                label, image)
         _concat([parent, segment], tmp)
         segment.unlink()
     tmp.replace(out)

@@ -10,13 +10,16 @@ import random
 import re
 import threading
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
+from sandbox import moves
 from sandbox import render as media
 from sandbox.clock import Clock
 from sandbox.errors import AccountProblem, NotFound, PolicyRejected, RateLimited
 from sandbox.jobs import Job, Shot, charges_due, latency_s
 from sandbox.knobs import Knobs, World, load_prices
+from sandbox.moves import Move
 from sandbox.store import Store
 
 _DOWNGRADE = {2160: 1080, 1080: 720, 720: 480, 480: 360}
@@ -89,8 +92,10 @@ class Sandbox:
                width: int, height: int, resolution: str, parent_id: str | None = None,
                external_id: str | None = None, job_id: str | None = None,
                policy_as_failure: bool = False, extra: dict | None = None,
-               audio: bool = False) -> Job:
-        """Create a job, or refuse it before generation (nothing billed)."""
+               audio: bool = False, image: bytes | None = None,
+               camera: Move | None = None) -> Job:
+        """Create a job, or refuse it before generation (nothing billed). `image`: the input
+        image's bytes as sent (image-to-video); `camera`: a move asked by a control."""
         self.check_account(account)
         world = self.world(protocol)
         now = self.clock.now()
@@ -137,6 +142,7 @@ class Sandbox:
             restarted_at=restarted, completes_at=completes,
             outcome="failed" if fails else "succeeded", failure_code=code,
             failure_message=message, flash=flash, audio=audio,
+            image=self.keep_image(image) if image is not None else None, camera=camera,
             expires_at=completes + self.scaled(self.prices[protocol].url_lifetime_s),
             extra=extra or {},
         )
@@ -180,6 +186,15 @@ class Sandbox:
         self.store.put(job.model_copy(update={"deleted": True}))
 
     # media
+    def keep_image(self, data: bytes) -> str:
+        """Store an image under the media folder, named by its content; its file name."""
+        name = hashlib.sha256(data).hexdigest()[:32] + ".img"
+        path = self.state / "media" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return name
+
     def video(self, job: Job) -> Path:
         """The job's MP4, rendered once (cached by content) and reused."""
         parent = None
@@ -192,11 +207,19 @@ class Sandbox:
                               job.audio]}
             shots = [media.Shot("shared render", job.total_seconds * media.FPS)]
             parent = None
+            label, image = "", None
         else:
+            shots = [media.Shot(s.text, s.seconds * media.FPS,
+                                job.camera or moves.from_words(s.text)) for s in job.shots]
+            label = job.model if (job.width, job.height) == (
+                job.actual_width, job.actual_height) else (
+                f"{job.model} · asked {job.width}x{job.height}")
+            image = self.state / "media" / job.image if job.image else None
             key = {"w": job.actual_width, "h": job.actual_height, "flash": job.flash,
-                   "shots": [s.model_dump() for s in job.shots],
-                   "parent": parent.name if parent else None, "audio": job.audio}
-            shots = [media.Shot(s.text, s.seconds * media.FPS) for s in job.shots]
+                   "shots": [[s.text, s.frames, asdict(s.move) if s.move else None]
+                             for s in shots],
+                   "parent": parent.name if parent else None, "audio": job.audio,
+                   "label": label, "image": job.image}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
         path = self.state / "renders" / f"{digest}.mp4"
         with self._locks_guard:
@@ -204,7 +227,8 @@ class Sandbox:
         with lock:
             if not path.exists():
                 media.render(path, job.actual_width, job.actual_height, shots,
-                             flash_last=job.flash, parent=parent, audio=job.audio)
+                             flash_last=job.flash, parent=parent, audio=job.audio,
+                             label=label, image=image)
                 self.store.count("renders")
         return path
 
