@@ -47,12 +47,14 @@ def _colour(text: str, scene: int) -> tuple[int, int, int]:
     return (40 + digest[0] % 140, 40 + digest[1] % 140, 40 + digest[2] % 140)
 
 
-def wrap_lines(text: str, font, width: float) -> list[str]:
+def wrap_lines(text: str, font, width: float, limit: int | None = None) -> list[str]:
     """`text` broken at spaces into lines no wider than `width` (a word wider than a line is
-    cut between letters)."""
+    cut between letters); only the first `limit` lines when given."""
     lines: list[str] = []
     line = ""
     for word in text.split():
+        if limit is not None and len(lines) >= limit:
+            return lines[:limit]
         candidate = f"{line} {word}" if line else word
         if font.getlength(candidate) <= width:
             line = candidate
@@ -67,18 +69,27 @@ def wrap_lines(text: str, font, width: float) -> list[str]:
         line = word
     if line:
         lines.append(line)
-    return lines
+    return lines[:limit]
 
 
 def fit_lines(text: str, width: int, size: int) -> tuple[list[str], int]:
     """The prompt's lines and font size: the size shrinks (to 60%) before lines are cut."""
     smallest = max(12, size * 3 // 5)
-    for trial in range(size, smallest - 1, -2):
-        lines = wrap_lines(text, _font(trial), width)
+    lines = wrap_lines(text, _font(size), width, MAX_LINES + 1)
+    if len(lines) <= MAX_LINES:
+        return lines, size
+    fits, low, high = None, smallest, size - 1  # fewer lines as the size shrinks: bisect
+    while low <= high:
+        trial = (low + high) // 2
+        lines = wrap_lines(text, _font(trial), width, MAX_LINES + 1)
         if len(lines) <= MAX_LINES:
-            return lines, trial
+            fits, low = (lines, trial), trial + 1
+        else:
+            high = trial - 1
+    if fits is not None:
+        return fits
     font = _font(smallest)
-    lines = wrap_lines(text, font, width)[:MAX_LINES]
+    lines = wrap_lines(text, font, width, MAX_LINES)
     last = lines[-1]
     while last and font.getlength(last + " …") > width:
         last = last[:-1]
