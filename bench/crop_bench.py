@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from providers.catalog import load_catalog
-from tasks.images import prepare_image_bytes
+from tasks.image_files import prepare_image_bytes
 
 
 def source() -> bytes:

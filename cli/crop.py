@@ -8,7 +8,7 @@ from pathlib import Path
 from cli.context import load_context, output_path, require
 from cli.errors import UserError
 from models import RESOLUTIONS
-from tasks.images import ImageError, prepare_image_file
+from tasks.image_files import ImageError, prepare_image_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from providers.catalog import CatalogError
 from providers.router import PlanError
-from tasks.images import ImageError
+from tasks.image_files import ImageError
 from tasks.input_files import InputError
 from tasks.manifest import ManifestError
 

@@ -5,7 +5,6 @@ import argparse
 import asyncio
 
 from cli.context import load_context, require
-from tasks.limits import LimitChange, catalog_limits, sync_limits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     require(args.action in ("sync", "show"), "action", f"{args.action!r} is not an action",
             ["sync", "show"])
+    from tasks.limits import LimitChange, catalog_limits, sync_limits  # Prefect: this command's
+
     catalog = load_context().catalog
     if args.action == "sync":
         changes = asyncio.run(sync_limits(catalog))

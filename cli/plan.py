@@ -11,9 +11,9 @@ from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
 from providers.router import parse_subscriptions, plan
 from settings import subscriptions_assumed
 from storage.capabilities import Capabilities
-from tasks.images import ImageError, with_image_digest
+from tasks.image_files import ImageError, with_image_digest
 from tasks.input_files import MAX_REQUEST_BYTES, parse_json, read_text
-from tasks.prompts import policy_exclusions
+from tasks.prompt_text import policy_exclusions
 
 # flag -> request field; values stay strings so the request model validates them all alike.
 _FLAGS = {

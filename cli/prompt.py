@@ -5,7 +5,7 @@ import argparse
 from cli.context import load_context, require
 from cli.errors import UserError
 from models import normalise_text
-from tasks.prompts import prepare_prompt_text
+from tasks.prompt_text import prepare_prompt_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,12 +7,9 @@ import json
 import sys
 from decimal import Decimal
 
-from analytics.report import budget_sentence, describe_period
-from analytics.tables import rate
 from cli.context import load_context, output_path, positive_amount
 from cli.errors import UserError
 from models import usd_text
-from tasks.reporting import make_report, write_report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Prefect, DuckDB and matplotlib: loaded for this command, not at every CLI start
+    from analytics.report import budget_sentence, describe_period
+    from analytics.tables import rate
+    from tasks.reporting import make_report, write_report
+
     context = load_context()
     budget = positive_amount(args.budget, "budget", "500") if args.budget is not None \
         else None

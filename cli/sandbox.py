@@ -7,7 +7,6 @@ from pathlib import Path
 
 from cli.context import load_context, require
 from cli.errors import UserError
-from sandbox import server
 from tasks import sandbox_launcher as launcher
 
 
@@ -33,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         require(scale > 0, "time_scale", f"{args.time_scale!r} is not a positive number")
     require(args.port.isdigit(), "port", f"{args.port!r} is not a port number", ["0..65535"])
     if args.action == "run":
+        from sandbox import server  # its web app, for this action only
+
         argv = ["--state", str(state), "--port", args.port]
         argv += ["--time-scale", str(scale)] if scale else []
         argv += ["--tls"] if args.tls else []

@@ -22,10 +22,12 @@ from tasks.archiving import ClipLost, archive_output, finished
 from tasks.awaiting import PendingAtDeadline, await_job
 from tasks.fallback import FALLBACK_ERRORS, Fallbacks, Retry, Wait
 from tasks.framing import asked_size
-from tasks.images import CropResult, prepare_image, with_image_digest
+from tasks.image_files import CropResult, with_image_digest
+from tasks.images import prepare_image
 from tasks.inspection import inspect_clip
 from tasks.parents import native_extension
-from tasks.prompts import PreparedPrompt, prepare_prompt
+from tasks.prompt_text import PreparedPrompt
+from tasks.prompts import prepare_prompt
 from tasks.publishing import publish, reject
 from tasks.routing import plan_route, remember_refusal
 from tasks.runtime import Runtime

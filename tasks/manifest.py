@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from models import ClipRequest
 from models.batch import Manifest, ManifestRow
-from tasks.images import ImageError, with_image_digest
+from tasks.image_files import ImageError, with_image_digest
 from tasks.input_files import MAX_MANIFEST_BYTES, InputError, parse_json, read_text
 
 FORMATS = (".csv", ".jsonl", ".ndjson", ".parquet")

@@ -16,8 +16,8 @@ from models import (
 from storage.archive import AlreadyArchived
 from storage.ledger import event_row
 from tasks.clip_summary import publish_summary
-from tasks.images import CropResult
-from tasks.prompts import PreparedPrompt
+from tasks.image_files import CropResult
+from tasks.prompt_text import PreparedPrompt
 from tasks.runtime import Runtime
 
 

@@ -12,7 +12,7 @@ from providers.errors import CapabilityRefused
 from providers.router import parse_subscriptions, plan
 from settings import subscriptions_assumed
 from storage.capabilities import Refusal
-from tasks.prompts import policy_exclusions
+from tasks.prompt_text import policy_exclusions
 from tasks.runtime import Runtime
 
 

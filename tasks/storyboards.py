@@ -18,7 +18,7 @@ from storage.journal import new_record
 from tasks.archiving import finished
 from tasks.clip_lifecycle import generate
 from tasks.joining import join, last_frame_file
-from tasks.prompts import storyboard_anchors
+from tasks.prompt_text import storyboard_anchors
 from tasks.routing import plan_route
 from tasks.runtime import Runtime
 

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,20 @@ def test_plan_with_audio_costs_fal_s_audio_price_and_a_silent_model_refuses_it(c
     code, refused = run_json(capsys, "plan", "--prompt", "A heron", "--duration", "5",
                              "--policy", "kling-v3", "--audio")
     assert code == 2 and refused["error"]["field"] == "audio"
+
+
+def test_a_command_s_checks_load_neither_prefect_nor_matplotlib(tmp_path):
+    """Preflight answers in about a second: importing the CLI and refusing a mistyped policy
+    load neither Prefect nor matplotlib (each command loads what its work needs)."""
+    script = ("import sys\nfrom cli.main import main\n"
+              "loaded = lambda: sorted({'prefect', 'matplotlib'} & set(sys.modules))\n"
+              "assert loaded() == [], loaded()\n"
+              "code = main(['generate', '--prompt', 'A paper boat drifts', '--duration', '5', "
+              "'--policy', 'cheepest'])\n"
+              "assert code == 2 and loaded() == [], (code, loaded())\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=60,
+                            env={**os.environ, "REELFLOW_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "did you mean cheapest?" in result.stderr
+

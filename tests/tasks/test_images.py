@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tasks.images import MAX_PIXELS, ImageError, prepare_image_bytes
+from tasks.image_files import MAX_PIXELS, ImageError, prepare_image_bytes
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
@@ -156,7 +156,7 @@ def test_webp_is_read(catalog):
 
 def test_the_clip_id_follows_the_image_s_content_not_its_path(tmp_path):
     from models import ClipRequest
-    from tasks.images import with_image_digest
+    from tasks.image_files import with_image_digest
 
     path = tmp_path / "photo.jpg"
     path.write_bytes(encode(photo(800, 450)))

@@ -1,7 +1,7 @@
 import pytest
 
 from models import Scene
-from tasks.prompts import (
+from tasks.prompt_text import (
     compress,
     estimate_tokens,
     load_rules,
