@@ -5,7 +5,6 @@ the values that would work. With --json the same error is printed as JSON on std
 """
 
 import json
-import logging
 import re
 import sys
 from typing import Any
@@ -100,51 +99,6 @@ def as_user_error(err: Exception) -> UserError | None:
     if isinstance(err, ValidationError):
         return from_validation(err)
     return None
-
-
-def advised_failures() -> tuple[type[Exception], ...]:
-    """Provider and disk failures the CLI says in one line with what to do, exit 1: not the
-    user's mistake (exit 2), not a bug (a traceback)."""
-    from providers.errors import SubmitUnknown
-    from providers.router import NoModelLeft
-    from tasks.archiving import ClipLost, ClipUnarchived
-    from tasks.awaiting import PendingAtDeadline
-    from tasks.batch_summary import BatchIncomplete
-
-    return (PendingAtDeadline, ClipLost, ClipUnarchived, SubmitUnknown, BatchIncomplete,
-            NoModelLeft)
-
-
-def explained(err: BaseException) -> bool:
-    """A failure the CLI says in one line: a user's mistake (exit 2), or a provider or disk
-    failure with what to do (exit 1)."""
-    return isinstance(err, Exception) and (as_user_error(err) is not None
-                                           or isinstance(err, advised_failures()))
-
-
-class QuietExplained(logging.Filter):
-    """Prefect logs a failed flow or task run with its traceback. For a failure the CLI
-    explains in one line, or one a clip's fallback decides on and logs ("falling back from
-    ..."), the traceback says nothing more, so it is dropped (the message stays); `--debug`
-    keeps it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from tasks.fallback import FALLBACK_ERRORS
-
-        err = record.exc_info[1] if record.exc_info else None
-        if err is not None and (explained(err) or isinstance(err, FALLBACK_ERRORS)):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def quiet_prefect_tracebacks(quiet: bool) -> None:
-    """Drop (or, with `--debug`, keep) Prefect's tracebacks of explained failures."""
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logger = logging.getLogger(name)
-        for old in [f for f in logger.filters if isinstance(f, QuietExplained)]:
-            logger.removeFilter(old)
-        if quiet:
-            logger.addFilter(QuietExplained())
 
 
 def report_error(error: UserError, as_json: bool) -> int:

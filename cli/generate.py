@@ -11,11 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from cli.context import load_context
-from cli.errors import advised_failures, one_line
+from cli.errors import one_line
 from cli.plan import add_request_arguments, request_from_args
 from cli.preflight import planned
 from cli.progress import add_quiet, showing
 from models import usd_text
+from tasks.explained import advised_failures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

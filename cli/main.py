@@ -22,7 +22,8 @@ from cli import (
     show,
     storyboard,
 )
-from cli.errors import UserError, as_user_error, quiet_prefect_tracebacks, report_error
+from cli.errors import UserError, as_user_error, report_error
+from tasks.explained import choose_tracebacks
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], int]]] = {
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
-    quiet_prefect_tracebacks("--debug" not in argv)
+    choose_tracebacks(quiet="--debug" not in argv)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command][1](args)

@@ -5,8 +5,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from cli.errors import UserError, as_user_error
 from cli.main import main
+from models import ClipRequest
+from providers.catalog import CatalogError
+from providers.router import PlanError
+from tasks.explained import USER_ERRORS
+from tasks.image_files import ImageError
+from tasks.input_files import InputError
+from tasks.manifest import ManifestError
 
 REPO = Path(__file__).resolve().parents[2]
 COASTAL = ["--prompt", "Aerial shot of a coastal city at golden hour", "--duration", "5",
@@ -199,3 +208,14 @@ def test_a_command_s_checks_load_neither_prefect_nor_matplotlib(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "did you mean cheapest?" in result.stderr
 
+
+def test_every_failure_a_run_log_calls_a_user_s_is_one_line_in_the_cli():
+    """The types whose tracebacks run logs drop as a user's mistake are the CLI's exit-2
+    errors."""
+    with pytest.raises(ValidationError) as invalid:
+        ClipRequest.model_validate({"prompt": "x", "duration": -1})
+    examples = [PlanError("policy", "unknown"), ManifestError("row 1: prompt", "empty"),
+                InputError("request", "too large"), ImageError("empty"),
+                CatalogError("bad row"), invalid.value]
+    assert {type(e) for e in examples} == set(USER_ERRORS)
+    assert all(isinstance(as_user_error(e), UserError) for e in examples)
