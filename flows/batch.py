@@ -28,7 +28,12 @@ from tasks.runtime import clip_run
 
 @flow(name="run-batch", flow_run_name=run_names.batch, retries=0, log_prints=True)
 async def run_batch(batch: BatchRequest) -> BatchResult:
-    """Every request of the manifest, each paid for once, within the budget when given."""
+    """Every request of the manifest, each paid for once, within the budget when given.
+
+    Args:
+        batch: The manifest (a CSV, JSONL or Parquet file of requests on a path every worker
+            can read), the budget for all of it, and how its requests fan out.
+    """
     manifest = read_manifest(batch.manifest, absolute_images=batch.absolute_images)
     budget = Decimal(str(batch.budget_usd)) if batch.budget_usd is not None else None
     async with clip_run(per_clip_ui=False) as rt:
@@ -49,7 +54,11 @@ async def run_batch(batch: BatchRequest) -> BatchResult:
 @flow(name="run-batch", flow_run_name=run_names.chunk, retries=0, log_prints=True)
 async def run_batch_chunk(chunk: BatchChunk) -> BatchResult:
     """A chunk of a batch, sent by run-batch with fan_out=deployments; its budget is the
-    chunk's share. The batch's run reconciles the bill once, at its end."""
+    chunk's share. The batch's run reconciles the bill once, at its end.
+
+    Args:
+        chunk: Sent by the batch's run: its id, the chunk's rows and budget share.
+    """
     manifest = Manifest(path=f"chunk of batch {chunk.batch_id}", batch_id=chunk.batch_id,
                         rows=chunk.rows)
     budget = Decimal(str(chunk.budget_usd)) if chunk.budget_usd is not None else None

@@ -8,7 +8,10 @@ continuation (on the parent's model when it takes images, else the router's choi
 and continuation are stitched into the child (tasks/extension.py).
 """
 
+from typing import Annotated
+
 from prefect import flow
+from pydantic import Field
 
 from models import ClipResult
 from tasks import run_names
@@ -17,7 +20,20 @@ from tasks.runtime import clip_run
 
 
 @flow(name="extend-clip", flow_run_name=run_names.extension, retries=0, log_prints=True)
-async def extend_clip(clip_id: str, prompt: str, seconds: float, take: int = 0) -> ClipResult:
-    """Add `seconds` to the archived clip `clip_id`, described by `prompt`."""
+async def extend_clip(
+    clip_id: Annotated[str, Field(min_length=4, title="Clip")],
+    prompt: Annotated[str, Field(min_length=1)],
+    seconds: Annotated[float, Field(gt=0, title="Seconds to add")],
+    take: Annotated[int, Field(ge=0)] = 0,
+) -> ClipResult:
+    """Add `seconds` to the archived clip `clip_id`, described by `prompt`.
+
+    Args:
+        clip_id: The archived clip to continue: its id or any unique prefix, such as the
+            12-character id `reelflow clips` lists.
+        prompt: What happens in the added seconds.
+        seconds: How many seconds to add.
+        take: 0 for the first take; raise it to pay for another take of the same extension.
+    """
     async with clip_run() as rt:
         return await extend(rt, clip_id, prompt, seconds, take)

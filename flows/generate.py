@@ -10,14 +10,20 @@ wait budget, kept failing, or whose account stopped — and says why.
 
 from prefect import flow
 
-from models import ClipRequest, ClipResult
+from models import ClipResult
 from tasks import run_names
 from tasks.clip_lifecycle import generate
+from tasks.forms import ClipForm
 from tasks.runtime import clip_run
 
 
 @flow(name="generate-clip", flow_run_name=run_names.clip, retries=0, log_prints=True)
-async def generate_clip(request: ClipRequest) -> ClipResult:
-    """One request in; one verified, archived clip out, paid for once."""
+async def generate_clip(request: ClipForm) -> ClipResult:
+    """One request in; one verified, archived clip out, paid for once.
+
+    Args:
+        request: The clip: text to video (a prompt and a duration), or image to video (an
+            image too). Every field left out takes its default.
+    """
     async with clip_run() as rt:
-        return await generate(rt, request)
+        return await generate(rt, request.to_request())

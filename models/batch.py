@@ -1,9 +1,10 @@
 """A batch: its parameters (the forms the Prefect UI renders), its manifest's rows, and what it
 answers — per request and in all."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from models.request import ClipRequest
 
@@ -19,8 +20,9 @@ class BatchRequest(BaseModel):
 
     manifest: str = Field(description="A CSV, JSONL or Parquet file of requests, on a path "
                           "every worker can read.")
-    budget_usd: float | None = Field(
-        default=None, gt=0, description="USD the batch may spend in all, across reruns.")
+    # no null branch in the form (the UI renders one as a type switch): left empty, not sent
+    budget_usd: Annotated[float, Field(gt=0)] | SkipJsonSchema[None] = Field(
+        default=None, description="USD the batch may spend in all, across reruns.")
     fan_out: FanOut = Field(
         default="tasks", description="tasks: async tasks in this run; deployments: chunks "
         "sent as runs of the run-batch/chunk deployment, shared by every worker of the pool.")

@@ -15,12 +15,13 @@ from storage.records import ClipJournal
 from tasks.archiving import finished
 from tasks.clip_lifecycle import generate
 from tasks.joining import join, last_frame_file
-from tasks.parents import archived_parent, extends_natively
+from tasks.parents import archived_parent, extends_natively, full_clip_id
 from tasks.runtime import Runtime
 
 
 async def extend(rt: Runtime, clip_id: str, prompt: str, seconds: float, take: int
                  ) -> ClipResult:
+    clip_id = full_clip_id(rt.journal, clip_id)
     child = ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt, duration=seconds,
                         take=take)
     parent = archived_parent(rt.journal, clip_id)

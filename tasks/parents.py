@@ -8,6 +8,18 @@ from storage.journal import Journal
 from storage.records import ClipJournal
 
 
+def full_clip_id(journal: Journal, prefix: str) -> str:
+    """The clip a unique prefix names (the 12-character ids `reelflow clips` prints)."""
+    matches = journal.matching(prefix)
+    if not matches:
+        raise PlanError("clip_id", f"no archived clip {prefix!r} in this home",
+                        ["an id `reelflow clips` lists"])
+    if len(matches) > 1:
+        raise PlanError("clip_id", f"{prefix!r} starts {len(matches)} clips: give more of it",
+                        [m[:16] for m in matches[:5]])
+    return matches[0]
+
+
 def archived_parent(journal: Journal, clip_id: str | None) -> ClipJournal:
     parent = journal.read(clip_id) if clip_id and clip_id.isalnum() else None
     if parent is None or parent.state != "done" or parent.plan is None \

@@ -22,12 +22,13 @@ def _short(text: str, size: int = 32) -> str:
 
 
 def clip() -> str:
-    request = flow_run.parameters.get("request", {})
+    params = flow_run.parameters
+    request = params.get("request", params.get("storyboard", {}))
     scenes = _field(request, "scenes") or []
     prompt = _field(request, "prompt") or (_field(scenes[0], "prompt") if scenes else "")
     seconds = _field(request, "duration") or sum(float(_field(s, "duration", 0) or 0)
                                                  for s in scenes)
-    kind = "storyboard" if _field(request, "mode") == "storyboard" else "clip"
+    kind = "storyboard" if scenes else "clip"
     return (f"{kind} · {_short(prompt)} · {float(seconds or 0):g}s "
             f"{_field(request, 'resolution', '1080p')}")
 

@@ -30,6 +30,7 @@ from storage.capabilities import Capabilities
 from storage.journal import Journal
 from storage.ledger import LedgerWriter
 from tasks import sandbox_launcher
+from tasks.explained import quiet_explained_tracebacks
 from tasks.limits import ProviderSlots
 
 ADAPTERS: dict[Protocol, type[Adapter]] = {
@@ -211,6 +212,8 @@ def build_runtime(run_id: str, settings: Settings | None = None, *,
 async def clip_run(*, per_clip_ui: bool = True) -> AsyncIterator[Runtime]:
     """The runtime of the current flow run, closed after it (every flow's body runs in one)."""
     from prefect.context import get_run_context
+
+    quiet_explained_tracebacks()  # a user's mistake is one line in the UI's run logs too
 
     run_id = str(get_run_context().flow_run.id)
     rt = await asyncio.to_thread(build_runtime, run_id, per_clip_ui=per_clip_ui)

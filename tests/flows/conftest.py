@@ -6,6 +6,8 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+# Prefect sets logging up when first imported, replacing the handler caplog reads: before any test
+import prefect.main  # noqa: F401
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
