@@ -140,5 +140,19 @@ def _kind(value: Any) -> str:
                                  "image" if value.get("image") else "text")
 
 
+class _AnyOf:
+    """The union's schema as anyOf, not oneOf: Prefect's server checks a deployment's default
+    parameters with `required` removed, under which a text request matches the image form too
+    (and so not exactly one)."""
+
+    def __get_pydantic_json_schema__(self, core_schema, handler) -> dict[str, Any]:
+        schema = handler(core_schema)
+        if "oneOf" in schema:
+            schema["anyOf"] = schema.pop("oneOf")
+            schema.pop("discriminator", None)
+        return schema
+
+
 ClipForm = Annotated[Annotated[TextClip, Tag("text")] | Annotated[ImageClip, Tag("image")]
-                     | Annotated[StoryboardForm, Tag("storyboard")], Discriminator(_kind)]
+                     | Annotated[StoryboardForm, Tag("storyboard")], Discriminator(_kind),
+                     _AnyOf()]

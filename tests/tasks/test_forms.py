@@ -25,9 +25,11 @@ def schema(flow) -> dict:
     return parameter_schema(flow).model_dump()
 
 
-def errors(flow, parameters: dict) -> list[str]:
-    """What the server says of a deployment run's parameters (its own validator)."""
-    return [e.message for e in validate(parameters, schema(flow), allow_none_with_default=True)]
+def errors(flow, parameters: dict, *, deploying: bool = False) -> list[str]:
+    """What the server says of a deployment run's parameters (its own validator), or, when
+    `deploying`, of a deployment's defaults (checked with `required` removed)."""
+    return [e.message for e in validate(parameters, schema(flow), ignore_required=deploying,
+                                        allow_none_with_default=not deploying)]
 
 
 @pytest.mark.parametrize("name", sorted(FLOWS))
@@ -65,6 +67,7 @@ def test_the_deployments_defaults_are_valid_forms():
             continue
         parameters = json.loads(json.dumps(deployment["parameters"]).replace(
             "{{ $REELFLOW_HOME }}", "/home"))
+        assert errors(flow, parameters, deploying=True) == [], deployment["name"]
         assert errors(flow, parameters) == [], deployment["name"]
 
 
