@@ -90,10 +90,13 @@ def up(state: Path, workers: int, port: int | None) -> dict:
     api_url = f"http://127.0.0.1:{port}/api"
     env = environment(state, api_url)
     info: dict = {"api_url": api_url, "pids": {}, "times": {}}
-    # with its UI: the run links the CLI prints open there, and the flows' forms are its
+    # with its UI: the run links the CLI prints open there, and the flows' forms are its. The
+    # UI asks the API at PREFECT_SERVER_UI_API_URL, which `--port` does not set (it defaults to
+    # port 4200: the UI loaded and could reach nothing)
+    server_env = {**{k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+                  "PREFECT_SERVER_UI_API_URL": api_url}
     server = _spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                     str(port)], {k: v for k, v in env.items() if k != "PREFECT_API_URL"},
-                    state / "server.log")
+                     str(port)], server_env, state / "server.log")
     info["pids"]["server"] = server
     _save(state, info)
     _timed("server start", info["times"], _wait_healthy, api_url, server)

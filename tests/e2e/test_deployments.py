@@ -7,6 +7,7 @@ Everything started here is stopped here. Times are printed (run with -s, as `mak
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -26,9 +27,11 @@ BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def stack(tmp_path):
-    """A sandbox, then server + pool + limits + deployments + two workers; all stopped after."""
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A sandbox, then server + pool + limits + deployments + two workers; all stopped after
+    the module's tests."""
+    tmp_path = tmp_path_factory.mktemp("stack")
     sandbox = start_sandbox(tmp_path / "sandbox", "--calm", "--shared-render")
     home = tmp_path / "home"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
@@ -77,7 +80,7 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
     journal = Journal(stack["home"] / "journal")
-    (record,) = journal.records()
+    (record,) = [r for r in journal.records() if r.request.prompt == prompt]
     assert record.state == "done" and Path(record.archive.path).exists()
     kinds = sorted(r["event_kind"] for r in read_ledger(stack["home"] / "ledger"))
     assert kinds == ["complete", "inspection", "submit"]
@@ -88,8 +91,8 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
 
     bad = deployment_run(stack, "generate-clip/on-demand",
                          'request={"prompt": "x", "duration": 5, "resolution": "8k"}')
-    assert bad.returncode != 0
-    assert "request.resolution" in bad.stdout + bad.stderr
+    assert bad.returncode != 0  # refused by the server against the form, before any run
+    assert "Validation failed for field 'request'" in bad.stdout + bad.stderr
 
     manifest = tmp_path / "batch.jsonl"
     tag = uuid.uuid4().hex[:8]
@@ -110,3 +113,80 @@ def test_deployments_run_on_workers_and_share_a_batch(stack, tmp_path):
                       for log in stack["state"].glob("worker-*.log")}
     print(f"flow runs per worker: {runs_by_worker}")
     assert len(runs_by_worker) == 2 and all(n > 0 for n in runs_by_worker.values())
+
+
+def chromium() -> str:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing under CI: .ci/run installs Debian's chromium")
+        pytest.skip("Chromium not installed here (CI installs it)")
+    return binary
+
+
+def test_the_ui_opens_a_finished_run_with_its_name_summary_and_forms(stack, tmp_path):
+    """What a person sees in a real browser (Playwright driving Debian's Chromium): the run
+    a deployment made, by its name; its clip summary with cost, jobs and a thumbnail that
+    loads; the Custom run form with no internal field and the policy a choice. Screenshots
+    go to the test's folder (and REELFLOW_SCREENSHOT_DIR when set)."""
+    from playwright.sync_api import sync_playwright
+
+    binary = chromium()
+    prompt = f"A heron lands {uuid.uuid4().hex[:6]}"
+    done = deployment_run(stack, "generate-clip/on-demand", "request=" + json.dumps(
+        {"prompt": prompt, "duration": 5, "resolution": "720p"}))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+    (record,) = [r for r in Journal(stack["home"] / "journal").records()
+                 if r.request.prompt == prompt]
+    api, ui = stack["api"], stack["api"].removesuffix("/api")
+    summary = next(a for a in httpx.post(f"{api}/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+        if a["key"] == f"clip-{record.clip_id[:16]}")
+    deployment = httpx.get(f"{api}/deployments/name/generate-clip/on-demand").json()
+    shots = []
+
+    def shot(page, name: str) -> None:
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=path, full_page=True)
+        shots.append(path)
+        if folder := os.environ.get("REELFLOW_SCREENSHOT_DIR"):
+            shutil.copy(path, Path(folder) / path.name)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=binary, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{ui}/runs/flow-run/{run_id}", wait_until="networkidle")
+        name = f"clip · {prompt} · 5s 720p"
+        page.get_by_text(name).first.wait_for(timeout=30_000)
+        assert page.title().startswith(f"Flow Run: {name}")
+        shot(page, "ui-run")
+
+        page.goto(f"{ui}/artifacts/artifact/{summary['id']}", wait_until="networkidle")
+        page.get_by_role("heading", name="Jobs").wait_for(timeout=30_000)
+        heading = page.get_by_role("heading", level=1).first.inner_text()
+        assert heading.endswith("Kling v3 · standard · $0.14"), heading
+        text = page.inner_text("body")
+        assert record.job_ids[0] in text and "succeeded" in text and record.archive.path in text
+        width = page.eval_on_selector(f"img[alt='a frame of clip {record.clip_id[:12]}']",
+                                      "img => img.complete ? img.naturalWidth : 0")
+        assert width > 100  # the thumbnail loaded in the browser
+        shot(page, "ui-clip-summary")
+
+        page.goto(f"{ui}/deployments/deployment/{deployment['id']}/run", wait_until="networkidle")
+        page.get_by_text("Text to video").first.wait_for(timeout=30_000)
+        form = page.inner_text("body")
+        for internal in ("Image Sha256", "Storyboard Id", "Batch Id", "Source Clip"):
+            assert internal not in form, internal
+        assert 'Property is type "None"' not in form
+        labels = page.locator(".schema-form-property__label").all_inner_texts()
+        assert {"Prompt", "Duration (s)"} <= set(labels), labels  # required: no "(Optional)"
+        policy = page.locator(".schema-form-property").filter(  # the innermost: Policy's own
+            has=page.get_by_text("Policy (Optional)", exact=True)).last
+        # a choice (the UI's select, its values the schema's enum), not free text
+        assert policy.locator(".p-select").count() == 1
+        assert policy.locator("textarea, input").count() == 0
+        assert policy.locator(".p-select-button__value").inner_text() == "cheapest"
+        shot(page, "ui-custom-run-form")
+        browser.close()
+    print("screenshots: " + ", ".join(str(p) for p in shots))
