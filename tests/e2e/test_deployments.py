@@ -128,7 +128,7 @@ def test_the_ui_opens_a_finished_run_with_its_name_summary_and_forms(stack, tmp_
     """What a person sees in a real browser (Playwright driving Debian's Chromium): the run
     a deployment made, by its name; its clip summary with cost, jobs and a thumbnail that
     loads; the Custom run form with no internal field and the policy a choice. Screenshots
-    go to the test's folder (and REELFLOW_SCREENSHOT_DIR when set)."""
+    go to the test's folder (and UI_SCREENSHOT_DIR when set)."""
     from playwright.sync_api import sync_playwright
 
     binary = chromium()
@@ -150,7 +150,7 @@ def test_the_ui_opens_a_finished_run_with_its_name_summary_and_forms(stack, tmp_
         path = tmp_path / f"{name}.png"
         page.screenshot(path=path, full_page=True)
         shots.append(path)
-        if folder := os.environ.get("REELFLOW_SCREENSHOT_DIR"):
+        if folder := os.environ.get("UI_SCREENSHOT_DIR"):
             shutil.copy(path, Path(folder) / path.name)
 
     with sync_playwright() as playwright:
