@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from cli import (
     batch,
+    cancel,
     capabilities,
     clips,
     crop,
@@ -42,6 +43,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "show": (show.add_arguments, show.run),
     "limits": (limits.add_arguments, limits.run),
     "capabilities": (capabilities.add_arguments, capabilities.run),
+    "cancel": (cancel.add_arguments, cancel.run),
 }
 
 

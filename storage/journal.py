@@ -200,6 +200,23 @@ class Clip:
             record.state = state  # type: ignore[assignment]
         self._write(record)
 
+    def cancel_step(self, index: int, stopped: bool, why: str) -> bool:
+        """A cancel was asked of step `index`'s job; False when it had already ended. Stopped:
+        the provider ended it — the step is cancelled and the clip failed, with why (whatever
+        the provider still bills for it reaches the ledger through reconciliation). Not
+        stopped (the protocol has no cancel, or the job was past it): the job runs to its end
+        and is billed, so the clip is left pending for the sweep or a rerun to collect — paid
+        work is never dropped."""
+        record = self._record()
+        step = self._step(record, index)
+        if step.handle is None or step.state not in ("submitted", "pending", "unknown"):
+            return False
+        step.state = "cancelled" if stopped else "pending"
+        step.message = why
+        record.state, record.reason = ("failed" if stopped else "pending"), why
+        self._write(record)
+        return True
+
     def mark_pending(self, index: int, why: str | None) -> None:
         self.finish_step(index, "pending", why)
 
@@ -404,6 +421,7 @@ class Journal:
     mark_unarchived = _locking(Clip.mark_unarchived)
     mark_rejected = _locking(Clip.mark_rejected)
     note_attempt = _locking(Clip.note_attempt)
+    cancel_step = _locking(Clip.cancel_step)
     mark_lost = _locking(Clip.mark_lost)
     leave_for_budget = _locking(Clip.leave_for_budget)
     mark_provider_deleted = _locking(Clip.mark_provider_deleted)

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from models import Archived, ClipOutcome, ClipRequest, JobHandle, RemoteVideo, RoutePlan
 
-StepState = Literal["intent", "submitted", "succeeded", "failed", "pending", "unknown"]
+StepState = Literal["intent", "submitted", "succeeded", "failed", "pending", "unknown",
+                    "cancelled"]
 ClipState = Literal["intent", "running", "done", "failed", "lost", "pending", "unknown",
                     "unarchived"]
 # what a run or the sweep must still finish: unarchived is paid and waits for its download

@@ -19,6 +19,7 @@ from providers.poller import PollOutcome, plan_for
 from providers.poller import await_job as poll_until_done
 from providers.pricebook import clip_cost, failed_charge, requeue_charge
 from tasks import run_names
+from tasks.cancelling import stop_job
 from tasks.charges import charge
 from tasks.progress import Progress, job_key
 from tasks.runtime import Runtime
@@ -53,8 +54,14 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
         if on_progress:
             on_progress(status, done)
 
+    async def cancelled(_: JobHandle) -> bool:  # the run is being cancelled: stop the job
+        step = rt.journal.read(request.clip_id).steps[index]
+        if said := await stop_job(rt, request.clip_id, step):
+            get_run_logger().warning("%s", said.why)
+        return bool(said and said.stopped)
+
     elapsed = (datetime.now(UTC) - handle.submitted_at).total_seconds()
-    outcome = await poll_until_done(adapter.status, handle, poll_plan, cancel=adapter.cancel,
+    outcome = await poll_until_done(adapter.status, handle, poll_plan, cancel=cancelled,
                                     on_progress=seen, elapsed_at_start=max(0.0, elapsed))
     timing = {"queued_s": round(outcome.queued_s, 3), "running_s": round(
         outcome.waited_s - (outcome.running_seen_s or 0), 3)}

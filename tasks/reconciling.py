@@ -106,7 +106,7 @@ async def reconcile_charges(rt: Runtime) -> Reconciliation:
                 result.unclaimed_usd[job_id] = billed
                 continue
             record, index, state = steps[job_id]
-            if state not in ("succeeded", "failed"):
+            if state not in ("succeeded", "failed", "cancelled"):
                 continue  # still running or pending: its charges are not all in yet
             result.checked_jobs += 1
             result.bill[job_id] = billed

@@ -1,0 +1,104 @@
+"""Cancelling stops the spending: a run cancelled mid-wait asks its provider job to stop, and
+`reelflow cancel` does the same for a clip no run is waiting on. Judged by the sandbox's bill:
+a stopped fal job bills no generation, a Kling job (no cancel in its API) runs on, is billed
+and is still archived — nothing half-written, the ledger equal to the bill job by job."""
+
+import asyncio
+import uuid
+from contextlib import suppress
+
+import pytest
+
+from flows.generate import generate_clip
+from models import ClipRequest
+from storage.journal import Journal
+from tests.flows.conftest import assert_reconciled
+
+pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
+SLOW = {"p50_5s": 20000, "p95_5s": 25000, "p50_30s": 40000}  # 20 s at the tests' time scale
+
+
+def cancelled_mid_wait(home, request: ClipRequest) -> None:
+    """Run the flow until its job is submitted, then cancel it (as Ctrl-C or the UI does)."""
+    journal = Journal(home / "journal")
+
+    async def run() -> None:
+        task = asyncio.create_task(generate_clip(request))
+        for _ in range(1200):
+            record = journal.read(request.clip_id)
+            if record and record.steps and record.steps[0].handle:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # well inside the wait
+        task.cancel()
+        with suppress(BaseException):
+            await task
+
+    asyncio.run(run())
+
+
+def reconcile_and_compare(home, sandbox) -> dict:
+    from tasks.reconciling import reconcile_charges
+    from tasks.runtime import build_runtime
+
+    asyncio.run(reconcile_charges(build_runtime("test")))
+    return assert_reconciled(home, sandbox)
+
+
+def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sandbox,
+                                                                        monkeypatch):
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "200")
+    sandbox.knobs(fal=SLOW)
+    request = ClipRequest(prompt=f"A kite on the wind {uuid.uuid4().hex[:6]}", duration=5,
+                          resolution="720p", policy="kling-v3-fal")
+    cancelled_mid_wait(home, request)
+    record = Journal(home / "journal").read(request.clip_id)
+    step = record.steps[0]
+    assert (step.state, record.state) == ("cancelled", "failed")
+    assert record.reason == f"cancelled: fal_queue stopped job {step.handle.job_id}"
+    assert sandbox.admin.get(f"/jobs/{step.handle.job_id}").json()["cancelled_at"] is not None
+    billed = [u for u in sandbox.usage() if u["job_id"] == step.handle.job_id]
+    assert not any(u["kind"] == "generation" for u in billed), billed
+    reconcile_and_compare(home, sandbox)
+
+
+def test_a_job_its_provider_cannot_stop_runs_on_and_is_still_archived(home, sandbox,
+                                                                      monkeypatch):
+    from flows.sweep import sweep_archive
+
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "200")
+    sandbox.knobs(kling=SLOW)
+    request = ClipRequest(prompt=f"A gull on a post {uuid.uuid4().hex[:6]}", duration=5,
+                          resolution="720p", policy="kling-v3")
+    cancelled_mid_wait(home, request)
+    journal = Journal(home / "journal")
+    record = journal.read(request.clip_id)
+    assert (record.steps[0].state, record.state) == ("pending", "pending")
+    assert "cannot stop job" in record.reason and "the sweep" in record.reason
+    sandbox.clock(advance_s=60)  # the job ends at the provider, billed
+    asyncio.run(sweep_archive())
+    assert journal.read(request.clip_id).state == "done"
+    reconcile_and_compare(home, sandbox)
+
+
+def test_reelflow_cancel_stops_a_clip_no_run_waits_on(home, sandbox, monkeypatch, capsys):
+    import json
+
+    from cli.main import main
+    from tasks.awaiting import PendingAtDeadline
+
+    sandbox.knobs(fal=SLOW)
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.02")  # the run gives up waiting first
+    request = ClipRequest(prompt=f"A lantern in fog {uuid.uuid4().hex[:6]}", duration=5,
+                          resolution="720p", policy="kling-v3-fal")
+    with pytest.raises(PendingAtDeadline):
+        asyncio.run(generate_clip(request))
+    assert main(["cancel", request.clip_id[:12], "--json"]) == 0
+    (job,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert job["stopped"] and job["clip_id"] == request.clip_id
+    assert Journal(home / "journal").read(request.clip_id).steps[0].state == "cancelled"
+    assert main(["cancel", request.clip_id[:12]]) == 0
+    assert "nothing in flight" in capsys.readouterr().out
+    assert main(["cancel", "0000"]) == 2 and "reelflow: target" in capsys.readouterr().err
+    reconcile_and_compare(home, sandbox)
