@@ -1,12 +1,14 @@
 """`python -m bench [name ...]`: run every benchmark (or the named ones) and print ratios.
 
 Benchmarks that take arguments (`ARGS_BENCHES`) get the rest of the command line after their
-name: `python -m bench soak --jobs 2000`."""
+name: `python -m bench soak --jobs 2000`. `BY_NAME_ONLY` benchmarks (capacity, minutes long)
+run only when named."""
 
 import sys
 
 from bench import (
     batch_bench,
+    capacity_bench,
     crop_bench,
     download_bench,
     orchestration_bench,
@@ -27,12 +29,17 @@ BENCHES = {
     "report": report_bench.main,
     "batch": batch_bench.main,
     "soak": soak_bench.main,
+    "capacity": capacity_bench.main,
 }
-ARGS_BENCHES = {"soak"}
+ARGS_BENCHES = {"soak", "capacity"}
+# minutes at their default size: only by name, never in the default set
+BY_NAME_ONLY = {"capacity"}
 
 argv = sys.argv[1:]
-if not argv:  # every benchmark, the ones taking arguments with their defaults
+if not argv:  # every benchmark but BY_NAME_ONLY, the ones taking arguments with defaults
     for name, bench in BENCHES.items():
+        if name in BY_NAME_ONLY:
+            continue
         bench([]) if name in ARGS_BENCHES else bench()
     sys.exit()
 while argv:
