@@ -190,3 +190,44 @@ def test_the_ui_opens_a_finished_run_with_its_name_summary_and_forms(stack, tmp_
         shot(page, "ui-custom-run-form")
         browser.close()
     print("screenshots: " + ", ".join(str(p) for p in shots))
+
+
+def test_cancelling_a_run_stops_its_provider_job(stack):
+    """The UI's Cancel (the API call it makes): the worker's run is terminated, and its fal job
+    is asked to stop first — the journal says so and the sandbox's job is cancelled, unbilled
+    for a generation."""
+    sandbox = stack["sandbox"]
+    sandbox.knobs(fal={"p50_5s": 40000, "p95_5s": 50000, "p50_30s": 60000})
+    prompt = f"A kite over dunes {uuid.uuid4().hex[:6]}"
+    try:
+        sent = subprocess.run([str(BIN / "prefect"), "deployment", "run",
+                               "generate-clip/on-demand", "--param", "request=" + json.dumps(
+                                   {"prompt": prompt, "duration": 5, "resolution": "720p",
+                                    "policy": "kling-v3-fal"})],
+                              cwd=REPO, env=stack["env"], capture_output=True, text=True,
+                              timeout=120)
+        run_id = re.search(r"UUID: ([0-9a-f-]{36})", sent.stdout).group(1)
+        journal = Journal(stack["home"] / "journal")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            records = [r for r in journal.records() if r.request.prompt == prompt]
+            if records and records[0].steps and records[0].steps[0].handle:
+                break
+            time.sleep(0.2)
+        httpx.post(f"{stack['api']}/flow_runs/{run_id}/set_state", json={
+            "state": {"type": "CANCELLING", "message": "cancelled in the UI"}, "force": True}
+                   ).raise_for_status()
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{stack['api']}/flow_runs/{run_id}").json()["state"]["type"]
+            if state in ("CANCELLED", "CRASHED", "FAILED", "COMPLETED"):
+                break
+            time.sleep(0.5)
+        assert state == "CANCELLED"
+        (record,) = [r for r in journal.records() if r.request.prompt == prompt]
+        job = record.steps[0].handle.job_id
+        assert (record.state, record.steps[0].state) == ("failed", "cancelled")
+        assert sandbox.admin.get(f"/jobs/{job}").json()["cancelled_at"] is not None
+        assert not [u for u in sandbox.usage() if u["job_id"] == job
+                    and u["kind"] == "generation"]
+    finally:
+        sandbox.knobs(fal={"p50_5s": 38, "p95_5s": 94, "p50_30s": 143})
