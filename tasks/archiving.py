@@ -22,6 +22,7 @@ from models import Archived, ClipRequest, ClipResult, JobHandle, RoutePlan
 from providers.errors import Expired, InvalidRequest, Transient
 from storage.archive import AlreadyArchived
 from storage.records import ClipJournal
+from tasks import run_names
 from tasks.inspection import inspect_and_trim
 from tasks.joining import stitch_into_archive
 from tasks.runtime import Runtime
@@ -178,9 +179,11 @@ async def _refetch(rt: Runtime, record: ClipJournal, final: str) -> None:
         raise ClipLost(f"clip {record.clip_id[:12]}: {reason}") from None
 
 
-archive_output = task(archive_step, name="archive output", retries=2, retry_delay_seconds=[1, 4],
-                      retry_jitter_factor=0.5, retry_condition_fn=lambda task, run, state:
-                      _transient(state), cache_policy=NO_CACHE)
+archive_output = task(archive_step, name="archive output",
+                      task_run_name=run_names.labelled("archive output"), retries=2,
+                      retry_delay_seconds=[1, 4], retry_jitter_factor=0.5,
+                      retry_condition_fn=lambda task, run, state: _transient(state),
+                      cache_policy=NO_CACHE)
 
 
 def _transient(state) -> bool:

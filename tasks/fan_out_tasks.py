@@ -12,6 +12,7 @@ from typing import TypeVar
 from prefect import get_run_logger
 
 from models.batch import BatchItem, Manifest, ManifestRow
+from tasks import run_names
 from tasks.batch_plan import BatchPlan
 from tasks.budget import BudgetGuard, BudgetReached
 from tasks.dispatch import make
@@ -30,6 +31,7 @@ async def run_in_tasks(rt: Runtime, manifest: Manifest, plan: BatchPlan,
 
     async def one(item: ManifestRow, progress: Progress) -> BatchItem:
         nonlocal finished
+        run_names.ROW.set(item.row)  # this request's own task: its task runs carry the row
         outcome = await _request(rt, manifest, plan, guard, item)
         finished += 1
         progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")

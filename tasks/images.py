@@ -7,10 +7,12 @@ from prefect.cache_policies import NO_CACHE
 
 from models import Resolution
 from providers.catalog import ModelRow
+from tasks import run_names
 from tasks.image_files import CropResult, prepare_image_file
 
 
-@task(name="prepare image", retries=0, cache_policy=NO_CACHE)
+@task(name="prepare image", task_run_name=run_names.labelled("prepare image"), retries=0,
+      cache_policy=NO_CACHE)
 async def prepare_image(path: str, row: ModelRow, aspect: str, resolution: Resolution,
                         focus: tuple[float, float] | None) -> tuple[bytes, CropResult]:
     """CPU work on a local file, in a thread; a failure is the input's, not transient."""

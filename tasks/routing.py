@@ -12,6 +12,7 @@ from providers.errors import CapabilityRefused
 from providers.router import parse_subscriptions, plan
 from settings import subscriptions_assumed
 from storage.capabilities import Refusal
+from tasks import run_names
 from tasks.prompt_text import policy_exclusions
 from tasks.runtime import Runtime
 
@@ -39,6 +40,7 @@ def remember_refusal(rt: Runtime, plan: RoutePlan, err: CapabilityRefused) -> Re
     return refusal
 
 
-@task(name="plan route", retries=0, cache_policy=NO_CACHE)
+@task(name="plan route", task_run_name=run_names.labelled("plan route"), retries=0,
+      cache_policy=NO_CACHE)
 async def plan_route(request: ClipRequest, rt: Runtime, excluded: dict[str, str]) -> RoutePlan:
     return route(request, rt, excluded)

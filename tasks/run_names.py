@@ -3,6 +3,7 @@ flow's `flow_run_name`, a task's `task_run_name`): `clip · A heron lands… · 
 `fierce-carp`. Each reads the run's own parameters (which a deployment run passes as plain
 JSON, a direct call as the models themselves)."""
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,29 @@ def chunk() -> str:
     return f"batch chunk · {str(_field(request, 'batch_id', ''))[:8]} · {span}"
 
 
+# the manifest row a batch's task works for: set per request by tasks/fan_out_tasks.py (each
+# request runs in its own asyncio task, which copies the context), read when a task is named
+ROW: ContextVar[int | None] = ContextVar("reelflow_row", default=None)
+
+
+def _row(name: str) -> str:
+    row = ROW.get()
+    return name if row is None else f"row {row} · {name}"
+
+
+def labelled(name: str):
+    """A task's run name: its step, with the batch row it works for."""
+    return lambda: _row(name)
+
+
 def submit() -> str:
     params = task_run.parameters
     plan, index = params.get("plan"), params.get("index", 0)
-    return f"submit {_field(plan, 'model', '?')}/{_field(plan, 'tier', '?')} step {index}"
+    return _row(f"submit {_field(plan, 'model', '?')}/{_field(plan, 'tier', '?')} step {index}")
 
 
 def await_() -> str:
     params = task_run.parameters
     handle = params.get("handle")
-    return f"await {_field(params.get('plan'), 'model', '?')} job {_field(handle, 'job_id', '?')}"
+    return _row(f"await {_field(params.get('plan'), 'model', '?')} job "
+                f"{_field(handle, 'job_id', '?')}")

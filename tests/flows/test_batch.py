@@ -62,6 +62,25 @@ def test_a_200_request_batch_stays_under_the_provider_limits(home, sandbox, tmp_
     assert len(sandbox.usage()) - paid == 200
 
 
+def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(2, uuid.uuid4().hex[:8])))
+    state = asyncio.run(run_batch(BatchRequest(manifest=str(manifest)), return_state=True))
+
+    async def names() -> set[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+            return {r.name for r in runs}
+    found = asyncio.run(names())
+    for row in (1, 2):
+        assert f"row {row} · submit kling-v3/standard step 0" in found, found
+        assert {f"row {row} · prepare prompt", f"row {row} · archive output"} <= found, found
+
+
 def test_the_budget_guard_stops_before_the_cap_and_lists_what_was_left(home, sandbox,
                                                                           tmp_path):
     manifest = tmp_path / "batch.jsonl"
