@@ -1,10 +1,16 @@
 """inspect_clip: what was really delivered — duration, frame size, fps, codec — and a flash frame.
 
-Only the tail is decoded (a seek to the last keyframe before the final 1.5 s), so inspection
-time does not grow with the clip's length. A flash frame is a last frame whose mean luma jumps
-from its neighbours' by more than FLASH_JUMP (Kling's ~3% gotcha). A flash frame, or a clip
-longer than asked (a snapped duration), is trimmed by remuxing without re-encoding when the
-stream has no B-frames (cutting packets is then safe); otherwise the kept part is re-encoded.
+Duration, size, rate and streams come from the container; only the tail is decoded: a seek to
+the last keyframe before the final 2 x KEEP frames, then forward to the end, so inspection time
+does not grow with the clip's length (one GOP at most, plus 2 x KEEP frames). The last KEEP
+frames alone are kept and converted to grey. Should that tail hold fewer than KEEP frames (a
+container whose duration is off), the first method is used again: a seek to the last keyframe
+before the final TAIL_S seconds. Frames decoded from any keyframe are the same frames, so the
+result does not depend on which keyframe the decode started from. A flash frame is a last frame
+whose mean luma jumps from its neighbours' (the KEEP - 1 before it) by more than FLASH_JUMP
+(Kling's ~3% gotcha). A flash frame, or a clip longer than asked (a snapped duration), is
+trimmed by remuxing without re-encoding when the stream has no B-frames (cutting packets is then
+safe); otherwise the kept part is re-encoded.
 The original is always kept; the trimmed copy sits beside it.
 """
 
@@ -27,6 +33,7 @@ from tasks.runtime import Runtime
 
 FLASH_JUMP = 60.0
 TAIL_S = 1.5
+KEEP = 6  # the last frame and the neighbours it is compared with
 
 
 def inspect_file(source: str | Path | BinaryIO) -> Inspection:
@@ -38,13 +45,13 @@ def inspect_file(source: str | Path | BinaryIO) -> Inspection:
         length = float(stream.duration * base) if stream.duration else (
             container.duration or 0) / 1e6
         stream.thread_type = "AUTO"
-        container.seek(int(max(0.0, length - TAIL_S) / base), stream=stream, backward=True)
-        frames: deque = deque(maxlen=6)
-        for frame in container.decode(stream):
-            frames.append(frame)
-        tail = [(f.pts, float(f.to_ndarray(format="gray").mean())) for f in frames]
-        last_pts, last_luma = tail[-1]
-        neighbours = [luma for _, luma in tail[:-1]] or [last_luma]
+        start = float((stream.start_time or 0) * base)
+        tail = _tail(container, stream, start + length - 2 * KEEP / float(rate),
+                     start + length - (KEEP + 0.5) / float(rate))
+        if len(tail) < KEEP:  # the tail was not where the container said: the first method
+            tail = _tail(container, stream, max(0.0, length - TAIL_S), None)
+        *before, (last_pts, last_luma) = tail
+        neighbours = [luma for _, luma in before] or [last_luma]
         reference = statistics.median(neighbours)
         seconds = float(last_pts * base) + 1 / float(rate)
         context = stream.codec_context
@@ -54,6 +61,21 @@ def inspect_file(source: str | Path | BinaryIO) -> Inspection:
             b_frames=bool(getattr(context, "has_b_frames", 0)), last_luma=last_luma,
             neighbour_luma=reference, flash_frame=abs(last_luma - reference) > FLASH_JUMP,
             audio=bool(container.streams.audio))
+
+
+def _tail(container: av.container.InputContainer, stream: av.video.VideoStream,
+          seek_s: float, keep_from_s: float | None) -> deque[tuple[int, float]]:
+    """(pts, mean grey) of the last KEEP frames decoded from the keyframe at or before `seek_s`,
+    counting from the first frame shown at `keep_from_s` or later (earlier ones are decoded for
+    their references, not measured). A frame is measured as it comes, then let go."""
+    base = stream.time_base
+    container.seek(int(max(0.0, seek_s) / base), stream=stream, backward=True)
+    threshold = None if keep_from_s is None else keep_from_s / base
+    tail: deque[tuple[int, float]] = deque(maxlen=KEEP)
+    for frame in container.decode(stream):
+        if tail or threshold is None or (frame.pts is not None and frame.pts >= threshold):
+            tail.append((frame.pts, float(frame.to_ndarray(format="gray").mean())))
+    return tail
 
 
 def trim(source: str | Path | BinaryIO, sink: BinaryIO, seconds: float, *, b_frames: bool,
