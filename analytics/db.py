@@ -2,6 +2,8 @@
 
 Nothing is copied: `ledger_raw` reads the part files (hive-partitioned, union_by_name so older
 parts with fewer columns still read) every time a view is queried, so reports are always current.
+A column that no part holds yet (a ledger written before `labels` existed) is added as NULL of
+its type, so every view reads one shape whatever the age of the parts.
 The ledger's location is configuration, not user input; it is the only literal in the SQL and is
 quoted. Every query that takes input binds parameters. Reports open the file read-only.
 The ledger is a folder (the home is a local or shared folder; only the archive goes to an object
@@ -11,7 +13,9 @@ store).
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
+from models import LEDGER_SCHEMA
 from storage.ledger import ledger_parts
 
 VIEWS = Path(__file__).with_name("views.sql")
@@ -43,6 +47,11 @@ def build(database: Path, ledger: str) -> list[str]:
             source = (f"read_parquet([{files}], hive_partitioning = true, "
                       "union_by_name = true)")
         con.execute(f"CREATE OR REPLACE VIEW ledger_raw AS SELECT * FROM {source}")
+        present = {row[0] for row in con.execute("DESCRIBE ledger_raw").fetchall()}
+        missing = [_null_column(f) for f in LEDGER_SCHEMA if f.name not in present]
+        if missing:
+            con.execute(f"CREATE OR REPLACE VIEW ledger_raw AS SELECT *, {', '.join(missing)} "
+                        f"FROM {source}")
         con.execute(VIEWS.read_text(encoding="utf-8"))
     return [str(p) for p in unreadable]
 
@@ -57,12 +66,18 @@ def connect(database: Path, ledger: str, *, read_only: bool = True
     return con
 
 
+# the ledger's arrow types as DuckDB names them
+_TYPES = {"string": "VARCHAR", "bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE",
+          "decimal128(18, 6)": "DECIMAL(18, 6)", "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+          "map<string, string>": "MAP(VARCHAR, VARCHAR)"}
+
+
+def _null_column(field: pa.Field) -> str:
+    """A column of the schema as NULL of its type (field names are the schema's, not input)."""
+    return f"CAST(NULL AS {_TYPES[str(field.type)]}) AS {field.name}"
+
+
 def _empty_ledger() -> str:
     """A typed empty relation with the ledger's columns, for a home with no charges yet."""
-    from models import LEDGER_SCHEMA
-
-    types = {"string": "VARCHAR", "bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE",
-             "decimal128(18, 6)": "DECIMAL(18, 6)", "timestamp[us, tz=UTC]": "TIMESTAMPTZ"}
-    columns = ", ".join(f"CAST(NULL AS {types[str(f.type)]}) AS {f.name}"
-                        for f in LEDGER_SCHEMA)
+    columns = ", ".join(_null_column(f) for f in LEDGER_SCHEMA)
     return f"(SELECT {columns} WHERE false)"

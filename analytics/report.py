@@ -5,7 +5,9 @@ Parquet and CSV exports of each table.
 
 The period's tables read one snapshot of the ledger trimmed to the period; the budget, its
 projection and the measured workload read the whole snapshot (they are about this month and
-the last 30 days, whatever the period)."""
+the last 30 days, whatever the period). With `by` (a label key) the report adds the period's
+spend grouped by that label's value (analytics/labels.py); without, it names the label keys
+seen."""
 
 import html
 import re
@@ -19,9 +21,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, field_serializer
 
+from analytics import labels
 from analytics import tables as human
 from analytics.charts import charts
 from analytics.gallery import GALLERY_SIZE, GalleryClip, delivered, gallery
+from analytics.labels import LabelSpend
 from analytics.projection import Advice, Budget, Workload, advise, budget, measured_workload
 from analytics.tables import Cents, PerSecond
 from models import usd_text
@@ -72,6 +76,10 @@ class Report(BaseModel):
     scale: list[dict] = Field(description="The price book at scale, for the period's models.")
     warnings: list[str] = Field(
         default_factory=list, description="What the report could not read, by path.")
+    label_keys: list[str] = Field(
+        default_factory=list, description="The label keys the period's ledger rows carry.")
+    by_label: LabelSpend | None = Field(
+        default=None, description="The period's spend by the value of one label (--by).")
 
     @field_serializer("tables", when_used="json")
     def _tables(self, value: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -130,9 +138,11 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "month",
             now: datetime | None = None, budget_usd: Decimal | None = None,
             journal: Journal | None = None, archive: Archive | None = None,
-            gallery_size: int = GALLERY_SIZE) -> Report:
+            gallery_size: int = GALLERY_SIZE, by: str | None = None) -> Report:
     now = now or datetime.now(UTC)
     since, until = period_bounds(period, now.date())
+    if by is not None:
+        labels.check_key(by)
     con.execute("SET TimeZone = 'UTC'")  # days and hours are UTC, as the report says
     _snapshot(con)
     workload = measured_workload(con, now) or DEFAULT_WORKLOAD
@@ -162,7 +172,8 @@ def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "
             GROUP BY ALL ORDER BY model, hour_utc"""),
         advice=advise(catalog, workload, now=now), budget=month,
         scale=[r.model_dump() for r in cost_at_scale(catalog) if r.model in used],
-        warnings=drift_warnings(tables["price_drift"]))
+        warnings=drift_warnings(tables["price_drift"]), label_keys=labels.label_keys(con),
+        by_label=labels.spend_by_label(con, by) if by is not None else None)
 
 
 def drift_warnings(rows: list[dict]) -> list[str]:
@@ -289,6 +300,7 @@ def to_html(report: Report) -> str:
 {_headline(report)}
 {warnings}<h2>What to do</h2><p id="advice">{html.escape(advice.advice)}</p>
 <p id="budget">{html.escape(budget_sentence(report.budget))}</p>
+{labels.to_html(report.by_label, report.label_keys)}
 {_gallery(report)}
 {sections}
 <h2>A month of your workload on each tier
@@ -300,10 +312,13 @@ def to_html(report: Report) -> str:
 
 
 def export(report: Report, folder: Path) -> list[Path]:
-    """Each table as Parquet and CSV."""
+    """Each table as Parquet and CSV (the by-label one too, named for its key)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, rows in report.tables.items():
+    named = dict(report.tables)
+    if report.by_label is not None:
+        named[f"spend_by_label_{report.by_label.label}"] = report.by_label.rows
+    for name, rows in named.items():
         if not rows:
             continue
         table = pa.Table.from_pylist(rows)

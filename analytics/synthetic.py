@@ -24,7 +24,7 @@ def clip_rows(*, n: int, provider: str, model: str, tier: str, seconds_asked: fl
               start: datetime = datetime(2026, 11, 1, 12, tzinfo=UTC), latency_s: float = 40.0,
               hour: int | None = None, outcome: str = "ok", mode: str = "text",
               actual: str = "1920x1080", prefix: str | None = None, run: str = "synthetic",
-              offset: int = 0) -> dict[str, list]:
+              offset: int = 0, labels: dict[str, str] | None = None) -> dict[str, list]:
     """Columns for n clips: a submit, a complete charge and an inspection row each."""
     prefix = prefix or f"{model}-{tier}-{mode}-"
     clips = _ids(prefix + "clip", n, offset)
@@ -51,7 +51,7 @@ def clip_rows(*, n: int, provider: str, model: str, tier: str, seconds_asked: fl
                 "detection_delay_s": None, "download_s": None, "inspection_s": None,
                 "cost_usd": Decimal(usd), "charge_kind": charge,
                 "inspection_outcome": outcome if kind == "inspection" else None,
-                "flow_run_id": run,
+                "flow_run_id": run, "labels": labels or {},
             }
             for name in LEDGER_SCHEMA.names:
                 columns[name].append(values[name])
@@ -60,7 +60,8 @@ def clip_rows(*, n: int, provider: str, model: str, tier: str, seconds_asked: fl
 
 def charge_rows(*, n: int, provider: str, model: str, tier: str, kind: str, charge: str,
                 cost: str, start: datetime = datetime(2026, 11, 2, 9, tzinfo=UTC),
-                seconds: float = 5, run: str = "synthetic") -> dict[str, list]:
+                seconds: float = 5, run: str = "synthetic",
+                labels: dict[str, str] | None = None) -> dict[str, list]:
     """Columns for n stand-alone charges (failures, re-queues, storage)."""
     clips = _ids(f"{model}{kind}clip", n)
     columns: dict[str, list] = {name: [] for name in LEDGER_SCHEMA.names}
@@ -73,7 +74,8 @@ def charge_rows(*, n: int, provider: str, model: str, tier: str, kind: str, char
             "account": f"{provider}:{tier}", "endpoint": "sandbox",
             "job_id": _ids(f"{model}{kind}job", n)[i], "clip_id": clips[i], "mode": "text",
             "seconds_asked": seconds, "seconds_billed": seconds, "resolution_asked": "1080p",
-            "cost_usd": Decimal(cost), "charge_kind": charge, "flow_run_id": run})
+            "cost_usd": Decimal(cost), "charge_kind": charge, "flow_run_id": run,
+            "labels": labels or {}})
         for name in LEDGER_SCHEMA.names:
             columns[name].append(values[name])
     return columns

@@ -47,13 +47,14 @@ LABELS = {
     "seed_metered_usd": "Seed table (seconds asked)",
     "wire_billed_seconds": "Seconds billed on the wire",
     "wire_effective_usd": "Monthly cost as billed", "price_assumed": "Price assumed",
+    "clips_delivered": "Clips delivered",
 }
 PER_SECOND = {"cost_per_delivered_second"}
 # a ratio with nothing to divide by has no value ("—"); a sum or a count of nothing is 0
 RATIOS = {"cost_per_accepted_clip", "success_rate", "downgrade_rate", "flash_frame_rate",
           "drift", "p50_s", "p95_s", "p99_s"}
-COUNTS = {"charges", "accepted_clips", "jobs", "completed", "failed", "volume",
-          "billed_seconds", "wire_billed_seconds", "delivered_seconds", "seconds"}
+COUNTS = {"charges", "accepted_clips", "clips_delivered", "jobs", "completed", "failed",
+          "volume", "billed_seconds", "wire_billed_seconds", "delivered_seconds", "seconds"}
 
 
 def label(column: str) -> str:
@@ -109,10 +110,12 @@ def human_rows(rows: list[dict]) -> list[dict[str, str]]:
     return [{label(k): cell(k, v) for k, v in row.items()} for row in rows]
 
 
-def to_html(rows: list[dict], limit: int = 200) -> str:
+def to_html(rows: list[dict], limit: int = 200, headers: dict[str, str] | None = None) -> str:
+    """A table; `headers` names columns whose header is not their label (a label key)."""
     if not rows:
         return "<p class='empty'>nothing in this period</p>"
-    head = "".join(f"<th>{html.escape(label(k))}</th>" for k in rows[0])
+    headers = headers or {}
+    head = "".join(f"<th>{html.escape(headers.get(k) or label(k))}</th>" for k in rows[0])
     body = "".join(
         "<tr>" + "".join(f"<td class='{_align(k, v)}'>{html.escape(cell(k, v))}</td>"
                          for k, v in r.items()) + "</tr>" for r in rows[:limit])

@@ -105,3 +105,29 @@ SELECT provider, model, tier,
            AS drift
 FROM ledger WHERE charge_kind <> 'none'
 GROUP BY ALL HAVING sum(cost_usd) > 0 ORDER BY provider, model, tier;
+
+-- the label keys the ledger's rows carry (a request's accounting labels, e.g. customer=acme)
+CREATE OR REPLACE VIEW label_keys AS
+SELECT key AS label, count(*) AS rows
+FROM (SELECT unnest(map_keys(labels)) AS key FROM ledger WHERE labels IS NOT NULL)
+GROUP BY key ORDER BY key;
+
+-- spend, clips delivered, delivered seconds and cost per delivered second by the value of one
+-- label (`SELECT * FROM spend_by_label(?)`, the key bound). Each row counts under its own
+-- labels (a rerun with other labels is attributed as it was asked); a row without the label,
+-- or from a part older than the column, under NULL. A clip counts as in `clips`: delivered
+-- when inspected, its seconds its longest inspection.
+CREATE OR REPLACE MACRO spend_by_label(label_key) AS TABLE
+SELECT label_value,
+       sum(cost_usd) AS cost_usd,
+       count(*) FILTER (WHERE delivered) AS clips_delivered,
+       coalesce(sum(seconds_delivered) FILTER (WHERE delivered), 0) AS delivered_seconds,
+       sum(cost_usd) / nullif(sum(seconds_delivered) FILTER (WHERE delivered), 0)
+           AS cost_per_delivered_second
+FROM (
+    SELECT labels[label_key] AS label_value, clip_id,
+           sum(cost_usd) AS cost_usd,
+           max(seconds_delivered) FILTER (WHERE event_kind = 'inspection') AS seconds_delivered,
+           bool_or(event_kind = 'inspection') AS delivered
+    FROM ledger GROUP BY ALL
+) GROUP BY label_value ORDER BY label_value IS NULL, cost_usd DESC, label_value;

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from cli.errors import UserError, from_validation
+from models.request import LABELS_ALLOWED, as_labels
 from providers.catalog import Catalog, load_catalog
 from settings import Settings, env_name, load_settings
 
@@ -49,6 +50,15 @@ def positive_amount(text: str, field: str, example: str, maximum: int = 10**9) -
             f"{text!r} is not a positive number up to {maximum:,}",
             [f"a positive number, e.g. {example}"])
     return value
+
+
+def labels(value: object) -> dict[str, str]:
+    """Labels from `--label key=value` flags or a request file's `labels`, or a UserError
+    naming `labels` and what is allowed."""
+    try:
+        return as_labels(value)
+    except ValueError as err:
+        raise UserError("labels", str(err), [LABELS_ALLOWED]) from None
 
 
 def output_path(text: str, field: str) -> Path:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.context import Context, count, load_context, require
+from cli.context import Context, count, labels, load_context, require
 from cli.errors import UserError
 from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
 from providers.router import parse_subscriptions, plan
@@ -51,6 +51,9 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="cheapest | fastest | best_quality | a model id")
     parser.add_argument("--budget", help="refuse plans above this many USD")
     parser.add_argument("--take", help="0 for the first take, 1 for a second, ...")
+    parser.add_argument("--label", action="append", metavar="KEY=VALUE",
+                        help="an accounting label, e.g. customer=acme (repeatable; not part "
+                        "of the clip id; reelflow report --by KEY groups spend by it)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def request_from_args(args: argparse.Namespace) -> ClipRequest:
-    """The request from a JSON file, with flags overriding its fields."""
+    """The request from a JSON file, with flags overriding its fields (a --label its label of
+    that key, the file's other labels kept)."""
     data: dict[str, Any] = {}
     if args.request:
         path = Path(args.request)
@@ -75,6 +79,8 @@ def request_from_args(args: argparse.Namespace) -> ClipRequest:
         parts = args.focus.split(",")
         require(len(parts) == 2, "focus", f"{args.focus!r} is not X,Y", ["0..1,0..1"])
         data["focus"] = parts
+    if args.label:
+        data["labels"] = {**labels(data.get("labels")), **labels(args.label)}
     try:
         return with_image_digest(ClipRequest.model_validate(data))
     except ImageError as err:
@@ -129,6 +135,8 @@ def render(request: ClipRequest, decision: RoutePlan) -> str:
         m = decision.monthly
         lines.append(f"    {m.volume:,} clips/month: {usd_text(m.effective_usd)} "
                      f"(metered {usd_text(m.metered_usd)}, minimum {usd_text(m.minimum_usd)})")
+    if request.labels:
+        lines.append("    labels: " + ", ".join(f"{k}={v}" for k, v in request.labels.items()))
     lines += [f"    why: {reason}" for reason in decision.reasons]
     lines.append("    other candidates:")
     for c in decision.rejected:

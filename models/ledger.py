@@ -4,6 +4,10 @@ The ledger is append-only Parquet; every part file is written with `LEDGER_SCHEM
 from `LedgerRow`'s fields so the two cannot drift. Changing a field changes every future part
 file: a reader (DuckDB with union_by_name) must still read the old ones, so fields are only ever
 added, never renamed or retyped.
+
+`labels` (the request's accounting labels, e.g. customer=acme) is a map<string, string>: DuckDB
+reads it as a MAP (`labels['customer']`), and a part written before the column existed reads as
+NULL there — no labels.
 """
 
 import types
@@ -71,6 +75,9 @@ class LedgerRow(BaseModel):
         "on a rejection row: rejected: <why>"
     )
     flow_run_id: str | None = Field(default=None, description="Prefect flow run that wrote it.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="The accounting labels of the request of the run "
+        "that wrote it, e.g. customer=acme.")
 
 
 def _arrow_type(annotation: object) -> tuple[pa.DataType, bool]:
@@ -84,6 +91,10 @@ def _arrow_type(annotation: object) -> tuple[pa.DataType, bool]:
         annotation = typing.get_args(annotation)[0]
     if typing.get_origin(annotation) is Literal:
         annotation = type(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) is dict:
+        key, value = (_arrow_type(a)[0] for a in typing.get_args(annotation))
+        # nullable: parts written before the column read (and are compacted) as null
+        return pa.map_(key, value), True
     return _ARROW_TYPES[annotation], nullable
 
 

@@ -4,23 +4,83 @@ The idempotency key is the clip id: sha256 of the normalised request and its `ta
 one request therefore find the same journal record and pay once; a user who wants a second take
 raises `take`. Fields that only steer execution (budget cap, fallback wait, downgrade policy) are
 left out of the key, so raising a budget resumes the same clip instead of paying for another.
+
+Labels (`customer=acme`) are accounting, not content: left out of the key too, so tagging a
+request, or tagging it again differently, never pays for a new clip. A rerun of a clip with other
+labels finds the first run's journal record, which keeps the first run's request (labels and
+all); the ledger rows a run writes carry the labels of that run's own request, and rows written
+from the journal alone (the sweep finishing a pending job, a reconciled charge) carry the
+record's. So a clip's spend is attributed to whoever asked for each charge.
 """
 
 import hashlib
 import json
+import re
 import unicodedata
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.terms import AspectRatio, DowngradePolicy, Mode, Resolution
 
-# How a clip is run and accounted for, not what it shows: not part of its clip id.
 # The longest prompt any of our protocols documents (OpenAI Videos: prompt maxLength 32000);
 # a longer one is refused before anything is planned. Models with a token budget get it
 # compressed to that budget (tasks/prompts.py).
 MAX_PROMPT_CHARS = 32_000
-_EXECUTION_ONLY = {"budget_usd", "fallback_wait_s", "downgrade", "storyboard_id", "batch_id"}
+# How a clip is run and accounted for, not what it shows: not part of its clip id.
+_EXECUTION_ONLY = {"budget_usd", "fallback_wait_s", "downgrade", "storyboard_id", "batch_id",
+                   "labels"}
+MAX_LABELS = 16
+LABEL_KEY = re.compile(r"[a-z0-9_-]{1,32}")
+MAX_LABEL_VALUE = 128
+LABELS_ALLOWED = (f"up to {MAX_LABELS} key=value pairs, keys 1-32 lowercase letters, digits, "
+                  f"_ or -, values 1-{MAX_LABEL_VALUE} printable characters "
+                  "(e.g. customer=acme;campaign=spring)")
+
+
+def as_labels(value: Any) -> dict[str, str]:
+    """Labels from a mapping, a list of `key=value` texts (or of pairs, as Parquet reads a map)
+    or one text of pairs separated by `;` (`customer=acme;campaign=spring`; a value holding `;`
+    needs the mapping form). A key is split off at the first `=`; spaces around keys and values
+    go. Raises ValueError naming the label at fault and what is allowed."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        value = [item for item in value.split(";") if item.strip()]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple):
+        pairs = [_pair(item) for item in value]
+    else:
+        raise ValueError(f"labels must be key=value pairs, not {type(value).__name__}; "
+                         f"allowed: {LABELS_ALLOWED}")
+    labels: dict[str, str] = {}
+    for key, text in pairs:
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key.strip()):
+            raise ValueError(f"label key {key!r:.40}: a key is 1-32 lowercase letters, digits, _ "
+                             "or - (e.g. customer)")
+        key = key.strip()
+        if not isinstance(text, str) or not (text := text.strip()) or \
+                len(text) > MAX_LABEL_VALUE or not text.isprintable():
+            raise ValueError(f"label {key}: a value is 1-{MAX_LABEL_VALUE} printable "
+                             f"characters of text (got {text!r:.40})")
+        if key in labels:
+            raise ValueError(f"label {key} is given twice; give each key once")
+        labels[key] = text
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"{len(labels)} labels: at most {MAX_LABELS}")
+    return labels
+
+
+def _pair(item: Any) -> tuple[Any, Any]:
+    if isinstance(item, str):
+        key, equals, text = item.partition("=")
+        if not equals:
+            raise ValueError(f"label {item!r} is not key=value (e.g. customer=acme)")
+        return key, text
+    if isinstance(item, list | tuple) and len(item) == 2:
+        return item[0], item[1]
+    raise ValueError(f"label {item!r} is not key=value (e.g. customer=acme)")
 
 
 def normalise_text(text: str) -> str:
@@ -172,11 +232,24 @@ class ClipRequest(BaseModel):
     batch_id: str | None = Field(
         default=None, description="Set by run_batch: the manifest's batch id, for the ledger."
     )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Accounting labels, e.g. customer=acme, campaign=spring: written to the "
+        "ledger with every charge, so the report can group spend by any of them (reelflow "
+        "report --by customer). Not part of the clip id: changing them never pays for a new "
+        f"clip. {LABELS_ALLOWED[0].upper()}{LABELS_ALLOWED[1:]}.",
+        examples=[{"customer": "acme", "campaign": "spring"}],
+    )
 
     @field_validator("prompt", "negative_prompt")
     @classmethod
     def _normalise(cls, value: str | None) -> str | None:
         return None if value is None else normalise_text(value)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> dict[str, str]:
+        return as_labels(value)
 
     @field_validator("focus")
     @classmethod
@@ -221,7 +294,8 @@ class ClipRequest(BaseModel):
         return {"clip_id": self.clip_id, "parent_clip_id": self.source_clip,
                 "storyboard_id": self.storyboard_id, "batch_id": self.batch_id,
                 "mode": self.mode, "seconds_asked": self.seconds,
-                "resolution_asked": self.resolution, "audio": self.audio}
+                "resolution_asked": self.resolution, "audio": self.audio,
+                "labels": dict(self.labels)}
 
     @property
     def clip_id(self) -> str:

@@ -5,6 +5,8 @@ each charge event, so a killed run loses nothing it had already paid for. Part n
 with O_EXCL, so two writers in one run never collide; files appear whole (temp name, rename).
 Rows carry a deterministic event_id (clip, step, job, kind): a charge written twice by a run
 killed between writing and journalling is the same event, and readers count it once.
+Every row carries the labels of the request it was made from (`event_row`): a run's rows the
+labels of that run's request, even where the journal holds an earlier run's.
 """
 
 import hashlib
@@ -90,12 +92,13 @@ def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
 
 def read_ledger(root: Path) -> list[dict]:
     """Every row of the readable parts, once per event_id (for tests and reconciliation;
-    analytics uses DuckDB)."""
+    analytics uses DuckDB). Labels as a dict; a part older than the column has none."""
     readable, _ = ledger_parts(root)
     seen, rows = set(), []
     for path in readable:
         for row in pq.read_table(path).to_pylist():
             if row["event_id"] not in seen:
                 seen.add(row["event_id"])
+                row["labels"] = dict(row.get("labels") or ())  # Parquet gives a map as pairs
                 rows.append(row)
     return rows

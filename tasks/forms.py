@@ -15,11 +15,11 @@ that has a ClipRequest passes it as it is: the forms read its fields (`from_attr
 import functools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag
 from pydantic.json_schema import SkipJsonSchema
 
 from models import POLICIES, AspectRatio, ClipRequest, DowngradePolicy, Resolution, Scene
-from models.request import MAX_PROMPT_CHARS
+from models.request import LABEL_KEY, MAX_LABEL_VALUE, MAX_LABELS, MAX_PROMPT_CHARS, as_labels
 from providers.catalog import CatalogError, load_catalog
 from settings import load_settings
 
@@ -53,6 +53,13 @@ Prompt = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
 _FORM = ConfigDict(extra="forbid", allow_inf_nan=False, from_attributes=True)
 Policy = Annotated[str, Field(default="cheapest", title="Policy", description=_about("policy"),
                               json_schema_extra=_offer_policies)]
+# ClipRequest's own check (its messages), and the same limits in the schema for the UI
+Labels = Annotated[dict[str, str], BeforeValidator(as_labels), Field(
+    default={}, description=_about("labels"), examples=[{"customer": "acme"}],
+    json_schema_extra={"propertyNames": {"pattern": f"^{LABEL_KEY.pattern}$"},
+                       "maxProperties": MAX_LABELS,
+                       "additionalProperties": {"type": "string", "minLength": 1,
+                                                "maxLength": MAX_LABEL_VALUE}})]
 
 
 class _Delivery(BaseModel):
@@ -71,6 +78,7 @@ class _Delivery(BaseModel):
     fallback_wait_s: float = Field(default=600, ge=0, title="Fallback wait (s)",
                                    description=_about("fallback_wait_s"))
     take: int = Field(default=0, ge=0, description=_about("take"))
+    labels: Labels
 
     def to_request(self) -> ClipRequest:
         """The ClipRequest this form asks for."""

@@ -1,13 +1,15 @@
 """A batch's manifest: a CSV, JSONL or Parquet file of requests, one per row.
 
 Columns are ClipRequest's fields (`aspect_ratio`, `budget_usd`, ...); an empty cell is an absent
-field; `scenes` is JSON and `focus` is "x,y" in CSV. Image paths are relative to the manifest and
-stay inside its folder; absolute paths only when the batch allows them (a manifest from
-elsewhere must not read any file the worker can).
+field; `scenes` is JSON and `focus` is "x,y" in CSV. `labels` (accounting, not part of the clip
+id) is `customer=acme;campaign=spring` in CSV — pairs separated by `;`, a key split off at the
+first `=` — and in JSONL or Parquet an object (a map or struct column) or that same text.
+Image paths are relative to the manifest and stay inside its folder; absolute paths only when
+the batch allows them (a manifest from elsewhere must not read any file the worker can).
 Every row is validated before anything is paid, and every row at fault is reported by its row
 number (1 = the first request) and field. Rows asking for the same clip (the same clip id) are
-one request: generated once. The batch id is derived from the set of clip ids, so rerunning the
-same manifest is the same batch and skips what is done.
+one request: generated once, under the first such row's labels. The batch id is derived from
+the set of clip ids, so rerunning the same manifest is the same batch and skips what is done.
 """
 
 import csv

@@ -47,7 +47,7 @@ def known_drift(settings: Settings) -> dict[tuple[str, str], Decimal]:
 
 
 def make_report(settings: Settings, *, period: str = "month", budget_usd: Decimal | None = None,
-                now: datetime | None = None) -> Report:
+                now: datetime | None = None, by: str | None = None) -> Report:
     database, ledger = paths(settings)
     skipped = db.build(database, ledger)
     folder = settings.home_path / "journal"
@@ -60,7 +60,7 @@ def make_report(settings: Settings, *, period: str = "month", budget_usd: Decima
         warnings.append(f"archive {settings.archive_url} could not be opened: {err}")
     with db.connect(database, ledger) as con:
         report = collect(con, load_catalog(settings.catalog), period=period, now=now,
-                         budget_usd=budget_usd, journal=journal, archive=archive)
+                         budget_usd=budget_usd, journal=journal, archive=archive, by=by)
     report.warnings += warnings + [f"unreadable ledger part skipped: {path}"
                                    for path in skipped]
     return report

@@ -32,7 +32,7 @@ def scene_request(board: ClipRequest, decision: RoutePlan, index: int, prompt: s
         image=image, camera=scene.camera, negative_prompt=board.negative_prompt,
         aspect_ratio=board.aspect_ratio, resolution=board.resolution, policy=decision.model,
         downgrade="accept", fallback_wait_s=board.fallback_wait_s, take=board.take,
-        storyboard_id=board.clip_id)
+        storyboard_id=board.clip_id, labels=board.labels)
 
 
 def chains(board: ClipRequest) -> list[list[int]]:

@@ -60,6 +60,62 @@ def test_plan_text_output_is_readable(capsys):
     assert "Kling v3 · standard" in out and "$0.14" in out and "other candidates" in out
 
 
+def test_label_flags_are_repeatable_and_override_the_request_file_s(tmp_path):
+    from cli.main import build_parser
+    from cli.plan import request_from_args
+
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({"prompt": "x", "duration": 5,
+                                "labels": {"customer": "acme", "campaign": "spring"}}))
+    args = build_parser().parse_args(["plan", str(path), "--label", "customer=globex",
+                                      "--label", "team=video"])
+    request = request_from_args(args)
+    assert request.labels == {"customer": "globex", "campaign": "spring", "team": "video"}
+    assert request.clip_id == ClipRequest(prompt="x", duration=5).clip_id
+
+
+def test_plan_shows_the_labels_it_read(capsys):
+    assert main(["plan", *COASTAL, "--label", "customer=acme", "--label", "campaign=spring"]) == 0
+    assert "labels: customer=acme, campaign=spring" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("label", ["Customer=acme", "customer", "customer=", "a b=c"])
+def test_a_malformed_label_exits_2_naming_labels_and_what_is_allowed(capsys, label):
+    code, body = run_json(capsys, "plan", *COASTAL, "--label", label)
+    assert code == 2 and body["error"]["field"] == "labels"
+    assert "key=value" in " ".join([body["error"]["message"], *body["error"]["allowed"]])
+    assert main(["plan", *COASTAL, "--label", label]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("reelflow: labels: ") and "lowercase letters" in line
+
+
+def test_a_request_file_s_bad_labels_exit_2_naming_labels(capsys, tmp_path):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps({"prompt": "x", "duration": 5, "labels": {"Customer": "acme"}}))
+    code, body = run_json(capsys, "plan", str(path))
+    assert code == 2 and body["error"]["field"] == "labels"
+
+
+def test_report_by_a_label_gives_its_spend_as_numbers(capsys, tmp_path):
+    from analytics.synthetic import clip_rows, write
+
+    kling = {"provider": "kling", "model": "kling-v3", "tier": "standard", "seconds_asked": 5,
+             "seconds_billed": 5, "cost": "0.14"}
+    write(tmp_path / ".reelflow" / "ledger",
+          clip_rows(n=3, **kling, prefix="acme-", labels={"customer": "acme"}),
+          clip_rows(n=1, **kling, prefix="plain-"))
+    code, body = run_json(capsys, "report", "--period", "all", "--by", "customer")
+    assert code == 0
+    rows = body["report"]["by_label"]["rows"]
+    assert [(r["label_value"], r["cost_usd"], r["clips_delivered"]) for r in rows] == [
+        ("acme", 0.42, 3), ("(none)", 0.14, 1)]
+    assert rows[0]["cost_per_delivered_second"] == 0.028
+    assert main(["report", "--period", "all", "--by", "customer"]) == 0
+    assert "by customer:" in capsys.readouterr().out
+    code, body = run_json(capsys, "report", "--by", "Customer")
+    assert code == 2 and body["error"]["field"] == "by"
+
+
 @pytest.mark.parametrize(
     ("argv", "field", "allowed"),
     [

@@ -84,3 +84,30 @@ def test_a_caller_s_clip_request_keeps_its_clip_id():
     assert form.to_request().clip_id == asked.clip_id
     board = ClipRequest(mode="storyboard", scenes=[{"prompt": "a", "duration": 4}])
     assert TypeAdapter(ClipForm).validate_python(board).to_request().clip_id == board.clip_id
+
+
+def test_every_clip_form_offers_labels_and_the_server_checks_them():
+    text = {"prompt": "A heron lands", "duration": 5}
+    for flow, parameter, form in ((generate_clip, "request", text), (generate_storyboard,
+                                  "storyboard", {"scenes": [{"prompt": "a", "duration": 4}]})):
+        forms = schema(flow)["definitions"]
+        assert all(forms[name]["properties"]["labels"]["default"] == {}
+                   for name in forms if "policy" in forms[name].get("properties", {}))
+        labelled = {**form, "labels": {"customer": "acme"}}
+        assert errors(flow, {parameter: labelled}) == []
+        assert errors(flow, {parameter: {**form, "labels": {"Customer": "acme"}}})
+        assert errors(flow, {parameter: {**form, "labels": {"customer": ""}}})
+
+
+def test_a_form_s_labels_reach_the_request_and_leave_its_clip_id():
+    from pydantic import TypeAdapter
+
+    from tasks.forms import ClipForm
+
+    plain = TypeAdapter(ClipForm).validate_python({"prompt": "A heron lands", "duration": 5})
+    tagged = TypeAdapter(ClipForm).validate_python(
+        {"prompt": "A heron lands", "duration": 5, "labels": {"customer": "acme"}})
+    assert tagged.to_request().labels == {"customer": "acme"}
+    assert tagged.to_request().clip_id == plain.to_request().clip_id
+    asked = ClipRequest(prompt="A heron lands", duration=5, labels="customer=acme")
+    assert TypeAdapter(ClipForm).validate_python(asked).to_request().labels == asked.labels
