@@ -35,6 +35,8 @@ POLICY_TYPES = {"content_policy_violation"}
 PLATFORM_URL = "https://api.fal.ai/v1"
 # how far before a send the listing is asked to look (clock skew between us and fal)
 LISTING_MARGIN = timedelta(minutes=5)
+# fal caps a billing-events request's date range at 90 days (its Platform API reference)
+BILLING_WINDOW = timedelta(days=90)
 
 
 def _detail(response: httpx.Response) -> tuple[Any, set[str]]:
@@ -165,8 +167,18 @@ class FalQueue(Adapter):
         return response.json()
 
     async def charges(self, since: datetime, until: datetime) -> list[ProviderCharge]:
-        """Per-request billing events (GET /v1/models/billing-events), every page."""
-        params: dict[str, Any] = {"start": since.isoformat(), "end": until.isoformat(),
+        """Per-request billing events (GET /v1/models/billing-events), every page, asked in
+        windows of at most BILLING_WINDOW (fal caps a request's date range at 90 days)."""
+        found: list[ProviderCharge] = []
+        start = since
+        while start < until:
+            end = min(start + BILLING_WINDOW, until)
+            found += await self._billing_events(start, end)
+            start = end
+        return found
+
+    async def _billing_events(self, start: datetime, end: datetime) -> list[ProviderCharge]:
+        params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(),
                                   "limit": 1000}
         found: list[ProviderCharge] = []
         while True:

@@ -66,6 +66,9 @@ def _many(query, name: str) -> set[str]:
     return {v for value in query.getlist(name) for v in value.split(",") if v}
 
 
+BILLING_RANGE_S = 90 * 86400
+
+
 def _window(query, now: float, *, default_limit: int) -> tuple[float, float, int, int]:
     """start, end (default: the last 24 h), limit and cursor offset of a Platform API list."""
     try:
@@ -247,6 +250,8 @@ class FalQueue:
         cursor; costs in USD."""
         query = request.query_params
         start, end, limit, offset = _window(query, self.sandbox.clock.now(), default_limit=1000)
+        if end - start > BILLING_RANGE_S:  # fal: "Date range capped at 90 days per request"
+            raise _invalid("start", "the date range is capped at 90 days per request")
         endpoints, ids = _many(query, "endpoint_id"), _many(query, "request_id")
         mine = {j.id: j for j in self.sandbox.store.jobs("fal", account)}
         events = [u for u in self.sandbox.usage() if u["job_id"] in mine

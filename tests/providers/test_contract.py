@@ -475,3 +475,23 @@ def test_a_saturated_pool_never_turns_a_paid_submit_unknown(make_adapter, sandbo
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert len({r.job_id for r in results}) == 40
     assert sandbox.stats().get("jobs:openai", 0) >= 40
+
+
+def test_fal_billing_events_are_asked_for_in_windows_fal_accepts(make_adapter, sandbox):
+    """fal caps a billing-events request's date range at 90 days (its Platform API reference):
+    a home older than that is reconciled window by window, not refused."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from providers.errors import ProviderError
+
+    adapter = make_adapter("fal_queue")
+    handle, outcome = run(finish(adapter, text_request("fal_queue")))
+    assert outcome.state == "succeeded"
+    now = datetime.now(UTC)
+    with pytest.raises(ProviderError):  # one request over 200 days: refused, as fal does
+        run(adapter._billing_events(now - timedelta(days=200), now + timedelta(days=1)))
+    charges = run(adapter.charges(now - timedelta(days=200), now + timedelta(days=1)))
+    assert [c.job_id for c in charges] == [handle.job_id]
+    billed = [Decimal(u["usd"]) for u in sandbox.usage() if u["job_id"] == handle.job_id]
+    assert sum(c.usd for c in charges) == sum(billed)
