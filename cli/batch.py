@@ -11,6 +11,11 @@ from cli.progress import add_quiet, showing
 from models import usd_text
 from tasks.manifest import read_manifest
 
+HELP_EXAMPLES = """\
+  reelflow batch examples/requests.csv --budget 25
+  reelflow batch examples/requests.jsonl --json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifest", help="a .csv, .jsonl or .parquet file of requests")

@@ -1,11 +1,7 @@
 """cancel: stop the spending of a clip, or of every clip a flow run sent, where the provider can
 stop a job (fal's queue); what cannot be stopped (Kling, OpenAI, AtlasCloud) runs to its end, is
 billed, stays `pending` and is archived by the sweep or a rerun — the command lists which is
-which. Given a flow run's id with PREFECT_API_URL set, the run itself is cancelled too.
-
-  reelflow cancel 3f2a9c0d5e7b          # a clip: its short id or any unique prefix
-  reelflow cancel 1c0e...-...-...       # a flow run: every clip whose jobs it submitted
-"""
+which. Given a flow run's id with PREFECT_API_URL set, the run itself is cancelled too."""
 
 import argparse
 import asyncio
@@ -18,6 +14,10 @@ from cli.errors import UserError
 from storage.journal import Journal
 from storage.ledger import read_ledger
 
+HELP_EXAMPLES = """\
+  reelflow cancel 3f2a9c0d5e7b          # a clip: its short id or any unique prefix
+  reelflow cancel 1c0e7d2a-5b1f-4c3e-9a8d-2f6b0e4c1a7d --json   # a flow run's clips
+"""
 RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 

@@ -8,6 +8,11 @@ import json
 from cli.context import load_context
 from storage.capabilities import Capabilities
 
+HELP_EXAMPLES = """\
+  reelflow capabilities
+  reelflow capabilities --forget
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--forget", action="store_true",

@@ -14,6 +14,12 @@ from cli.errors import UserError
 from storage.journal import Journal
 from storage.records import OPEN_STATES, ClipJournal, ClipState
 
+HELP_EXAMPLES = """\
+  reelflow clips
+  reelflow clips --state lost
+  reelflow clips --model kling-v3 --since 2026-11-01
+"""
+
 STATES = [*typing.get_args(ClipState), "open", "all"]
 
 

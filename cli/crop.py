@@ -10,6 +10,10 @@ from cli.errors import UserError
 from models import RESOLUTIONS
 from tasks.image_files import ImageError, prepare_image_file
 
+HELP_EXAMPLES = """\
+  reelflow crop examples/harbour-4x3.jpg --aspect auto --model kling-v3 -o /tmp/cropped.jpg
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="the image to crop")

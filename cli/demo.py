@@ -12,6 +12,11 @@ from cli.context import load_context, require
 from cli.plan import make_plan, render
 from models import ClipRequest, usd_text
 
+HELP_EXAMPLES = """\
+  reelflow demo
+  reelflow demo --plan-only
+"""
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GENERATED = ("coastal-city.json", "sora-named.json", "harbour-from-photo.json",
              "wan-atlascloud.json")

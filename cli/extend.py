@@ -8,6 +8,10 @@ from cli.preflight import archived_clip
 from cli.progress import add_quiet, showing
 from models import ClipRequest, usd_text
 
+HELP_EXAMPLES = """\
+  reelflow extend 3f2a9c0d5e7b --prompt "the boats leave" --seconds 10
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("clip_id", help="the archived clip to continue (any unique prefix of "

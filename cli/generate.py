@@ -18,6 +18,12 @@ from cli.progress import add_quiet, showing
 from models import usd_text
 from tasks.explained import advised_failures
 
+HELP_EXAMPLES = """\
+  reelflow generate --prompt "A paper boat drifts" --duration 5
+  reelflow generate examples/coastal-city.json --json
+  reelflow generate --prompt "A paper boat drifts" --duration 5 --label customer=acme
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_request_arguments(parser)

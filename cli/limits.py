@@ -6,6 +6,10 @@ import asyncio
 
 from cli.context import load_context, require
 
+HELP_EXAMPLES = """\
+  reelflow limits sync
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", help="sync | show")

@@ -73,8 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (add_arguments, _) in COMMANDS.items():
         module = sys.modules[COMMANDS[name][1].__module__]
+        examples = getattr(module, "HELP_EXAMPLES", "")
         command = sub.add_parser(name, help=summary(module.__doc__ or ""),
-                                 description=module.__doc__)
+                                 description=module.__doc__,
+                                 epilog=f"examples:\n{examples}" if examples else None,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("--debug", action="store_true",
                              help="show tracebacks of failures the CLI explains in one line")

@@ -15,6 +15,11 @@ from tasks.image_files import ImageError, with_image_digest
 from tasks.input_files import MAX_REQUEST_BYTES, parse_json, read_text
 from tasks.prompt_text import policy_exclusions
 
+HELP_EXAMPLES = """\
+  reelflow plan --prompt "Waves on a shingle" --duration 5 --policy kling-v3-fal --audio
+  reelflow plan examples/long-take.json --subscriptions kling:pro --volume 10000 --json
+"""
+
 # flag -> request field; values stay strings so the request model validates them all alike.
 _FLAGS = {
     "mode": "mode",

@@ -7,6 +7,10 @@ from cli.context import load_context, positive_amount, require
 from models import RESOLUTIONS, usd_text
 from providers.pricebook import SEED_VOLUMES, cost_at_scale
 
+HELP_EXAMPLES = """\
+  reelflow prices --seconds 5 --resolution 1080p
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", default="5", help="clip length (default 5, as the seed)")

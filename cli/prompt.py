@@ -7,6 +7,10 @@ from cli.errors import UserError
 from models import normalise_text
 from tasks.prompt_text import prepare_prompt_text
 
+HELP_EXAMPLES = """\
+  reelflow prompt "A fox in snow, slow push in" --model kling-v3
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the prompt")

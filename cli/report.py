@@ -14,6 +14,11 @@ from cli.errors import UserError
 from models import usd_text
 from models.request import LABEL_KEY
 
+HELP_EXAMPLES = """\
+  reelflow report --period month --budget 500 --html /tmp/report.html
+  reelflow report --by customer --json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--period", default="month", help="month | all | Nd | YYYY-MM")

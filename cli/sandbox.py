@@ -9,6 +9,12 @@ from cli.context import load_context, require
 from cli.errors import UserError
 from tasks import sandbox_launcher as launcher
 
+HELP_EXAMPLES = """\
+  reelflow sandbox start --time-scale 0.01 --json
+  reelflow sandbox status
+  reelflow sandbox stop
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", default="run", help="run | start | stop | status")

@@ -13,6 +13,11 @@ from models import usd_text
 from storage.journal import Journal
 from storage.ledger import read_ledger
 
+HELP_EXAMPLES = """\
+  reelflow show 3f2a9c0d5e7b
+  reelflow show 3f2a --json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("clip_id", help="the clip (any unique prefix of its id)")

@@ -8,6 +8,10 @@ from cli.plan import add_request_arguments, request_from_args
 from cli.preflight import planned
 from cli.progress import add_quiet
 
+HELP_EXAMPLES = """\
+  reelflow storyboard examples/lighthouse-storyboard.json
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_request_arguments(parser)

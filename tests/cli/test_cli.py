@@ -275,3 +275,24 @@ def test_every_failure_a_run_log_calls_a_user_s_is_one_line_in_the_cli():
                 CatalogError("bad row"), invalid.value]
     assert {type(e) for e in examples} == set(USER_ERRORS)
     assert all(isinstance(as_user_error(e), UserError) for e in examples)
+
+
+def test_every_command_s_help_has_a_whole_sentence_and_examples_that_parse():
+    """`reelflow --help` lists each command with a summary that ends where a sentence ends;
+    `reelflow COMMAND --help` ends with examples, each of which the parser accepts."""
+    import shlex
+    import sys
+
+    from cli.main import COMMANDS, build_parser, summary
+
+    parser = build_parser()
+    for name, (_, run) in COMMANDS.items():
+        module = sys.modules[run.__module__]
+        line = summary(module.__doc__ or "")
+        assert line.startswith(f"{name}: ") and line.endswith(".") and "\n" not in line, name
+        examples = [e.split("  #")[0] for e in module.HELP_EXAMPLES.strip().splitlines()]
+        assert examples, name
+        for example in examples:
+            words = shlex.split(example)
+            assert words[:2] == ["reelflow", name], example
+            parser.parse_args(words[1:])  # raises UserError on a flag the command lacks
