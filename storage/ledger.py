@@ -45,6 +45,7 @@ def event_row(kind: EventKind, request: ClipRequest, plan: RoutePlan, run_id: st
 class LedgerWriter:
     def __init__(self, root: Path, run_id: str):
         self.root, self.run_id = root, run_id
+        self._next: dict[Path, int] = {}  # folder -> the part number to try next
 
     def append(self, rows: list[LedgerRow]) -> Path | None:
         """Flush rows now, as one part file per event date."""
@@ -60,15 +61,20 @@ class LedgerWriter:
             written = path
         return written
 
-    @staticmethod
-    def claim(folder: Path) -> Path:
-        """The next part number, claimed by a hidden marker (readers skip dot-files)."""
-        n = len(list(folder.glob(".part-*.claim")))
+    def claim(self, folder: Path) -> Path:
+        """The next part number, claimed by a hidden marker (readers skip dot-files). The
+        folder's markers are counted once per writer, not at every write (a run of 1,000 clips
+        writes ~6,000 parts into one folder); a number another writer took meanwhile is
+        refused by the exclusive create and the next one tried."""
+        n = self._next.get(folder)
+        if n is None:
+            n = len(list(folder.glob(".part-*.claim")))
         while True:
             try:
                 fd = os.open(folder / f".part-{n:05d}.claim", os.O_CREAT | os.O_EXCL |
                              os.O_WRONLY)
                 os.close(fd)
+                self._next[folder] = n + 1
                 return folder / f"part-{n:05d}.parquet"
             except FileExistsError:
                 n += 1

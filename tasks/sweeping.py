@@ -109,7 +109,7 @@ def compact(root: Path, today: date) -> list[CompactedDay]:
         merged = pa.concat_tables([_conform(t) for t in tables])
         target = folder / f"run={COMPACTED_RUN}"
         target.mkdir(exist_ok=True)
-        path = LedgerWriter.claim(target)
+        path = LedgerWriter(root, COMPACTED_RUN).claim(target)
         tmp = target / f".{path.name}.tmp"
         pq.write_table(merged, tmp)
         if pq.read_metadata(tmp).num_rows != rows:
