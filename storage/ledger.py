@@ -96,15 +96,19 @@ def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
     return readable, unreadable
 
 
-def read_ledger(root: Path) -> list[dict]:
+def read_ledger(root: Path, columns: list[str] | None = None) -> list[dict]:
     """Every row of the readable parts, once per event_id (for tests and reconciliation;
-    analytics uses DuckDB). Labels as a dict; a part older than the column has none."""
+    analytics uses DuckDB); only `columns` (and event_id) when given — a reconciliation reads
+    three of the ledger's columns, not all of them. Labels as a dict; a part older than the
+    column has none."""
     readable, _ = ledger_parts(root)
+    wanted = None if columns is None else list(dict.fromkeys(["event_id", *columns]))
     seen, rows = set(), []
     for path in readable:
-        for row in pq.read_table(path).to_pylist():
+        for row in pq.read_table(path, columns=wanted).to_pylist():
             if row["event_id"] not in seen:
                 seen.add(row["event_id"])
-                row["labels"] = dict(row.get("labels") or ())  # Parquet gives a map as pairs
+                if "labels" in row or wanted is None:  # Parquet gives a map as pairs
+                    row["labels"] = dict(row.get("labels") or ())
                 rows.append(row)
     return rows
