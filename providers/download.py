@@ -1,6 +1,12 @@
 """Streaming downloads: chunks straight to the sink, sha256 on the fly, Range resume after a
 truncated body, size and content-type checks, bounded redirects, and a refusal to fetch private
 or loopback addresses (other than the configured sandbox). Memory stays flat whatever the size.
+
+The body is written and hashed off the event loop, a batch of about BATCH_BYTES at a time in the
+download's own thread, while the loop receives the next batch (hashlib and file writes release
+the GIL): at most two batches are held. Batches are stored in order and every accepted byte is
+stored before the body's loop is left, however it is left, so `_Stored.written` is what the sink
+and the digest hold when a resume asks for the rest.
 """
 
 import asyncio
@@ -8,6 +14,8 @@ import hashlib
 import ipaddress
 import socket
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
@@ -19,6 +27,7 @@ from providers.http import backoff_s, retry_after_s
 
 MAX_REDIRECTS = 5
 MAX_RESUMES = 8
+BATCH_BYTES = 2 << 20
 VIDEO_TYPES = ("video/", "application/octet-stream", "binary/octet-stream",
                "application/binary")
 
@@ -52,18 +61,28 @@ async def stream_to(client: httpx.AsyncClient, url: str, sink: BinaryIO, *,
                     trusted_hosts: frozenset[str] = frozenset(),
                     max_bytes: int | None = None, deadline_s: float = 1800) -> Download:
     """Download `url` into `sink` (a binary file open for writing); resume with Range."""
+    with ThreadPoolExecutor(1, thread_name_prefix="download") as store:
+        return await _download(client, url, sink, store, headers=headers,
+                               trusted_hosts=trusted_hosts, max_bytes=max_bytes,
+                               deadline_s=deadline_s)
+
+
+async def _download(client: httpx.AsyncClient, url: str, sink: BinaryIO,
+                    store: ThreadPoolExecutor, *, headers: dict[str, str] | None,
+                    trusted_hosts: frozenset[str], max_bytes: int | None,
+                    deadline_s: float) -> Download:
     started = time.monotonic()
-    digest = hashlib.sha256()
-    written, resumes, attempt = 0, 0, 0
+    stored = _Stored(hashlib.sha256())
+    resumes, attempt = 0, 0
     content_type = ""
     while True:
         request_headers = dict(headers or {})
-        if written:
-            request_headers["Range"] = f"bytes={written}-"
+        if stored.written:
+            request_headers["Range"] = f"bytes={stored.written}-"
         try:
             response, final_url = await _open(client, url, request_headers, trusted_hosts)
             try:
-                if response.status_code in (404, 410, 403) and written == 0:
+                if response.status_code in (404, 410, 403) and stored.written == 0:
                     raise Expired(f"the output at {urlsplit(final_url).netloc} is gone "
                                   f"({response.status_code})", status=response.status_code)
                 if response.status_code == 429 or response.status_code >= 500:
@@ -77,28 +96,23 @@ async def stream_to(client: httpx.AsyncClient, url: str, sink: BinaryIO, *,
                 content_type = response.headers.get("content-type", "")
                 if not content_type.startswith(VIDEO_TYPES):
                     raise InvalidRequest(f"expected a video, got {content_type or 'no type'}")
-                if written and response.status_code == 200:
+                if stored.written and response.status_code == 200:
                     sink.seek(0)
                     sink.truncate()
-                    digest, written = hashlib.sha256(), 0
-                elif written and not response.headers.get("content-range", "").startswith(
-                        f"bytes {written}-"):
+                    stored = _Stored(hashlib.sha256())
+                elif stored.written and not response.headers.get("content-range", "").startswith(
+                        f"bytes {stored.written}-"):
                     raise Transient("the server resumed at the wrong offset")
-                expected = _total(response, written)
+                expected = _total(response, stored.written)
                 if max_bytes is not None and expected is not None and expected > max_bytes:
                     raise InvalidRequest(f"the file is {expected} bytes, over {max_bytes}")
-                async for chunk in response.aiter_bytes():
-                    if max_bytes is not None and written + len(chunk) > max_bytes:
-                        raise InvalidRequest(f"the file passed {max_bytes} bytes")
-                    sink.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
+                await _store_body(response, sink, stored, max_bytes, store)
             finally:
                 await response.aclose()
-            if expected is not None and written < expected:
+            if expected is not None and stored.written < expected:
                 raise httpx.RemoteProtocolError("body shorter than its length")
             sink.flush()
-            return Download(bytes=written, sha256=digest.hexdigest(),
+            return Download(bytes=stored.written, sha256=stored.digest.hexdigest(),
                             content_type=content_type.split(";")[0], resumed=resumes,
                             seconds=time.monotonic() - started)
         except (httpx.TransportError, Transient) as err:
@@ -107,8 +121,51 @@ async def stream_to(client: httpx.AsyncClient, url: str, sink: BinaryIO, *,
                 raise Transient(f"download failed after {attempt + 1} attempts: "
                                 f"{type(err).__name__}") from None
             attempt += 1
-            resumes += 1 if written else 0
+            resumes += 1 if stored.written else 0
             await asyncio.sleep(wait)
+
+
+@dataclass
+class _Stored:
+    """What the sink and the digest hold: the offset a resume asks from."""
+
+    digest: "hashlib._Hash"
+    written: int = 0
+
+
+def _write(sink: BinaryIO, digest: "hashlib._Hash", batch: list[bytes]) -> None:
+    """One write and one hash per batch: each call gives the GIL back to the loop once."""
+    data = b"".join(batch)
+    sink.write(data)
+    digest.update(data)
+
+
+async def _store_body(response: httpx.Response, sink: BinaryIO, stored: _Stored,
+                      max_bytes: int | None, store: ThreadPoolExecutor) -> None:
+    """Receive the body into `sink` and `stored`. A batch is handed to `store` when the one
+    before it is stored; on any way out (a cut body, the cap, a cancel) the batch in flight is
+    waited for and the rest stored here, nothing past the cap, before `stored.written` moves."""
+    batch: list[bytes] = []
+    size = 0
+    accepted = stored.written
+    in_flight: Future | None = None
+    try:
+        async for chunk in response.aiter_bytes():
+            if max_bytes is not None and accepted + len(chunk) > max_bytes:
+                raise InvalidRequest(f"the file passed {max_bytes} bytes")
+            batch.append(chunk)
+            size += len(chunk)
+            accepted += len(chunk)
+            if size >= BATCH_BYTES:
+                if in_flight is not None:
+                    await asyncio.wrap_future(in_flight)
+                in_flight = store.submit(_write, sink, stored.digest, batch)
+                batch, size = [], 0
+    finally:
+        if in_flight is not None:
+            in_flight.result()  # at most one batch's write: the offset must be true on return
+        _write(sink, stored.digest, batch)
+        stored.written = accepted
 
 
 def _total(response: httpx.Response, offset: int) -> int | None:

@@ -62,3 +62,66 @@ def test_a_body_that_streams_past_the_cap_without_declaring_it_is_cut_off():
         asyncio.run(stream_to(client, "http://cdn.test/v.mp4", sink,
                               trusted_hosts=frozenset({"cdn.test"}), max_bytes=4096))
     assert len(sink.getvalue()) <= 4096  # nothing past the cap reaches the disk
+
+
+class _Pieces(httpx.AsyncByteStream):
+    """A body sent in 64 KiB pieces, as a socket delivers it; `cut`: the connection drops
+    after that many bytes."""
+
+    def __init__(self, body: bytes, cut: int | None = None) -> None:
+        self.body, self.cut = body, cut
+
+    async def __aiter__(self):
+        sent = self.body[:self.cut]
+        for start in range(0, len(sent), 1 << 16):
+            yield sent[start:start + (1 << 16)]
+        if self.cut is not None:
+            raise httpx.RemoteProtocolError("peer closed connection without sending the body")
+
+
+def test_a_body_of_many_batches_is_archived_byte_for_byte_with_its_sha256():
+    import hashlib
+    import os
+
+    from providers.download import BATCH_BYTES
+
+    body = os.urandom(3 * BATCH_BYTES + 12345)  # three batches and a short rest
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(
+        200, headers={"content-type": "video/mp4", "content-length": str(len(body))},
+        stream=_Pieces(body))))
+    sink = io.BytesIO()
+    done = asyncio.run(stream_to(client, "http://cdn.test/v.mp4", sink,
+                                 trusted_hosts=frozenset({"cdn.test"})))
+    assert sink.getvalue() == body
+    assert (done.bytes, done.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+def test_a_body_cut_mid_batch_resumes_where_the_sink_ends_with_the_whole_file_s_sha256():
+    import hashlib
+    import os
+
+    from providers.download import BATCH_BYTES
+
+    body = os.urandom(2 * BATCH_BYTES + 777)
+    cut = BATCH_BYTES + BATCH_BYTES // 3  # one whole batch stored, the next one partly
+    asked: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("range"))
+        if "range" not in request.headers:  # declares the whole length, sends part of it
+            return httpx.Response(200, headers={"content-type": "video/mp4",
+                                                "content-length": str(len(body))},
+                                  stream=_Pieces(body, cut))
+        start = int(request.headers["range"].removeprefix("bytes=").rstrip("-"))
+        return httpx.Response(206, headers={
+            "content-type": "video/mp4", "content-length": str(len(body) - start),
+            "content-range": f"bytes {start}-{len(body) - 1}/{len(body)}"},
+            stream=_Pieces(body[start:]))
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    sink = io.BytesIO()
+    done = asyncio.run(stream_to(client, "http://cdn.test/v.mp4", sink,
+                                 trusted_hosts=frozenset({"cdn.test"})))
+    assert asked == [None, f"bytes={cut}-"]
+    assert sink.getvalue() == body and done.resumed == 1
+    assert done.sha256 == hashlib.sha256(body).hexdigest()
