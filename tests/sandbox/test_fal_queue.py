@@ -39,6 +39,9 @@ def test_official_fal_client_runs_unchanged_over_tls(tls_sandbox):
     host = tls_sandbox.url.removeprefix("https://") + "/fal"
     env = {**os.environ, "FAL_QUEUE_RUN_HOST": host, "SSL_CERT_FILE": tls_sandbox.ca_file,
            "FAL_KEY": "fal-test-key", "PYTHONPATH": str(REPO)}
+    # the 5 s job as fast as ever; the 15 s one lasts ~100 s at this time scale, so the cancel
+    # always finds it running (on a loaded machine it had finished first: 400)
+    tls_sandbox.knobs(fal={"p50_5s": 38, "p95_5s": 94, "p50_30s": 250_000})
     out = subprocess.run([sys.executable, "-c", FAL_SCRIPT], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
