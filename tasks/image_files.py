@@ -5,6 +5,11 @@ image Pillow reads (HEIC where pillow-heif is installed) is oriented by its EXIF
 ratio asked (or the nearest the model takes) around a focus point (given, or the centroid of edge
 energy — a cheap saliency), and fitted to the model's rules from its catalog row. Only cropping
 when that is enough (no resampling); JPEG draft mode when a large JPEG is downscaled anyway.
+No pixel is copied for nothing: an upright image is not transposed (exif_transpose would return a
+copy of the same pixels) and a crop box that is the whole picture is not cut. The output is
+byte-for-byte what it was with those copies: the same pixels reach the same LANCZOS resize
+(reducing_gap 3) and the same JPEG encoder. The filter and draft rule are unchanged on purpose:
+another filter, or draft decoding at a scale the old rule did not use, would change pixels.
 
 Guard rails, each a clear ImageError or a documented conversion: zero-byte, truncated and
 non-image files, decompression bombs (over MAX_PIXELS) are refused; CMYK, 16-bit and palette
@@ -31,6 +36,7 @@ MAX_IMAGE_BYTES = 50 << 20  # well above any provider's input limit (Kling 10 MB
 STILL_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "MPO")
 JPEG_QUALITIES = (92, 85, 75, 65)
 _ROTATED = {5, 6, 7, 8}
+_TRANSPOSED = {2, 3, 4, 5, 6, 7, 8}  # the orientations ImageOps.exif_transpose acts on
 
 try:  # optional: HEIC/HEIF support where the wheel installs
     from pillow_heif import register_heif_opener
@@ -148,7 +154,9 @@ def prepare_image_bytes(data: bytes, row: ModelRow, *, aspect: str = "auto",
         image.load()
     except (OSError, SyntaxError) as err:
         raise ImageError(f"the image is truncated or corrupt: {err}") from None
-    image = _to_rgb(ImageOps.exif_transpose(image), conversions)
+    if orientation in _TRANSPOSED:  # else exif_transpose would only copy the pixels
+        image = ImageOps.exif_transpose(image)
+    image = _to_rgb(image, conversions)
     if orientation != 1:
         conversions.append(f"EXIF orientation {orientation} applied")
     focus_source = "given" if focus else "saliency"
@@ -159,7 +167,8 @@ def prepare_image_bytes(data: bytes, row: ModelRow, *, aspect: str = "auto",
     else:
         crop_here = crop
     box = framing.box_around(loaded_w, loaded_h, *crop_here, focus)
-    result = image.crop(box)
+    # the whole picture kept: cropping would only copy it
+    result = image if box == (0, 0, loaded_w, loaded_h) else image.crop(box)
     resized = result.size != final
     if resized:
         result = result.resize(final, Image.Resampling.LANCZOS, reducing_gap=3.0)

@@ -172,3 +172,33 @@ def test_the_clip_id_follows_the_image_s_content_not_its_path(tmp_path):
     with pytest.raises(ImageError, match="cannot read the image"):
         with_image_digest(ClipRequest(mode="image", prompt="x", duration=5,
                                       image=str(tmp_path / "gone.jpg")))
+
+
+def _saved(image: Image.Image) -> bytes:
+    return encode(image.convert("RGB"), quality=92)
+
+
+@pytest.mark.parametrize(("size", "orientation", "aspect"), [
+    ((1600, 900), None, "16:9"),    # the whole picture kept: neither transposed nor cut
+    ((1600, 1200), None, "16:9"),   # cut, not resampled
+    ((1600, 1200), 1, "16:9"),      # an explicit upright tag
+    ((1600, 1200), 3, "16:9"),      # turned half-way round, then cut
+    ((5000, 2812), None, "16:9"),   # resampled to kling's 4096 px side, no draft (scale > 0.5)
+])
+def test_the_output_is_exactly_what_pillow_gives_for_the_same_box(catalog, size, orientation,
+                                                                    aspect):
+    from PIL import ImageOps
+
+    kw = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kw["exif"] = exif
+    data = encode(photo(*size), **kw)
+    payload, result = prepare_image_bytes(data, catalog.row("kling-v3"), aspect=aspect,
+                                          focus=(0.3, 0.6))
+    expected = ImageOps.exif_transpose(decoded(data)).crop(result.box)
+    if result.resized:
+        expected = expected.resize(result.output_size, Image.Resampling.LANCZOS,
+                                   reducing_gap=3.0)
+    assert result.draft_scale is None and payload == _saved(expected)
