@@ -29,6 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from models import Archived, ClipRequest, Inspection, Trim
 from providers.catalog import Audio
 from storage.archive import AlreadyArchived
+from tasks import run_names
 from tasks.runtime import Runtime
 
 FLASH_JUMP = 60.0
@@ -174,7 +175,8 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
     return found, outcome
 
 
-@task(name="inspect clip", retries=0, cache_policy=NO_CACHE)
+@task(name="inspect clip", task_run_name=run_names.labelled("inspect clip"), retries=0,
+      cache_policy=NO_CACHE)
 async def inspect_clip(rt: Runtime, request: ClipRequest, archived: Archived,
                        expected_seconds: float, sound: Audio = "none"
                        ) -> tuple[Inspection, Trim]:

@@ -78,7 +78,8 @@ def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path):
     found = asyncio.run(names())
     for row in (1, 2):
         assert f"row {row} · submit kling-v3/standard step 0" in found, found
-        assert {f"row {row} · prepare prompt", f"row {row} · archive output"} <= found, found
+        assert {f"row {row} · prepare prompt", f"row {row} · archive output",
+                f"row {row} · inspect clip"} <= found, found
 
 
 def test_the_budget_guard_stops_before_the_cap_and_lists_what_was_left(home, sandbox,
