@@ -30,8 +30,6 @@ import os
 import pstats
 import re
 import resource
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -42,7 +40,7 @@ import httpx
 
 from sandbox.knobs import KLING_ACCESS_KEY, PRICES_FILE
 from tests.sandbox.conftest import kling_token
-from tests.sandbox_process import REPO, SandboxProcess
+from tests.sandbox_process import SandboxProcess, start_sandbox
 
 # the seed's median of a 5 s 1080p Kling clip, scaled to 720p as the sandbox and catalog do
 MEDIAN_720P_5S = 38 * ((1280 * 720) / (1920 * 1080)) ** 0.5
@@ -58,30 +56,6 @@ def _lifted(text: str, n: int) -> str:
     """Every `concurrency = K` of a TOML file raised to at least n."""
     return re.sub(r"(?m)^(\s*(?:tiers\.\w+ = \{.*)?concurrency = )(\d+)",
                   lambda m: f"{m.group(1)}{max(n, int(m.group(2)))}", text)
-
-
-def _start_sandbox(state: Path, prices: Path, time_scale: float) -> SandboxProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _LAUNCH, str(prices), "--port", "0", "--state", str(state),
-         "--time-scale", str(time_scale), "--calm", "--shared-render"],
-        stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
-    line = proc.stdout.readline()
-    if not line:
-        proc.stdout.close()
-        raise RuntimeError(f"the sandbox did not start (exit {proc.wait()})")
-    info = json.loads(line)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(info["url"] + "/_admin/health", timeout=2).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    return SandboxProcess(url=info["url"], state=state, ca_file=info["ca_file"], proc=proc)
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -218,7 +192,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
     catalog = tmp / "catalog.toml"
     catalog.write_text(_lifted(DEFAULT_CATALOG.read_text(encoding="utf-8"), n),
                        encoding="utf-8")
-    server = _start_sandbox(tmp / "sandbox", prices, time_scale)
+    server = start_sandbox(tmp / "sandbox", "--calm", "--shared-render",
+                           time_scale=time_scale, launcher=("-c", _LAUNCH, str(prices)))
     prefect = None
     try:
         world = server.knobs()["kling"]

@@ -67,11 +67,13 @@ class SandboxProcess:
             self.proc.stdout.close()
 
 
-def start_sandbox(state: Path, *args: str, time_scale: float = 0.001) -> SandboxProcess:
-    """A sandbox on a free loopback port, calm by default; returns once it answers."""
+def start_sandbox(state: Path, *args: str, time_scale: float = 0.001,
+                  launcher: tuple[str, ...] = ("-m", "sandbox")) -> SandboxProcess:
+    """A sandbox on a free loopback port, calm by default; returns once it answers.
+    `launcher`: what python runs instead of `-m sandbox` (a bench's patched start)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--state", str(state),
+        [sys.executable, *launcher, "--port", "0", "--state", str(state),
          "--time-scale", str(time_scale), *args],
         stdout=subprocess.PIPE, stderr=None, text=True, cwd=REPO, env=env,
     )
