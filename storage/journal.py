@@ -3,10 +3,14 @@ paid submit happens once and nothing paid is forgotten.
 
 Invariant: a record is created (create-if-absent: mkdir is atomic) before a paid submit, and the
 provider's handle is written the moment submit returns. Every transition takes an exclusive lock
-on the clip's folder (flock; the kernel drops it when a process dies, even by SIGKILL), reads
+on the clip's record (flock; the kernel drops it when a process dies, even by SIGKILL), reads
 the record, checks that the change is allowed (`InvalidTransition` otherwise) and writes it as a
-temporary file renamed into place, so a reader never sees half a record. A send holds the lock
-across several transitions (`Journal.sending`): two runs of one request never send together.
+temporary file renamed into place, so a reader never sees half a record. A send holds a second
+lock, the clip's send lock, from its lookup to the record of its job (`Journal.sending`): two
+runs of one request never send together. The two are apart because a send is awaited and a
+transition is not: a transition run on the event loop that waited on a send in flight in the
+same process would stop the loop that send needs to finish (two runs of one request in one
+process hung that way).
 
 A record that cannot be read (truncated, garbage) is quarantined: moved to _quarantine/ with a
 note of what was found, and read as absent — the clip's next run sees the quarantine and
@@ -24,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,8 +66,21 @@ class JobClaimed(InvalidTransition):
     two clips."""
 
 
+def _transition(change: Callable[Concatenate["Clip", P], R]
+                ) -> Callable[Concatenate["Clip", P], R]:
+    """`change` under the record's lock: its read, check and write one step for every other
+    thread and process."""
+
+    @functools.wraps(change)
+    def locked(clip: "Clip", *args: P.args, **kwargs: P.kwargs) -> R:
+        with clip.journal.changing(clip.clip_id):
+            return change(clip, *args, **kwargs)
+
+    return locked
+
+
 class Clip:
-    """One clip's record while its lock is held: the transitions, each read, check, write."""
+    """One clip's record: the transitions, each read, check, write under the record's lock."""
 
     def __init__(self, journal: "Journal", clip_id: str):
         self.journal, self.clip_id = journal, clip_id
@@ -90,6 +108,7 @@ class Clip:
     def _write(self, record: ClipJournal) -> None:
         self.journal._write(record)
 
+    @_transition
     def start(self, fresh: ClipJournal) -> ClipJournal:
         """Create the record if absent; a record that is not done takes `fresh`'s plan (a
         re-plan) and runs. Returns the record as it now is — done ones untouched."""
@@ -102,6 +121,7 @@ class Clip:
             self._write(record)
         return record
 
+    @_transition
     def record_intent(self, step: StepRecord) -> StepRecord:
         """A new paid step at `step.index`, replacing a failed or other model's step there."""
         record = self._open()
@@ -119,6 +139,7 @@ class Clip:
         self._write(record)
         return step
 
+    @_transition
     def mark_sending(self, index: int, key: str) -> StepRecord:
         """A send of step `index` with idempotency key `key` begins now."""
         record = self._open()
@@ -129,6 +150,7 @@ class Clip:
         self._write(record)
         return step
 
+    @_transition
     def withdraw_intent(self, index: int) -> None:
         """The provider refused the send before any job existed: forget the step."""
         record = self._open()
@@ -137,6 +159,7 @@ class Clip:
         record.steps = record.steps[:index]
         self._write(record)
 
+    @_transition
     def record_submit(self, index: int, handle: JobHandle) -> StepRecord:
         """The provider took step `index` as `handle`'s job."""
         record = self._record()
@@ -153,6 +176,7 @@ class Clip:
         self._write(record)
         return step
 
+    @_transition
     def mark_unknown(self, index: int, why: str) -> None:
         """The send of step `index` may or may not have made a job: lookups will tell."""
         record = self._open()
@@ -160,6 +184,7 @@ class Clip:
         step.state, step.message, record.state = "unknown", why, "unknown"
         self._write(record)
 
+    @_transition
     def record_charge(self, index: int, kind: str, cost: Decimal,
                       write: Callable[[StepRecord, str], None], *,
                       job_id: str | None = None) -> bool:
@@ -185,6 +210,7 @@ class Clip:
         self._write(record)
         return True
 
+    @_transition
     def finish_step(self, index: int, state: str, why: str | None) -> None:
         """The provider's last word on step `index`: succeeded, failed, or still going at the
         deadline (pending: the clip is picked up later)."""
@@ -200,6 +226,7 @@ class Clip:
             record.state = state  # type: ignore[assignment]
         self._write(record)
 
+    @_transition
     def cancel_step(self, index: int, stopped: bool, why: str) -> bool:
         """A cancel was asked of step `index`'s job; False when it had already ended. Stopped:
         the provider ended it — the step is cancelled and the clip failed, with why (whatever
@@ -217,15 +244,18 @@ class Clip:
         self._write(record)
         return True
 
+    @_transition
     def mark_pending(self, index: int, why: str | None) -> None:
         self.finish_step(index, "pending", why)
 
+    @_transition
     def remember_remote(self, index: int, remote: RemoteVideo) -> None:
         """Where step `index`'s output can be fetched (and its video id to extend)."""
         record = self._record()
         self._step(record, index).remote = remote
         self._write(record)
 
+    @_transition
     def record_archive(self, archived: Archived) -> None:
         """The original is in the archive (write-once: another checksum is refused)."""
         record = self._record()
@@ -235,6 +265,7 @@ class Clip:
         record.archive = archived
         self._write(record)
 
+    @_transition
     def record_refetch(self, archived: Archived, trimmed_sha256: str | None = None) -> None:
         """A done clip's files fetched again (they were missing or corrupt): the checksums
         of what is in the archive now."""
@@ -247,6 +278,7 @@ class Clip:
             record.outcome.trim.trimmed_sha256 = trimmed_sha256
         self._write(record)
 
+    @_transition
     def mark_local_deleted(self) -> None:
         """Retention deleted the clip's local files; its verified replica copies remain."""
         record = self._record()
@@ -255,6 +287,7 @@ class Clip:
         record.local_copies_deleted = True
         self._write(record)
 
+    @_transition
     def mark_done(self, outcome: ClipOutcome, *, archived: Archived | None = None,
                   spent: Decimal | None = None) -> None:
         """Archived, inspected, accepted. A clip stitched from others brings its archive
@@ -269,6 +302,7 @@ class Clip:
         record.state, record.outcome, record.reason = "done", outcome, None
         self._write(record)
 
+    @_transition
     def mark_unarchived(self, why: str) -> None:
         """Paid, but its output could not be written to the archive (disk full, download
         refused, over the size cap): kept open, and retried by the sweep until its URL
@@ -279,6 +313,7 @@ class Clip:
         record.state, record.reason = "unarchived", why
         self._write(record)
 
+    @_transition
     def mark_rejected(self, why: str) -> None:
         """A delivered take replaced by a later one: it stays done, paid and archived."""
         record = self._record()
@@ -287,6 +322,7 @@ class Clip:
         record.outcome.rejected = why
         self._write(record)
 
+    @_transition
     def note_attempt(self, model: str | None, why: str) -> None:
         """A model given up on (or retried) for this clip; the clip runs on."""
         record = self._open()
@@ -294,6 +330,7 @@ class Clip:
         record.state = "running"
         self._write(record)
 
+    @_transition
     def mark_lost(self, why: str) -> str:
         """Paid, but its output can no longer be had: its URL expired before archival, or a
         done clip's file is gone and so is the provider's copy. Returns the reason kept —
@@ -306,6 +343,7 @@ class Clip:
         self._write(record)
         return reason
 
+    @_transition
     def leave_for_budget(self, run_id: str, why: str) -> None:
         """A batch run's budget guard refused this clip's next submit."""
         record = self.read()
@@ -314,6 +352,7 @@ class Clip:
         record.left_for_budget = BudgetLeft(run_id=run_id, why=why)
         self._write(record)
 
+    @_transition
     def mark_provider_deleted(self, index: int) -> None:
         """The sweep deleted the provider's copy of step `index`'s output (retention)."""
         record = self._record()
@@ -321,24 +360,36 @@ class Clip:
         self._write(record)
 
 
-def _locking(transition: Callable[Concatenate[Clip, P], R]
+def _of_clip(transition: Callable[Concatenate[Clip, P], R]
              ) -> Callable[Concatenate["Journal", str, P], R]:
-    """`transition` as a Journal method that holds the clip's lock for just that change."""
+    """`transition` as a Journal method taking the clip's id."""
 
     @functools.wraps(transition)
-    def locked(journal: "Journal", clip_id: str, *args: P.args, **kwargs: P.kwargs) -> R:
-        with journal.sending(clip_id) as clip:
-            return transition(clip, *args, **kwargs)
+    def on_clip(journal: "Journal", clip_id: str, *args: P.args, **kwargs: P.kwargs) -> R:
+        return transition(Clip(journal, clip_id), *args, **kwargs)
 
-    return locked
+    return on_clip
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path`: between processes, and between threads of one (each
+    opens its own file description)."""
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class Journal:
-    """A folder of clip records: <root>/<clip_id>/record.json (+ lock)."""
+    """A folder of clip records: <root>/<clip_id>/record.json (+ lock, send.lock)."""
 
     def __init__(self, root: Path):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._held = threading.local()  # the records whose lock this thread holds
 
     def _folder(self, clip_id: str) -> Path:
         if not clip_id.isalnum():
@@ -388,43 +439,56 @@ class Journal:
         tmp.replace(folder / "record.json")
 
     @contextmanager
-    def sending(self, clip_id: str) -> Iterator[Clip]:
-        """Hold one clip's lock across several transitions: a send, its lookup and the
-        record of what came of it, so two runs of one request never send together."""
+    def changing(self, clip_id: str) -> Iterator[None]:
+        """The record's lock, for one transition (re-entered freely by the thread holding
+        it: a transition may call another). Never held across an await."""
+        held: set[str] = self._held.__dict__.setdefault("clips", set())
+        if clip_id in held:
+            yield
+            return
         folder = self._folder(clip_id)
         folder.mkdir(exist_ok=True)
-        with (folder / "lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _exclusive(folder / "lock"):
+            held.add(clip_id)
             try:
-                yield Clip(self, clip_id)
+                yield
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                held.discard(clip_id)
+
+    @contextmanager
+    def sending(self, clip_id: str) -> Iterator[Clip]:
+        """The clip's send lock, held across a send, its lookup and the record of what came
+        of it, so two runs of one request never send together. Awaited sends hold it: enter
+        it off the event loop (another run of the clip in this process may hold it)."""
+        folder = self._folder(clip_id)
+        folder.mkdir(exist_ok=True)
+        with _exclusive(folder / "send.lock"):
+            yield Clip(self, clip_id)
 
     def start(self, fresh: ClipJournal) -> ClipJournal:
-        """Clip.start under the clip's lock (the clip is `fresh`'s)."""
-        with self.sending(fresh.clip_id) as clip:
-            return clip.start(fresh)
+        """Clip.start for `fresh`'s clip."""
+        return Clip(self, fresh.clip_id).start(fresh)
 
-    record_intent = _locking(Clip.record_intent)
-    mark_sending = _locking(Clip.mark_sending)
-    withdraw_intent = _locking(Clip.withdraw_intent)
-    record_submit = _locking(Clip.record_submit)
-    mark_unknown = _locking(Clip.mark_unknown)
-    record_charge = _locking(Clip.record_charge)
-    finish_step = _locking(Clip.finish_step)
-    mark_pending = _locking(Clip.mark_pending)
-    remember_remote = _locking(Clip.remember_remote)
-    record_archive = _locking(Clip.record_archive)
-    mark_done = _locking(Clip.mark_done)
-    record_refetch = _locking(Clip.record_refetch)
-    mark_local_deleted = _locking(Clip.mark_local_deleted)
-    mark_unarchived = _locking(Clip.mark_unarchived)
-    mark_rejected = _locking(Clip.mark_rejected)
-    note_attempt = _locking(Clip.note_attempt)
-    cancel_step = _locking(Clip.cancel_step)
-    mark_lost = _locking(Clip.mark_lost)
-    leave_for_budget = _locking(Clip.leave_for_budget)
-    mark_provider_deleted = _locking(Clip.mark_provider_deleted)
+    record_intent = _of_clip(Clip.record_intent)
+    mark_sending = _of_clip(Clip.mark_sending)
+    withdraw_intent = _of_clip(Clip.withdraw_intent)
+    record_submit = _of_clip(Clip.record_submit)
+    mark_unknown = _of_clip(Clip.mark_unknown)
+    record_charge = _of_clip(Clip.record_charge)
+    finish_step = _of_clip(Clip.finish_step)
+    mark_pending = _of_clip(Clip.mark_pending)
+    remember_remote = _of_clip(Clip.remember_remote)
+    record_archive = _of_clip(Clip.record_archive)
+    mark_done = _of_clip(Clip.mark_done)
+    record_refetch = _of_clip(Clip.record_refetch)
+    mark_local_deleted = _of_clip(Clip.mark_local_deleted)
+    mark_unarchived = _of_clip(Clip.mark_unarchived)
+    mark_rejected = _of_clip(Clip.mark_rejected)
+    note_attempt = _of_clip(Clip.note_attempt)
+    cancel_step = _of_clip(Clip.cancel_step)
+    mark_lost = _of_clip(Clip.mark_lost)
+    leave_for_budget = _of_clip(Clip.leave_for_budget)
+    mark_provider_deleted = _of_clip(Clip.mark_provider_deleted)
 
     def claim_job(self, protocol: str, job_id: str, clip_id: str, index: int) -> None:
         """Claim a provider job for one clip step, create-if-absent (os.link): returns when
@@ -465,12 +529,8 @@ class Journal:
         claimed, so that what a lookup finds in the send's window is that send's job."""
         locks = self.root / "_signatures"
         locks.mkdir(exist_ok=True)
-        with (locks / f"{signature}.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with _exclusive(locks / f"{signature}.lock"):
+            yield
 
     def records(self) -> list[ClipJournal]:
         found = []

@@ -1,7 +1,7 @@
 """submit_job: a step of a clip sent to its provider once, or its recorded job resumed.
 
-The clip's lock is held across the send (`Journal.sending`), so two runs of one request never
-send together. A step left `intent` (the run died mid-send) or `unknown` (the send's outcome
+The clip's send lock is held across the send (`Journal.sending`), so two runs of one request
+never send together. A step left `intent` (the run died mid-send) or `unknown` (the send's outcome
 could not be told) is recovered by the provider's lookup, never sent blind: a lookup that cannot
 answer leaves it unknown. A job found or created is claimed for this step before it is
 recorded, so no job becomes two clips; sends a provider echoes back alike are serialised.
@@ -37,7 +37,7 @@ async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index:
         handle = await _resumed_or_sent(rt, clip, request, plan, index, submit)
     finally:
         manager.__exit__(None, None, None)
-    # outside the lock (a charge takes it); once, also for a run killed before writing it
+    # after the send lock: once, also for a run killed before writing it
     charge(rt, request, plan, index, "submit", Decimal(0), "none")
     get_run_logger().info("submitted %s/%s job %s, step %d (estimate %s for the clip)",
                           plan.model, plan.tier, handle.job_id, index,

@@ -195,6 +195,29 @@ def test_two_concurrent_runs_of_one_request_pay_once(home, sandbox):
     assert_reconciled(home, sandbox)
 
 
+def test_a_second_run_in_one_process_waits_out_a_send_in_flight(home, sandbox):
+    """The second run reaches the journal while the first run's send is held up at the
+    provider: it waits for that send without stopping the event loop the send needs."""
+    request = ClipRequest(prompt=f"One send in flight ({RUN})", duration=5, resolution="720p")
+    sandbox.faults({"kind": "slow", "protocol": "kling", "method": "POST", "path": "/videos/",
+                    "delay_s": 4.0})
+    journal = Journal(home / "journal")
+
+    async def mid_send():
+        while not ((r := journal.read(request.clip_id)) and r.steps
+                   and r.steps[0].send_started_at):
+            await asyncio.sleep(0.02)
+        return await generate_clip(request)
+
+    async def both():
+        return await asyncio.gather(generate_clip(request), mid_send())
+
+    first, second = asyncio.run(both())
+    assert first.job_ids == second.job_ids and first.path == second.path
+    assert len([r for r in sandbox.usage() if r["job_id"] in first.job_ids]) == 1
+    assert_reconciled(home, sandbox)
+
+
 def test_pending_at_deadline_is_completed_by_the_next_run(home, sandbox, monkeypatch):
     sandbox.knobs(kling={"p50_5s": 2000, "p95_5s": 2100, "p50_30s": 2100})  # ~2 s at 0.001
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.05")

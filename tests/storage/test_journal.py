@@ -4,6 +4,8 @@ records written by earlier versions, and concurrent writers across processes."""
 import json
 import multiprocessing
 import shutil
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -230,3 +232,58 @@ def test_two_processes_charging_one_step_lose_no_update(tmp_path, clip):
     record = journal.read(request.clip_id)
     assert record.spent_usd == Decimal("0.50") and record.steps[0].charged("requeue") == 50
     assert sorted(record.steps[0].charges) == sorted(f"requeue:{i}" for i in range(50))
+
+
+def test_a_transition_does_not_wait_on_a_send_in_flight(tmp_path, clip):
+    """A send holds the send lock across awaits; a transition on the event loop that waited
+    on it would stop the loop the send needs (two runs of one request in one process hung)."""
+    request, decision = clip
+    journal = Journal(tmp_path)
+    journal.start(new_record(request, decision))
+    with journal.sending(request.clip_id) as sending:
+        sending.record_intent(step(decision))
+        noted = threading.Thread(target=journal.note_attempt,
+                                 args=(request.clip_id, "kling-v3", "noted mid-send"))
+        noted.start()
+        noted.join(timeout=10)
+        assert not noted.is_alive()
+        assert journal.start(new_record(request, decision)).attempts[-1].why == "noted mid-send"
+
+
+def test_two_sends_of_one_clip_in_one_process_take_turns(tmp_path, clip):
+    request, decision = clip
+    journal = Journal(tmp_path)
+    journal.start(new_record(request, decision))
+    order: list[str] = []
+
+    def send(name: str, hold_s: float) -> None:
+        with journal.sending(request.clip_id):
+            order.append(f"{name} in")
+            time.sleep(hold_s)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=send, args=("first", 0.3))
+    first.start()
+    time.sleep(0.1)
+    send("second", 0)
+    first.join()
+    assert order == ["first in", "first out", "second in", "second out"]
+
+
+def test_threads_changing_one_record_lose_no_update(tmp_path, clip):
+    request, decision = clip
+    journal = Journal(tmp_path)
+    journal.start(new_record(request, decision))
+    journal.record_intent(request.clip_id, step(decision))
+
+    def charge() -> None:
+        for _ in range(20):
+            journal.record_charge(request.clip_id, 0, "requeue", Decimal("0.01"),
+                                  lambda s, m: None)
+
+    threads = [threading.Thread(target=charge) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert journal.read(request.clip_id).steps[0].charged("requeue") == 60
