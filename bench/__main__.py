@@ -1,7 +1,7 @@
 """`python -m bench [name ...]`: run every benchmark (or the named ones) and print ratios.
 
 Benchmarks that take arguments (`ARGS_BENCHES`) get the rest of the command line after their
-name: `python -m bench soak --jobs 2000`. `BY_NAME_ONLY` benchmarks (capacity, minutes long)
+name: `python -m bench soak --jobs 2000`. `BY_NAME_ONLY` benchmarks (capacity, cost: minutes long)
 run only when named."""
 
 import sys
@@ -9,6 +9,7 @@ import sys
 from bench import (
     batch_bench,
     capacity_bench,
+    cost_bench,
     crop_bench,
     download_bench,
     inspection_bench,
@@ -32,10 +33,11 @@ BENCHES = {
     "batch": batch_bench.main,
     "soak": soak_bench.main,
     "capacity": capacity_bench.main,
+    "cost": cost_bench.main,
 }
-ARGS_BENCHES = {"soak", "capacity"}
+ARGS_BENCHES = {"soak", "capacity", "cost"}
 # minutes at their default size: only by name, never in the default set
-BY_NAME_ONLY = {"capacity"}
+BY_NAME_ONLY = {"capacity", "cost"}
 
 argv = sys.argv[1:]
 if not argv:  # every benchmark but BY_NAME_ONLY, the ones taking arguments with defaults
