@@ -114,19 +114,18 @@ def period_bounds(period: str, today: date) -> tuple[date | None, date | None]:
     raise ValueError(f"period {period!r}: allowed month, all, Nd (e.g. 30d), YYYY-MM")
 
 
-def _snapshot(con: duckdb.DuckDBPyConnection) -> None:
-    """One deduplicated copy of the ledger as a temp table: it shadows the view for every other
-    view. Named through its database, since `main.ledger` would find an earlier snapshot."""
+def _period(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> None:
+    """The period's rows as a temp table that shadows the ledger for every view (the whole
+    ledger, not copied, for `all`). Named through its database: `main.ledger` alone would find
+    the temp table of an earlier report on this connection."""
     database = con.execute("SELECT current_database()").fetchone()[0]
     source = '"' + database.replace('"', '""') + '".main.ledger'  # DuckDB's own name
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT * FROM {source}")
-
-
-def _trim(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> None:
-    for bound, outside in ((since, "event_time < ?"), (until, "event_time >= ?")):
-        if bound is not None:
-            con.execute(f"DELETE FROM temp.ledger WHERE {outside}",  # fixed SQL, bound value
-                        [datetime.combine(bound, time(), UTC)])
+    bounds = [(since, "event_time >= ?"), (until, "event_time < ?")]
+    kept = [(datetime.combine(day, time(), UTC), test) for day, test in bounds if day]
+    if kept:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT * FROM {source} "
+                    f"WHERE {' AND '.join(test for _, test in kept)}",  # fixed SQL, bound values
+                    [value for value, _ in kept])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
@@ -144,10 +143,10 @@ def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "
     if by is not None:
         labels.check_key(by)
     con.execute("SET TimeZone = 'UTC'")  # days and hours are UTC, as the report says
-    _snapshot(con)
+    con.execute("DROP TABLE IF EXISTS temp.ledger")  # an earlier report's period
     workload = measured_workload(con, now) or DEFAULT_WORKLOAD
     month = budget(con, now, budget_usd)
-    _trim(con, since, until)
+    _period(con, since, until)
     tables = {name: _rows(con, f"SELECT * FROM {name}")  # names from TABLES, not input
               for name in TABLES}
     spent, clips, seconds = con.execute("""

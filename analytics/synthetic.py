@@ -106,8 +106,10 @@ def _strings(indices: np.ndarray, values: list[str | None]) -> pa.Array:
                                           pa.array(values, pa.string())).cast(pa.string())
 
 
-def bulk(root: Path, rows: int, *, seed: int = 0) -> int:
-    """Millions of plausible rows, fast (vectorised), in the same layout."""
+def bulk(root: Path, rows: int, *, seed: int = 0, run: str = "bulk", first_event: int = 0
+         ) -> int:
+    """Millions of plausible rows, fast (vectorised), in the same layout: one part per day in
+    run=`run`, event ids counted from `first_event` (another run's rows are new events)."""
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, 3, rows)
     prices = np.array([0.028, 0.028, 0.071])[pick]
@@ -121,7 +123,7 @@ def bulk(root: Path, rows: int, *, seed: int = 0) -> int:
     done, inspected = kind == 1, kind == 2
     clip = pc.cast(pa.array(rng.integers(0, rows // 3 + 1, rows)), pa.string())
     columns = {
-        "event_id": pc.cast(pa.array(np.arange(rows)), pa.string()),
+        "event_id": pc.cast(pa.array(np.arange(first_event, first_event + rows)), pa.string()),
         "event_time": pa.array(times).cast(pa.timestamp("us", tz="UTC")),
         "event_kind": _strings(kind, ["submit", "complete", "inspection", "fail", "requeue"]),
         "provider": _strings(pick, ["kling", "fal", "sora"]),
@@ -141,7 +143,7 @@ def bulk(root: Path, rows: int, *, seed: int = 0) -> int:
         "charge_kind": _strings(kind, ["none", "generation", "none", "failed_generation",
                                        "requeue"]),
         "inspection_outcome": _strings(np.where(inspected, 0, 1), ["ok", None]),
-        "flow_run_id": _strings(np.zeros(rows, np.int32), ["bulk"]),
+        "flow_run_id": _strings(np.zeros(rows, np.int32), [run]),
     }
     table = pa.table({f.name: pa.array(columns.get(f.name, pa.nulls(rows, f.type))).cast(f.type)
                       for f in LEDGER_SCHEMA}, schema=LEDGER_SCHEMA)
@@ -153,7 +155,7 @@ def bulk(root: Path, rows: int, *, seed: int = 0) -> int:
         part = table.slice(bounds[day], bounds[day + 1] - bounds[day])
         if part.num_rows:
             label = str(np.datetime64("2026-10-01") + day)
-            folder = root / f"date={label}" / "run=bulk"
+            folder = root / f"date={label}" / f"run={run}"
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(part, folder / "part-00000.parquet")
     return rows

@@ -1,11 +1,6 @@
--- reelflow's analytics: views over the Parquet ledger (one row per billable or timed event).
--- `ledger_raw` is defined in code over the part files; everything below is plain SQL on it.
-
-CREATE OR REPLACE VIEW ledger AS
-SELECT * EXCLUDE (rn) FROM (
-    SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY event_time) AS rn
-    FROM ledger_raw
-) WHERE rn = 1;
+-- reelflow's analytics: views over the ledger (one row per billable or timed event).
+-- `ledger` is a table that analytics/db.py keeps up to date from the part files, one row per
+-- event id; everything below is plain SQL on it.
 
 -- spend by day, provider, model, tier and mode
 CREATE OR REPLACE VIEW spend_by_day AS

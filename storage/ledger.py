@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 
 from models import ClipRequest, LedgerRow, RoutePlan, account_key, rows_to_table
@@ -80,13 +81,18 @@ class LedgerWriter:
                 n += 1
 
 
+def part_files(root: Path) -> list[Path]:
+    """The ledger's part files, in order (a dot-file is a writer's, not yet a part)."""
+    if not root.exists():
+        return []
+    return sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+
+
 def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
     """(readable, unreadable) part files: a part whose Parquet footer cannot be read (garbage,
     truncated) is skipped by every reader and reported, never silently."""
     readable, unreadable = [], []
-    for path in sorted(root.rglob("*.parquet")) if root.exists() else []:
-        if path.name.startswith("."):
-            continue
+    for path in part_files(root):
         try:
             pq.read_metadata(path)
         except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError
@@ -97,18 +103,34 @@ def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def read_ledger(root: Path, columns: list[str] | None = None) -> list[dict]:
-    """Every row of the readable parts, once per event_id (for tests and reconciliation;
-    analytics uses DuckDB); only `columns` (and event_id) when given — a reconciliation reads
-    three of the ledger's columns, not all of them. Labels as a dict; a part older than the
-    column has none."""
-    readable, _ = ledger_parts(root)
-    wanted = None if columns is None else list(dict.fromkeys(["event_id", *columns]))
-    seen, rows = set(), []
-    for path in readable:
-        for row in pq.read_table(path, columns=wanted).to_pylist():
-            if row["event_id"] not in seen:
-                seen.add(row["event_id"])
-                if "labels" in row or wanted is None:  # Parquet gives a map as pairs
-                    row["labels"] = dict(row.get("labels") or ())
-                rows.append(row)
+    """Every row of the readable parts, once per event_id, in the parts' order (for tests,
+    the CLI and reconciliation; analytics builds views); only `columns` (and event_id) when
+    given. Labels as a dict; a part older than a column has it as None.
+
+    Read by DuckDB in one scan: a run of 1,000 clips leaves ~6,000 one-event parts, which
+    pyarrow opened one by one in ~10 s and DuckDB reads in ~1 s. Only when a part cannot be
+    read are the parts checked one by one, and the readable ones read."""
+    try:
+        return _scan(part_files(root), columns)
+    except duckdb.Error:
+        return _scan(ledger_parts(root)[0], columns)
+
+
+def _scan(paths: list[Path], columns: list[str] | None) -> list[dict]:
+    if not paths:
+        return []
+    wanted = ("* EXCLUDE (filename, file_row_number)" if columns is None
+              else ", ".join(dict.fromkeys(["event_id", *columns])))
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")  # event times come back as UTC datetimes
+        found = con.execute(
+            f"SELECT {wanted} FROM read_parquet(?, union_by_name = true, hive_partitioning = "
+            "false, filename = true, file_row_number = true) QUALIFY row_number() OVER "
+            "(PARTITION BY event_id ORDER BY filename, file_row_number) = 1 "
+            "ORDER BY filename, file_row_number", [[str(p) for p in paths]])
+        names = [d[0] for d in found.description]
+        rows = [dict(zip(names, values, strict=True)) for values in found.fetchall()]
+    if columns is None or "labels" in columns:
+        for row in rows:
+            row["labels"] = dict(row.get("labels") or {})
     return rows
