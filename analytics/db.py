@@ -13,6 +13,7 @@ The ledger's location is configuration, not user input; every query that takes i
 parameters. Reports open the file read-only.
 """
 
+import time
 from pathlib import Path
 
 import duckdb
@@ -27,6 +28,7 @@ VIEW_NAMES = ("spend_by_day", "clips", "unit_costs", "hidden_costs", "latency",
               "quality_rates", "continuation_savings")
 # bumped when the tables change shape: a file of another version is rebuilt from the parts
 VERSION = 2
+LOCK_WAIT_S = 60.0
 # what the views, the report and the reconciliation read; the rest stays in the parts
 COLUMNS = ("event_id", "event_time", "event_kind", "provider", "model", "tier", "job_id",
            "clip_id", "mode", "seconds_asked", "seconds_billed", "seconds_delivered",
@@ -39,7 +41,7 @@ def build(database: Path, ledger: str) -> list[str]:
     """Bring `database` up to date with the ledger folder `ledger`: the parts not loaded yet
     are loaded; returns the parts skipped as unreadable."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(database)) as con:
+    with _open(database, read_only=False) as con:
         if not _current(con):
             con.close()
             for stale in (database, database.with_name(database.name + ".wal")):
@@ -141,9 +143,22 @@ def connect(database: Path, ledger: str, *, read_only: bool = True
     """A connection for reports (read-only by default), views built if missing."""
     if not database.exists():
         build(database, ledger)
-    con = duckdb.connect(str(database), read_only=read_only)
+    con = _open(database, read_only=read_only)
     con.execute("SET enable_progress_bar = false")  # reports print their own output
     return con
+
+
+def _open(database: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """DuckDB admits one process to a file while another writes it: a report and a batch's
+    price check starting together take turns (for up to LOCK_WAIT_S) instead of failing."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(str(database), read_only=read_only)
+        except duckdb.IOException:  # the file is held by another process (or unreadable)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 # the ledger's arrow types as DuckDB names them

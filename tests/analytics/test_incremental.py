@@ -85,3 +85,23 @@ def test_a_file_of_another_version_is_rebuilt_from_the_parts(tmp_path):
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("SELECT sum(cost_usd) FROM ledger").fetchone()[0] == Decimal("0.28")
 
+
+
+def test_a_build_waits_for_another_process_holding_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    ledger, database = tmp_path / "ledger", tmp_path / "a.duckdb"
+    write(ledger, clip_rows(n=2, run="first", **KLING))
+    db.build(database, str(ledger))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(1.5)", str(database)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    write(ledger, clip_rows(n=1, offset=2, run="second", **KLING))
+    db.build(database, str(ledger))  # raised "Could not set lock on file" before
+    holder.wait()
+    holder.stdout.close()
+    with db.connect(database, str(ledger)) as con:
+        assert con.execute("SELECT sum(cost_usd) FROM ledger").fetchone()[0] == Decimal("0.42")
