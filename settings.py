@@ -6,6 +6,7 @@ only when its base URL is set (or REELFLOW_SANDBOX=off): a key alone in the envi
 sends paid work anywhere. A real endpoint without its key is an error at start naming the setting.
 """
 
+import os
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -98,6 +99,14 @@ class Settings(BaseSettings):
     poll_deadline_k: float = Field(
         default=3.0, gt=0, description="await_job gives up (pending) after k x p95 latency."
     )
+    inspection_concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 2, gt=0, le=256,
+        description="Clips inspected at once in a run (CPU work: decoding the tail); finished "
+        "jobs beyond it wait their turn, and the polling of the others goes on meanwhile.")
+    archive_concurrency: int = Field(
+        default=16, gt=0, le=1024,
+        description="Outputs downloaded into the archive at once in a run; a burst of "
+        "completions beyond it waits its turn instead of crowding every connection.")
     http_connections: int = Field(
         default=32, gt=0, le=4096,
         description="Sockets per provider account; requests beyond them wait their turn "

@@ -55,15 +55,16 @@ async def archive_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index
         digest, size = rt.archive.sha256(final), rt.archive.size(final)
     else:
         try:
-            digest, size = await _fetch(rt, request.clip_id, plan.model, plan.tier, index,
-                                        handle, final)
+            async with rt.archiving:
+                digest, size = await _fetch(rt, request.clip_id, plan.model, plan.tier, index,
+                                            handle, final)
         except Expired as err:
             reason = rt.journal.mark_lost(request.clip_id, f"the output of {handle.job_id} "
                                           f"expired before it could be archived ({err})")
             raise ClipLost(reason) from None
     archived = Archived(path=final, sha256=digest, bytes=size,
                         download_s=round(time.monotonic() - started, 3), submitted_at=submitted)
-    rt.journal.record_archive(request.clip_id, archived)
+    await asyncio.to_thread(rt.journal.record_archive, request.clip_id, archived)
     get_run_logger().info("archived %s (%.1f MB, sha256 %s…)", final, size / 1e6, digest[:12])
     return archived
 
@@ -80,7 +81,7 @@ async def _fetch(rt: Runtime, clip_id: str, model: str, tier: str, index: int,
     for attempt in range(2):
         try:
             remote = await adapter.result(handle)
-            rt.journal.remember_remote(clip_id, index, remote)
+            await asyncio.to_thread(rt.journal.remember_remote, clip_id, index, remote)
             with rt.archive.writing(final) as sink:
                 download = await adapter.download(remote, sink,
                                                   max_bytes=row.max_output_bytes)

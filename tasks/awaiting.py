@@ -7,6 +7,8 @@ A job still running at the deadline is `pending`: kept, and collected by the nex
 sweep. Progress goes to a UI artifact per job when the run shows per-clip UI.
 """
 
+import asyncio
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -76,12 +78,15 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
     cost = Decimal(0)
     if outcome.state == "succeeded":
         cost = clip_cost(tier, request.resolution, seconds, row.sound_priced(request.audio))
-        charge(rt, request, plan, index, "complete", cost, "generation", **timing)
+        await asyncio.to_thread(functools.partial(
+            charge, rt, request, plan, index, "complete", cost, "generation", **timing))
     elif outcome.state == "failed":
         cost = Decimal(0) if outcome.status.policy else failed_charge(
             row, tier, request.resolution, seconds, row.sound_priced(request.audio))
-        charge(rt, request, plan, index, "fail", cost, "failed_generation", **timing)
-    rt.journal.finish_step(request.clip_id, index, outcome.state, outcome.status.message)
+        await asyncio.to_thread(functools.partial(
+            charge, rt, request, plan, index, "fail", cost, "failed_generation", **timing))
+    await asyncio.to_thread(rt.journal.finish_step, request.clip_id, index, outcome.state,
+                            outcome.status.message)
     get_run_logger().info("job %s %s after %.0f s: %s charged%s", handle.job_id, outcome.state,
                           outcome.waited_s, usd_text(cost),
                           f" ({outcome.status.message})" if outcome.state == "failed"

@@ -83,7 +83,8 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
             raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
                             "storyboards are generate_storyboard's (reelflow storyboard FILE)",
                             ["text", "image", "extend", "storyboard on a native model"])
-        if rt.journal.start(new_record(request, decision)).state == "done":
+        started = await asyncio.to_thread(rt.journal.start, new_record(request, decision))
+        if started.state == "done":
             continue  # a concurrent run of this request finished it
         try:
             made = await make_clip(rt, request, decision, parent_video)

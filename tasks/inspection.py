@@ -180,6 +180,8 @@ def inspect_and_trim(rt: Runtime, request: ClipRequest, archived: Archived,
 async def inspect_clip(rt: Runtime, request: ClipRequest, archived: Archived,
                        expected_seconds: float, sound: Audio = "none"
                        ) -> tuple[Inspection, Trim]:
-    """CPU work, in a thread: the event loop keeps polling other jobs."""
-    return await asyncio.to_thread(inspect_and_trim, rt, request, archived, expected_seconds,
-                                   sound)
+    """CPU work, in a thread, at most `inspection_concurrency` at once: the event loop keeps
+    polling other jobs, and the pool keeps threads for the journal's writes."""
+    async with rt.inspecting:
+        return await asyncio.to_thread(inspect_and_trim, rt, request, archived,
+                                       expected_seconds, sound)

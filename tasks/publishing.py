@@ -2,6 +2,7 @@
 `done`, and the Prefect artifacts a person reads (plan and reasons, cost, timings, checks, path).
 """
 
+import asyncio
 from contextlib import suppress
 
 from models import (
@@ -29,7 +30,7 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
                                      "too_long_trimmed" if trimmed.too_long else None])) or "ok"
     record = rt.journal.read(request.clip_id)
     job_ids = record.job_ids
-    rt.ledger.append([event_row(
+    await asyncio.to_thread(rt.ledger.append, [event_row(
         "inspection", request, plan, rt.run_id, key=("inspection", archived.sha256),
         job_id=job_ids[-1] if job_ids else None, seconds_delivered=inspection.seconds,
         resolution_actual=inspection.size, download_s=archived.download_s,
@@ -52,8 +53,8 @@ async def publish(rt: Runtime, request: ClipRequest, plan: RoutePlan, archived: 
                 "inspection": inspection.model_dump(), "trim": trimmed.model_dump(),
                 "prompt": prepared.model_dump(mode="json"),
                 "crop": crop.model_dump(mode="json") if crop else None})
-    rt.journal.mark_done(request.clip_id, ClipOutcome(result=result, inspection=inspection,
-                                                      trim=trimmed))
+    await asyncio.to_thread(rt.journal.mark_done, request.clip_id,
+                            ClipOutcome(result=result, inspection=inspection, trim=trimmed))
     if rt.per_clip_ui:
         await publish_summary(rt, result, inspection, trim=trimmed, sent=prepared.prompt,
                               extra=["## Timings", f"- download {archived.download_s} s",

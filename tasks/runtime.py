@@ -75,8 +75,12 @@ class Runtime:
                       endpoints=endpoints, slots=slots,
                       run_id=run_id, per_clip_ui=per_clip_ui, before_submit=before_submit,
                       # shared by every copy: one adapter per account, one waiter per echo
-                      # signature in this process (tasks/submission.py)
-                      _adapters={}, signature_locks={})
+                      # signature and per clip's send lock in this process
+                      # (tasks/submission.py)
+                      _adapters={}, signature_locks={}, send_locks={},
+                      # post-processing's own bounds, shared by every clip of the run
+                      archiving=asyncio.Semaphore(settings.archive_concurrency),
+                      inspecting=asyncio.Semaphore(settings.inspection_concurrency))
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 
@@ -94,6 +98,9 @@ class Runtime:
     per_clip_ui: bool
     before_submit: BeforeSubmit | None
     signature_locks: dict[str, asyncio.Lock]
+    send_locks: dict[str, asyncio.Lock]
+    archiving: asyncio.Semaphore
+    inspecting: asyncio.Semaphore
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"the runtime is frozen: use with_options({name}=...)")

@@ -30,15 +30,18 @@ LOST_RECORD_WINDOW = timedelta(days=1)
 
 async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
                       submit: SubmitRequest) -> JobHandle:
-    """Submit step `index` once; resume the recorded job if there is one."""
-    manager = rt.journal.sending(request.clip_id)
-    clip = await asyncio.to_thread(manager.__enter__)
-    try:
-        handle = await _resumed_or_sent(rt, clip, request, plan, index, submit)
-    finally:
-        manager.__exit__(None, None, None)
+    """Submit step `index` once; resume the recorded job if there is one. Runs of the clip
+    in this process queue on an asyncio lock, so only one thread waits on the send lock (for
+    another process's send): waiting threads would take the pool the journal's writes use."""
+    async with rt.send_locks.setdefault(request.clip_id, asyncio.Lock()):
+        manager = rt.journal.sending(request.clip_id)
+        clip = await asyncio.to_thread(manager.__enter__)
+        try:
+            handle = await _resumed_or_sent(rt, clip, request, plan, index, submit)
+        finally:
+            manager.__exit__(None, None, None)
     # after the send lock: once, also for a run killed before writing it
-    charge(rt, request, plan, index, "submit", Decimal(0), "none")
+    await asyncio.to_thread(charge, rt, request, plan, index, "submit", Decimal(0), "none")
     get_run_logger().info("submitted %s/%s job %s, step %d (estimate %s for the clip)",
                           plan.model, plan.tier, handle.job_id, index,
                           usd_text(Decimal(plan.cost_usd)))
@@ -56,7 +59,7 @@ async def _resumed_or_sent(rt: Runtime, clip: Clip, request: ClipRequest, plan: 
     if step and step.model == plan.model and step.handle:
         return step.handle
     if step is None or step.model != plan.model:
-        step = clip.record_intent(StepRecord(
+        step = await asyncio.to_thread(clip.record_intent, StepRecord(
             index=index, kind=plan.steps[index].kind, seconds=plan.steps[index].seconds,
             model=plan.model, tier=plan.tier, key=_step_key(request, plan, record, index),
             **_after_quarantine(rt, record, index)))
@@ -75,22 +78,23 @@ async def _resumed_or_sent(rt: Runtime, clip: Clip, request: ClipRequest, plan: 
                 handle = await adapter.recover(
                     submit, key, step.send_started_at or record.created_at, taken=taken)
             if handle is None:
-                clip.mark_sending(index, key)
+                await asyncio.to_thread(clip.mark_sending, index, key)
                 try:
                     handle = await adapter.submit(submit, key, taken=taken)
                 except SubmitUnknown:
                     raise  # the step becomes unknown, below
                 except ProviderError:
-                    clip.withdraw_intent(index)  # refused before any job existed
+                    # refused before any job existed
+                    await asyncio.to_thread(clip.withdraw_intent, index)
                     raise
             try:
                 rt.journal.claim_job(adapter.protocol, handle.job_id, request.clip_id, index)
             except JobClaimed as err:
                 raise SubmitUnknown(str(err)) from err
         except SubmitUnknown as err:
-            clip.mark_unknown(index, str(err))
+            await asyncio.to_thread(clip.mark_unknown, index, str(err))
             raise
-    clip.record_submit(index, handle)
+    await asyncio.to_thread(clip.record_submit, index, handle)
     return handle
 
 

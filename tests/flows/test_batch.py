@@ -3,6 +3,7 @@ guard, duplicates, reruns, and a batch killed midway then run again — the sand
 is the judge of what was charged."""
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -378,3 +379,45 @@ def test_a_credit_limited_account_takes_rows_until_its_credits_are_used(home, mo
     assert sum(p.seconds_billed for p in plans[:13]) == 65
     why = next(c.reason for c in plans[13].rejected if (c.model, c.tier) == ("kling-v3", "free"))
     assert why == "its 66 credits a month (66 s) are taken by earlier rows of this batch"
+
+
+def test_post_processing_keeps_to_its_own_bounds(home, sandbox, tmp_path, monkeypatch):
+    """A burst of completions is archived and inspected a few at a time (settings), so the
+    thread pool keeps room for the journal's writes and polling goes on."""
+    import tasks.archiving
+    import tasks.inspection
+
+    monkeypatch.setenv("REELFLOW_INSPECTION_CONCURRENCY", "1")
+    monkeypatch.setenv("REELFLOW_ARCHIVE_CONCURRENCY", "2")
+    sandbox.knobs(shared_render=True)
+    busy, peak = Counter(), Counter()
+
+    @contextlib.contextmanager
+    def held(name):
+        busy[name] += 1
+        peak[name] = max(peak[name], busy[name])
+        try:
+            yield
+        finally:
+            busy[name] -= 1
+
+    inspect, fetch = tasks.inspection.inspect_and_trim, tasks.archiving._fetch
+
+    def slow_inspect(*args):
+        with held("inspect"):
+            time.sleep(0.3)
+            return inspect(*args)
+
+    async def slow_fetch(*args):
+        with held("archive"):
+            await asyncio.sleep(0.3)
+            return await fetch(*args)
+
+    monkeypatch.setattr(tasks.inspection, "inspect_and_trim", slow_inspect)
+    monkeypatch.setattr(tasks.archiving, "_fetch", slow_fetch)
+    manifest = tmp_path / "burst.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in requests(8, uuid.uuid4().hex[:8])))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
+    assert result.done == 8
+    assert peak == {"inspect": 1, "archive": 2}
+    assert_reconciled(home, sandbox)
