@@ -79,7 +79,10 @@ def _delivered(requests: list[Request], tags: set[str]) -> tuple[int, int]:
     return seconds, lost
 
 
-def measure(clips: int, seed: int, time_scale: float, tmp: Path) -> dict:
+def measure(clips: int, seed: int, time_scale: float, tmp: Path,
+            kling: dict[str, float] | None = None) -> dict:
+    """`kling`: knobs of Kling's world changed from the seed's defaults (a re-queue or a
+    downgrade rate, which the seed gives no figure for)."""
     requests = month(clips, seed)
     photos = tmp / "photos"
     draw_photos(requests, photos, seed)
@@ -87,7 +90,8 @@ def measure(clips: int, seed: int, time_scale: float, tmp: Path) -> dict:
                            time_scale=time_scale)
     try:
         server.knobs(kling_keys={key: {"secret": key + SECRET, "tier": "standard"}
-                                 for key in (REELFLOW_KEYS["kling"], NAIVE_KEY)})
+                                 for key in (REELFLOW_KEYS["kling"], NAIVE_KEY)},
+                     kling=kling or {})
         started = time.perf_counter()
         with _environ(_reelflow_env(tmp / "home", server.url, time_scale)):
             ours_tags = run_reelflow(requests, photos, tmp / "manifests")
@@ -106,7 +110,7 @@ def measure(clips: int, seed: int, time_scale: float, tmp: Path) -> dict:
     finally:
         server.stop()
     return report(requests, rows, prompts, ours_tags, naive_tags, {
-        "clips": clips, "seed": seed, "time_scale": time_scale,
+        "clips": clips, "seed": seed, "time_scale": time_scale, "kling_world": kling or {},
         "reelflow_wall_s": round(reelflow_s, 1), "naive_wall_s": round(naive_s, 1),
         "reelflow_ledger_usd": cost_bill.cents(ledger_usd)})
 
@@ -149,8 +153,9 @@ def report(requests: list[Request], rows: list[dict], prompts: dict[str, str],
 
 def show(r: dict) -> None:
     mix = ", ".join(f"{n} {kind}" for kind, n in r["mix"].items())
+    world = ", ".join(f"{k} {v}" for k, v in r["kling_world"].items()) or "seed-default"
     print(f"cost: {r['clips']} requests of a month (seed {r['seed']}: {mix}; "
-          f"{r['extensions']} edits), sandbox seed-default world, time_scale {r['time_scale']}")
+          f"{r['extensions']} edits), sandbox world {world}, time_scale {r['time_scale']}")
     print(f"  {'':28}{'reelflow':>12}{'naive':>12}")
     lines = [("spend (USD)", r["reelflow_usd"], r["naive_usd"]),
              ("billed seconds", r["billed_s"]["reelflow"], r["billed_s"]["naive"]),
@@ -184,15 +189,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-scale", type=float, default=0.02,
                         help="the sandbox's speed: 0.02 = a 5 s 1080p clip in ~0.8 s")
+    parser.add_argument("--requeue-rate", type=float, default=0.0,
+                        help="Kling jobs put back in the queue (billed again); the seed: none")
+    parser.add_argument("--downgrade-rate", type=float, default=0.0,
+                        help="Kling clips silently downgraded under load; the seed: none")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    kling = {name: rate for name, rate in (("requeue_rate", args.requeue_rate),
+                                           ("downgrade_rate", args.downgrade_rate)) if rate}
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     if "PREFECT_API_URL" not in os.environ:  # started before the clock, as the other benches
         from prefect.server.api.server import SubprocessASGIServer
 
         SubprocessASGIServer().start()
     with tempfile.TemporaryDirectory() as tmp:
-        r = measure(args.clips, args.seed, args.time_scale, Path(tmp))
+        r = measure(args.clips, args.seed, args.time_scale, Path(tmp), kling)
     show(r)
     if args.json:
         args.json.write_text(json.dumps(r, indent=2, sort_keys=True), encoding="utf-8")

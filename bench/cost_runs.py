@@ -13,14 +13,22 @@ length with its whole story in one prompt.
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from bench.naive import Account, Clip, naive_month
 from bench.workload import EDIT_S, Request
 
+# the temporary Prefect server can answer 503 for a while after a 2,000-row batch (its event
+# queue full): the next manifest's run is started again after a pause
+API_ATTEMPTS, API_PAUSE_S = 5, 20.0
+
 
 def _first_row(request: Request, photos: Path) -> dict:
-    base = {"resolution": request.resolution, "aspect_ratio": request.aspect}
+    # a downgraded clip is regenerated once, as the naive pipeline's check does: both deliver
+    # the resolution asked for, or say they did not
+    base = {"resolution": request.resolution, "aspect_ratio": request.aspect,
+            "downgrade": "regenerate"}
     if request.kind == "storyboard":
         return {**base, "mode": "storyboard", "scenes": [
             {"prompt": text, "duration": request.seconds // len(request.scenes)}
@@ -35,16 +43,25 @@ def _run_manifest(path: Path, rows: list[dict]) -> list[tuple[str, bool]]:
     """(archived clip id, delivered) per row, in order. The id is read from the archived
     file's name: for an extension row the batch reports the request's id, which is not the
     id the archive (and a further extension) knows the clip by."""
+    from prefect.exceptions import PrefectHTTPStatusError
+
     from flows.batch import run_batch
     from models.batch import BatchRequest
     from tasks.batch_summary import BatchIncomplete
 
     path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
-    try:
-        result = asyncio.run(run_batch(BatchRequest(manifest=str(path),
-                                                    absolute_images=True)))
-    except BatchIncomplete as err:  # refused prompts at least: the rest is delivered
-        result = err.result
+    for attempt in range(API_ATTEMPTS):
+        try:
+            result = asyncio.run(run_batch(BatchRequest(manifest=str(path),
+                                                        absolute_images=True)))
+            break
+        except BatchIncomplete as err:  # refused prompts at least: the rest is delivered
+            result = err.result
+            break
+        except PrefectHTTPStatusError as err:
+            if err.response.status_code < 500 or attempt == API_ATTEMPTS - 1:
+                raise
+            time.sleep(API_PAUSE_S)  # a rerun of a manifest skips what is done, pays nothing
     items = sorted(result.items, key=lambda item: item.row)
     return [(Path(item.path).name.split(".")[0] if item.path else item.clip_id,
              item.status in ("done", "already_done")) for item in items]
