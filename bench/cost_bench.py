@@ -10,8 +10,8 @@ row to a step and a source of spend. Delivered seconds count each accepted deliv
 length (an edit's version at its full length). A lost clip is a deliverable of a request the
 policy allows that was not delivered accepted.
 
-`python -m bench cost [--clips 2000] [--seed 0] [--time-scale 0.02] [--json PATH]`; the last
-line printed is one JSON object.
+`python -m bench cost [--clips 2000] [--seed 0] [--time-scale 0.02] [--requeue-rate R]
+[--downgrade-rate R] [--json PATH]`; the last line printed is one JSON object.
 """
 
 import argparse
