@@ -31,6 +31,7 @@ from tasks.prompts import prepare_prompt
 from tasks.publishing import publish, reject
 from tasks.routing import plan_route, remember_refusal
 from tasks.runtime import Runtime
+from tasks.step_runs import run_step
 from tasks.submission import submit_job
 
 
@@ -131,13 +132,14 @@ async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
     labels = [f"provider:{decision.provider}", f"model:{decision.model}",
               f"tier:{decision.tier}"] if rt.per_clip_ui else []
     with tags(*labels):
-        prepared = await prepare_prompt(
-            request.prompt or " ".join(s.prompt for s in request.scenes), quote(row),
-            request.camera, request.negative_prompt)
+        prepared = await run_step(
+            rt, prepare_prompt, request.prompt or " ".join(s.prompt for s in request.scenes),
+            quote(row), request.camera, request.negative_prompt)
         image, crop, aspect = None, None, request.aspect_ratio
         if request.mode == "image":
-            image, crop = await prepare_image(request.image, quote(row), request.aspect_ratio,
-                                              request.resolution, request.focus)
+            image, crop = await run_step(rt, prepare_image, request.image, quote(row),
+                                         request.aspect_ratio, request.resolution,
+                                         request.focus)
             aspect = crop.aspect_ratio
     aspect = "16:9" if aspect == "auto" else aspect
     shots = [Shot(prompt=s.prompt, seconds=max(1, round(s.duration))) for s in request.scenes]
@@ -157,9 +159,10 @@ async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
             if rt.before_submit:
                 rt.before_submit(request, decision, index)
             with tags(*labels):
-                handle = await submit_job(rt, quote(request), quote(decision), index,
-                                          quote(submit))
-                outcome = await await_job(rt, quote(request), quote(decision), index, handle)
+                handle = await run_step(rt, submit_job, rt, quote(request), quote(decision),
+                                        index, quote(submit))
+                outcome = await run_step(rt, await_job, rt, quote(request), quote(decision),
+                                         index, handle)
         if outcome.state == "pending":
             raise PendingAtDeadline(f"pending at deadline: {decision.model} job "
                                     f"{handle.job_id} is still running; the next run of this "
@@ -174,10 +177,11 @@ async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
 async def _finish(rt: Runtime, request: ClipRequest, decision: RoutePlan, made: Made,
                   expected: float, regenerated: bool) -> ClipResult:
     """Archive, inspect, check the delivered size against the downgrade policy, publish."""
-    archived = await archive_output(rt, quote(request), quote(decision),
-                                    len(decision.steps) - 1, made.handle)
+    archived = await run_step(rt, archive_output, rt, quote(request), quote(decision),
+                              len(decision.steps) - 1, made.handle)
     sound = rt.catalog.row(decision.model).audio
-    inspection, trimmed = await inspect_clip(rt, quote(request), archived, expected, sound)
+    inspection, trimmed = await run_step(rt, inspect_clip, rt, quote(request), archived,
+                                         expected, sound)
     if trimmed.audio_mismatch:
         get_run_logger().warning("clip %s: %s (%s makes audio: %s)", request.clip_id[:12],
                                  trimmed.audio_mismatch, decision.model, sound)

@@ -9,7 +9,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from models.batch import BatchItem, Manifest, ManifestRow
 from tasks import run_names
@@ -50,11 +52,12 @@ async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: Budg
     record = rt.journal.read(clip)
     try:
         if record and record.state == "done":  # its files verified (fetched again if gone)
-            result, status = await make(rt, request), "already_done"
+            result, status = await batch_row(rt, quote(request)), "already_done"
         else:
             with guard.item(clip):
                 result = await _surviving_api_errors(
-                    lambda: make(rt, request, plan.plans[clip]), f"row {item.row}")
+                    lambda: batch_row(rt, quote(request), quote(plan.plans[clip])),
+                    f"row {item.row}")
             status = "done"
         return BatchItem(**{**base, "model": result.model}, status=status,
                          cost_usd=result.cost_usd, path=result.path)
@@ -65,6 +68,12 @@ async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: Budg
     except Exception as err:  # one request's failure is reported, not the batch's
         return BatchItem(**base, status="failed", error=f"{type(err).__name__}: {err}",
                          cost_usd=float(rt.journal.spent(clip)))
+
+
+# one task run per row: its state and logs are the row's (its steps run inside it:
+# tasks/step_runs.py)
+batch_row = task(make, name="batch row", task_run_name=run_names.row, retries=0,
+                 cache_policy=NO_CACHE)
 
 
 def api_failure(err: BaseException) -> bool:

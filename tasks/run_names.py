@@ -67,6 +67,14 @@ def labelled(name: str):
     return lambda: _row(name)
 
 
+def row() -> str:
+    """A batch row's one task run: `row 3 · clip · A heron lands… · 5s 720p`."""
+    request = task_run.parameters.get("request")
+    return _row(f"clip · {_short(_field(request, 'prompt') or '', 24)} · "
+                f"{float(_field(request, 'duration') or 0):g}s "
+                f"{_field(request, 'resolution', '1080p')}")
+
+
 def submit() -> str:
     params = task_run.parameters
     plan, index = params.get("plan"), params.get("index", 0)
