@@ -13,7 +13,10 @@ transient errors only (DESIGN.md §6).
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -82,7 +85,7 @@ async def _fetch(rt: Runtime, clip_id: str, model: str, tier: str, index: int,
         try:
             remote = await adapter.result(handle)
             await asyncio.to_thread(rt.journal.remember_remote, clip_id, index, remote)
-            with rt.archive.writing(final) as sink:
+            async with _writing(rt, final) as sink:
                 download = await adapter.download(remote, sink,
                                                   max_bytes=row.max_output_bytes)
             return download.sha256, download.bytes
@@ -99,6 +102,22 @@ async def _fetch(rt: Runtime, clip_id: str, model: str, tier: str, index: int,
             raise ClipUnarchived(f"{why}; the sweep or a rerun fetches it again until its URL "
                                  "expires") from None
     raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def _writing(rt: Runtime, final: str) -> AsyncIterator[BinaryIO]:
+    """Archive.writing with its ends in a thread: the temporary file's fsync and its link
+    into place, or its upload to an object store, would stop the event loop that polls
+    every other job (a 50 MB put for seconds)."""
+    manager = rt.archive.writing(final)
+    sink = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield sink
+    except BaseException as err:
+        if not await asyncio.to_thread(manager.__exit__, type(err), err, err.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def _last_try() -> bool:
