@@ -18,10 +18,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from models import LEDGER_SCHEMA
-from storage.ledger import part_files
+from storage.ledger import part_files, readable_split
 
 VIEWS = Path(__file__).with_name("views.sql")
 VIEW_NAMES = ("spend_by_day", "clips", "unit_costs", "hidden_costs", "latency",
@@ -105,15 +104,7 @@ def _readable(con: duckdb.DuckDBPyConnection, paths: list[str]) -> tuple[list[st
         con.execute("SELECT count(*) FROM read_parquet(?)", [paths]).fetchall()
         return paths, []
     except duckdb.Error:
-        readable, unreadable = [], []
-        for path in paths:
-            try:
-                pq.read_metadata(path)
-            except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError
-                unreadable.append(path)
-            else:
-                readable.append(path)
-        return readable, unreadable
+        return readable_split(paths)
 
 
 def _load(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:

@@ -14,12 +14,15 @@ import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow.parquet as pq
 
 from models import ClipRequest, LedgerRow, RoutePlan, account_key, rows_to_table
 from models.ledger import ChargeKind, EventKind
+
+P = TypeVar("P", str, Path)
 
 
 def event_id(*parts: object) -> str:
@@ -91,8 +94,14 @@ def part_files(root: Path) -> list[Path]:
 def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
     """(readable, unreadable) part files: a part whose Parquet footer cannot be read (garbage,
     truncated) is skipped by every reader and reported, never silently."""
-    readable, unreadable = [], []
-    for path in part_files(root):
+    return readable_split(part_files(root))
+
+
+def readable_split(paths: list[P]) -> tuple[list[P], list[P]]:
+    """(readable, unreadable) of `paths`, footer by footer."""
+    readable: list[P] = []
+    unreadable: list[P] = []
+    for path in paths:
         try:
             pq.read_metadata(path)
         except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError
