@@ -550,6 +550,11 @@ class Journal:
         """Clips a run or the sweep must still finish."""
         return [r for r in self.records() if r.is_open]
 
+    def done(self, clip_id: str) -> bool:
+        """Whether the clip is archived, inspected and accepted."""
+        record = self.read(clip_id)
+        return bool(record and record.state == "done")
+
     def spent(self, clip_id: str) -> Decimal:
         """Every charge recorded for the clip (0 when it has no record)."""
         record = self.read(clip_id)

@@ -8,9 +8,12 @@ the batch started. The first submit that would cross the cap stops the batch: it
 later one raise BudgetReached, and their requests are listed as left. A job already submitted
 (resumed after a kill) is never refused: its money is spent at the provider; it is counted.
 
-The deployments fan-out admits whole requests on their estimates before sending them (`admit`);
-each chunk run then gets its share of the budget and a guard of its own
-(tasks/fan_out_deployments.py).
+Both fan-outs take requests in manifest order: the first rows fill the budget. The deployments
+fan-out admits whole requests on their estimates before sending them (`admit`); each chunk run
+then gets its share of the budget and a guard of its own (tasks/fan_out_deployments.py). The
+tasks fan-out leaves, before it starts, the rows past the first whose estimate would not fit
+(`fitting`): its rows run concurrently, and which of them asked first at a submit is the order
+their task runs happened to start in, not the manifest's.
 """
 
 from contextlib import contextmanager
@@ -91,6 +94,20 @@ class BudgetGuard:
                                 f"{usd_text(remaining_cost(plan, index))} would take committed "
                                 f"spend past the {usd_text(self.budget)} budget")
         self.open[key] = (base, owed)
+
+    def fitting(self, estimates: list[tuple[str, Decimal]]) -> set[str]:
+        """The clips that fit, in manifest order, on their estimates beside what is settled:
+        up to the first that does not (it and every later one are left). Nothing is reserved:
+        each submit is still asked of `before_submit`."""
+        if self.budget is None:
+            return {clip for clip, _ in estimates}
+        fit, total = set(), self.settled
+        for clip, estimate in estimates:
+            total += estimate
+            if total > self.budget:
+                break
+            fit.add(clip)
+        return fit
 
     def admit(self, estimate: Decimal) -> bool:
         """Upfront admission of a whole request on its estimate (deployments fan-out): the

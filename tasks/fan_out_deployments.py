@@ -23,7 +23,7 @@ async def run_as_deployments(rt: Runtime, manifest: Manifest, plan: BatchPlan,
     todo: list[ManifestRow] = []
     for item in manifest.unique():
         clip = item.request.clip_id
-        if _done(rt, clip):
+        if rt.journal.done(clip):
             items.append(item_from_journal(rt, plan.columns(item), "already_done"))
         elif guard.admit(plan.estimate(clip)):
             todo.append(item)
@@ -86,15 +86,10 @@ async def _send(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetG
             if note is not None and note.run_id == str(run.id):
                 left[clip] = note.why
         chunk = [row for row in chunk
-                 if not _done(rt, row.request.clip_id) and row.request.clip_id not in left]
+                 if not rt.journal.done(row.request.clip_id) and row.request.clip_id not in left]
         if not chunk:
             break
         get_run_logger().warning("chunk %d ended %s with %d requests unfinished%s", index,
                                  state, len(chunk), "; sending them again"
                                  if attempt + 1 < CHUNK_ATTEMPTS else "")
     return state
-
-
-def _done(rt: Runtime, clip_id: str) -> bool:
-    record = rt.journal.read(clip_id)
-    return bool(record and record.state == "done")

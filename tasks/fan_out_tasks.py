@@ -13,6 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
+from models import usd_text
 from models.batch import BatchItem, Manifest, ManifestRow
 from tasks import run_names
 from tasks.batch_plan import BatchPlan
@@ -29,12 +30,14 @@ async def run_in_tasks(rt: Runtime, manifest: Manifest, plan: BatchPlan,
                        guard: BudgetGuard) -> list[BatchItem]:
     unique = manifest.unique()
     rt = rt.with_options(before_submit=guard.before_submit)
+    fits = guard.fitting([(item.request.clip_id, plan.estimate(item.request.clip_id))
+                          for item in unique if not rt.journal.done(item.request.clip_id)])
     finished = 0
 
     async def one(item: ManifestRow, progress: Progress) -> BatchItem:
         nonlocal finished
         run_names.ROW.set(item.row)  # this request's own task: its task runs carry the row
-        outcome = await _request(rt, manifest, plan, guard, item)
+        outcome = await _request(rt, manifest, plan, guard, item, fits)
         finished += 1
         progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")
         return outcome
@@ -45,14 +48,17 @@ async def run_in_tasks(rt: Runtime, manifest: Manifest, plan: BatchPlan,
 
 
 async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetGuard,
-                   item: ManifestRow) -> BatchItem:
+                   item: ManifestRow, fits: set[str]) -> BatchItem:
     request = item.request.model_copy(update={"batch_id": manifest.batch_id})
     clip = request.clip_id
     base = plan.columns(item)
-    record = rt.journal.read(clip)
     try:
-        if record and record.state == "done":  # its files verified (fetched again if gone)
+        if rt.journal.done(clip):  # its files verified (fetched again if gone)
             result, status = await batch_row(rt, quote(request)), "already_done"
+        elif clip not in fits:
+            raise BudgetReached(f"not submitted: {usd_text(plan.estimate(clip))} more would "
+                                f"take committed spend past the {usd_text(guard.budget)} "
+                                "budget (rows are taken in manifest order)")
         else:
             with guard.item(clip):
                 result = await _surviving_api_errors(
