@@ -13,7 +13,7 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
-from models import ClipResult
+from models import ClipRequest, ClipResult
 from tasks import run_names
 from tasks.extension import extend
 from tasks.runtime import clip_run
@@ -36,4 +36,5 @@ async def extend_clip(
         take: 0 for the first take; raise it to pay for another take of the same extension.
     """
     async with clip_run() as rt:
-        return await extend(rt, clip_id, prompt, seconds, take)
+        return await extend(rt, ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt,
+                                            duration=seconds, take=take))

@@ -13,6 +13,5 @@ async def make(rt: Runtime, request: ClipRequest, plan: RoutePlan | None = None)
     if request.mode == "storyboard":
         return await make_storyboard(rt, request)
     if request.mode == "extend":
-        return await extend(rt, request.source_clip or "", request.prompt or "",
-                            request.seconds, request.take)
+        return await extend(rt, request)
     return await generate(rt, request, planned=plan)

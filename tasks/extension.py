@@ -19,11 +19,12 @@ from tasks.parents import archived_parent, extends_natively, full_clip_id
 from tasks.runtime import Runtime
 
 
-async def extend(rt: Runtime, clip_id: str, prompt: str, seconds: float, take: int
-                 ) -> ClipResult:
-    clip_id = full_clip_id(rt.journal, clip_id)
-    child = ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt, duration=seconds,
-                        take=take)
+async def extend(rt: Runtime, request: ClipRequest) -> ClipResult:
+    """`request` (mode extend) continues its source clip, named by its id or a unique prefix.
+    The child is that request with the full id — so a batch row's extension is the clip the
+    row names, with its batch id and labels on the journal and the ledger."""
+    clip_id = full_clip_id(rt.journal, request.source_clip or "")
+    child = request.model_copy(update={"source_clip": clip_id})
     parent = archived_parent(rt.journal, clip_id)
     refused = rt.capabilities.refused_here(rt.endpoints).get((parent.plan.model, "extend"))
     if refused is None and extends_natively(rt.catalog, parent):

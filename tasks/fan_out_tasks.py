@@ -65,8 +65,10 @@ async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: Budg
                     lambda: batch_row(rt, quote(request), quote(plan.plans[clip])),
                     f"row {item.row}")
             status = "done"
-        return BatchItem(**{**base, "model": result.model}, status=status,
-                         cost_usd=result.cost_usd, path=result.path)
+        # the clip made: an extension row's is its request pinned to the parent's model,
+        # resolution and framing (tasks/parents.py), so not the row's own id
+        return BatchItem(**{**base, "model": result.model, "clip_id": result.clip_id},
+                         status=status, cost_usd=result.cost_usd, path=result.path)
     except BudgetReached as err:  # refused before paying (more)
         rt.journal.leave_for_budget(clip, rt.run_id, str(err))
         return BatchItem(**base, status="left", error=str(err),

@@ -124,3 +124,28 @@ def test_a_refused_native_extension_is_learned_and_continues_from_the_last_frame
     assert [r["capability"] for r in json.loads(capsys.readouterr().out)] == ["extend"]
     assert main(["capabilities", "--forget"]) == 0 and not Capabilities(
         home / "capabilities").refusals()
+
+
+def test_a_batch_row_s_extension_is_the_clip_the_row_names_with_its_labels(home, sandbox,
+                                                                           tmp_path):
+    """The child was built anew from four fields: the row's batch id and labels were lost, and
+    the batch said $0.00 for an edit it paid for (found by the cost bench, issue 23)."""
+    from flows.batch import run_batch
+    from models.batch import BatchRequest
+
+    parent = asyncio.run(generate_clip(ClipRequest(
+        prompt=f"A lighthouse at dusk {uuid.uuid4().hex[:6]}", duration=5, resolution="720p",
+        policy="kling-v3")))
+    manifest = tmp_path / "edits.jsonl"
+    manifest.write_text(json.dumps({"mode": "extend", "source_clip": parent.clip_id,
+                                    "prompt": "the lamp turns on", "duration": 5,
+                                    "labels": {"customer": "acme"}}))
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
+    (item,) = result.items
+    record = Journal(home / "journal").read(item.clip_id)
+    assert record is not None and record.parent_clip_id == parent.clip_id
+    assert item.cost_usd == pytest.approx(0.14) and result.spent_usd == pytest.approx(0.14)
+    rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == item.clip_id]
+    assert rows and {r["batch_id"] for r in rows} == {result.batch_id}
+    assert {tuple(r["labels"].items()) for r in rows} == {(("customer", "acme"),)}
+    assert_reconciled(home, sandbox)
