@@ -56,6 +56,30 @@ class Settings(BaseSettings):
         '{"endpoint_url": "http://127.0.0.1:9000"}}. Credentials come from the store\'s own '
         "environment (AWS_ACCESS_KEY_ID, ...), never from here.",
     )
+    journal: str | None = Field(
+        default=None,
+        description="Where the job journal is kept: a folder (POSIX locks; default: the "
+        "home's journal/), or a postgresql:// URL (its own schema `reelflow`, which may share "
+        "the Prefect server's database). Every worker and CLI of one deployment names the same.",
+    )
+    journal_connections: int = Field(
+        default=4, gt=0, le=1024,
+        description="PostgreSQL journal: connections per process for its transitions and "
+        "reads (each a short transaction), plus one that holds every send lock of the process. "
+        "The server needs max_connections of at least flow runs in flight x (this + 1), plus "
+        "what the Prefect server's own pool takes.")
+    ledger: str | None = Field(
+        default=None,
+        description="Where the ledger's Parquet parts are written: a folder, or an fsspec URL "
+        "such as s3://bucket/prefix (create-only puts). Default: the home's ledger/.",
+    )
+    ledger_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec storage options for the ledger, as JSON.")
+    inputs_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options, as JSON, for a batch manifest on an object store "
+        "(s3://bucket/prefix/batch.csv) and for its images there: every worker that runs the "
+        "batch's chunks reads them with these. Credentials as for the archive.")
     sandbox: str = Field(
         default="auto",
         description="auto: the sandbox serving this home (started if needed) for every protocol "
@@ -96,6 +120,12 @@ class Settings(BaseSettings):
         "after an ambiguous submit) is retried before it is given up; a lookup given up leaves "
         "the submit unknown, never re-sent.",
     )
+    wait: Literal["poll", "suspend"] = Field(
+        default="poll",
+        description="How a generate-clip run waits on a submitted job: poll (its process "
+        "stays), or suspend (a deployment's run only, with a relay at REELFLOW_WEBHOOK_URL: "
+        "the process exits until the provider's callback or the backstop resumes the run). "
+        "Other flows poll.")
     poll_deadline_k: float = Field(
         default=3.0, gt=0, description="await_job gives up (pending) after k x p95 latency."
     )
@@ -111,6 +141,24 @@ class Settings(BaseSettings):
         default=32, gt=0, le=4096,
         description="Sockets per provider account; requests beyond them wait their turn "
         "before anything is sent (so a queue never turns a paid submit into an unknown one).")
+
+    webhook_url: str | None = Field(
+        default=None,
+        description="The relay's public URL (`reelflow relay` prints it): set, the adapters "
+        "send each job a callback there (fal's fal_webhook, Kling's callback_url, "
+        "AtlasCloud's webhook_url); unset, nothing is sent and runs poll.")
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the per-job secret in each callback URL (Kling's callbacks carry "
+        "no signature); the relay and every worker share it.")
+    fal_jwks_url: str | None = Field(
+        default=None,
+        description="fal's webhook keys (default: https://rest.alpha.fal.ai/.well-known/"
+        "jwks.json; the sandbox's own on the sandbox).")
+    atlascloud_jwks_url: str | None = Field(
+        default=None,
+        description="AtlasCloud's webhook keys (default: https://api.atlascloud.ai/api/v1/"
+        "webhooks/jwks.json; the sandbox's own on the sandbox).")
 
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
@@ -134,13 +182,26 @@ class Settings(BaseSettings):
                              "(put clips on an object store with REELFLOW_ARCHIVE)")
         return str(Path(value.removeprefix("file://")).expanduser().resolve())
 
-    @field_validator("archive", "archive_replica")
+    @field_validator("archive", "archive_replica", "ledger")
     @classmethod
     def _absolute_archive(cls, value: str | None) -> str | None:
         if not value or not value.strip():
             return None
         if "://" in value and not value.startswith("file://"):
             return value.strip().rstrip("/")
+        return str(Path(value.removeprefix("file://")).expanduser().resolve())
+
+    @field_validator("journal")
+    @classmethod
+    def _journal_place(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        value = value.strip()
+        if value.startswith(("postgresql://", "postgres://")):
+            return value
+        if "://" in value and not value.startswith("file://"):
+            raise ValueError(f"REELFLOW_JOURNAL is {value!r}; allowed: a folder or a "
+                             "postgresql:// URL")
         return str(Path(value.removeprefix("file://")).expanduser().resolve())
 
     @field_validator("sandbox")
@@ -154,21 +215,24 @@ class Settings(BaseSettings):
         )
 
     @field_validator(
-        "openai_api_key", "fal_key", "kling_access_key", "kling_secret_key", "atlascloud_api_key"
-    )
+        "openai_api_key", "fal_key", "kling_access_key", "kling_secret_key", "atlascloud_api_key",
+        "webhook_secret")
     @classmethod
     def _no_empty_key(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator(
-        "openai_base_url", "fal_queue_run_host", "kling_base_url", "atlascloud_base_url"
-    )
+        "openai_base_url", "fal_queue_run_host", "kling_base_url", "atlascloud_base_url",
+        "webhook_url", "fal_jwks_url", "atlascloud_jwks_url")
     @classmethod
     def _no_empty_url(cls, value: str | None) -> str | None:
         return value.strip().rstrip("/") if value and value.strip() else None
 
     @model_validator(mode="after")
     def _real_endpoints_have_keys(self) -> Self:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError("REELFLOW_WEBHOOK_SECRET must be set with REELFLOW_WEBHOOK_URL: "
+                             "it signs the secret each callback URL carries")
         endpoints = self.endpoints()
         for protocol, (_, _, key_fields) in _PROTOCOL_SETTINGS.items():
             endpoint = endpoints.get(protocol)
@@ -189,6 +253,16 @@ class Settings(BaseSettings):
     @property
     def archive_url(self) -> str:
         return self.archive or self.home
+
+    @property
+    def journal_place(self) -> str:
+        """The journal's folder or postgresql:// URL."""
+        return self.journal or str(self.home_path / "journal")
+
+    @property
+    def ledger_place(self) -> str:
+        """The ledger's folder or fsspec URL."""
+        return self.ledger or str(self.home_path / "ledger")
 
     def endpoints(self) -> dict[Protocol, Endpoint]:
         """Each protocol's destination: real where configured, otherwise the sandbox.
@@ -214,6 +288,25 @@ class Settings(BaseSettings):
                 protocol=protocol, kind=kind, base_url=url, credential_refs=refs
             )
         return result
+
+
+_JWKS = {"fal_queue": ("fal_jwks_url", "https://rest.alpha.fal.ai/.well-known/jwks.json",
+                       "/fal/.well-known/jwks.json"),
+         "atlascloud": ("atlascloud_jwks_url",
+                        "https://api.atlascloud.ai/api/v1/webhooks/jwks.json",
+                        "/atlascloud/api/v1/webhooks/jwks.json")}
+
+
+def jwks_url(settings: Settings, protocol: Protocol) -> str | None:
+    """Where `protocol`'s webhook keys are: the setting, else the sandbox's own when the
+    protocol is on the sandbox, else the provider's published JWKS."""
+    field, public, on_sandbox = _JWKS[protocol]
+    if configured := getattr(settings, field):
+        return configured
+    endpoint = settings.endpoints().get(protocol)
+    if endpoint is not None and endpoint.kind == "sandbox":
+        return None if endpoint.base_url is None else endpoint.base_url.rstrip("/") + on_sandbox
+    return public
 
 
 def subscriptions_assumed(settings: Settings) -> bool:

@@ -115,9 +115,10 @@ def period_bounds(period: str, today: date) -> tuple[date | None, date | None]:
 
 
 def _period(con: duckdb.DuckDBPyConnection, since: date | None, until: date | None) -> None:
-    """The period's rows as a temp table that shadows the ledger for every view (the whole
-    ledger, not copied, for `all`). Named through its database: `main.ledger` alone would find
-    the temp table of an earlier report on this connection."""
+    """The period's rows as a temp table that shadows the ledger for every view, and its
+    per-clip roll-up as one that shadows `clip_rollup` (the whole ledger and the file's roll-up,
+    not copied, for `all`). Named through its database: `main.ledger` alone would find the temp
+    table of an earlier report on this connection."""
     database = con.execute("SELECT current_database()").fetchone()[0]
     source = '"' + database.replace('"', '""') + '".main.ledger'  # DuckDB's own name
     bounds = [(since, "event_time >= ?"), (until, "event_time < ?")]
@@ -126,6 +127,8 @@ def _period(con: duckdb.DuckDBPyConnection, since: date | None, until: date | No
         con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT * FROM {source} "
                     f"WHERE {' AND '.join(test for _, test in kept)}",  # fixed SQL, bound values
                     [value for value, _ in kept])
+        # the period's per-clip roll-up, from its rows, shadows the file's likewise
+        con.execute("CREATE OR REPLACE TEMP TABLE clip_rollup AS FROM clip_rollup_of()")
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
@@ -144,6 +147,7 @@ def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "
         labels.check_key(by)
     con.execute("SET TimeZone = 'UTC'")  # days and hours are UTC, as the report says
     con.execute("DROP TABLE IF EXISTS temp.ledger")  # an earlier report's period
+    con.execute("DROP TABLE IF EXISTS temp.clip_rollup")
     workload = measured_workload(con, now) or DEFAULT_WORKLOAD
     month = budget(con, now, budget_usd)
     _period(con, since, until)

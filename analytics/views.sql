@@ -1,6 +1,7 @@
 -- reelflow's analytics: views over the ledger (one row per billable or timed event).
 -- `ledger` is a table that analytics/db.py keeps up to date from the part files, one row per
--- event id; everything below is plain SQL on it.
+-- event id, and `clip_rollup` its per-clip roll-up, kept up to date with it; everything below
+-- is plain SQL on them.
 
 -- spend by day, provider, model, tier and mode
 CREATE OR REPLACE VIEW spend_by_day AS
@@ -9,20 +10,36 @@ SELECT CAST(event_time AS DATE) AS day, provider, model, tier, mode,
        count(*) FILTER (WHERE cost_usd > 0) AS charges
 FROM ledger GROUP BY ALL ORDER BY day, provider, model, tier, mode;
 
--- clips that reached inspection (accepted unless a later take replaced them)
-CREATE OR REPLACE VIEW clips AS
+-- the per-clip roll-up of `ledger`: every aggregate one that merges (a max, a min, a sum), so
+-- analytics/db.py keeps the table `clip_rollup` up to date by merging in the roll-up of the
+-- rows that arrive (the clips whose rows a later copy replaced are computed again from theirs);
+-- a report over a period makes a temporary one from the period's rows (analytics/report.py)
+CREATE OR REPLACE MACRO clip_rollup_of() AS TABLE
 SELECT clip_id, any_value(provider) AS provider, any_value(model) AS model,
        any_value(tier) AS tier, any_value(mode) AS mode,
        max(seconds_delivered) FILTER (WHERE event_kind = 'inspection') AS seconds_delivered,
        max(seconds_asked) AS seconds_asked,
        max(resolution_asked) AS resolution_asked,
        max(resolution_actual) FILTER (WHERE event_kind = 'inspection') AS resolution_actual,
-       coalesce(max(inspection_outcome) FILTER (WHERE event_kind = 'rejection'),
-                max(inspection_outcome) FILTER (WHERE event_kind = 'inspection')) AS outcome,
+       max(inspection_outcome) FILTER (WHERE event_kind = 'rejection') AS rejection_outcome,
+       max(inspection_outcome) FILTER (WHERE event_kind = 'inspection') AS inspection_outcome,
        bool_or(event_kind = 'inspection') AS delivered,
        sum(cost_usd) AS cost_usd,
        min(event_time) AS first_event
 FROM ledger GROUP BY clip_id;
+CREATE TABLE IF NOT EXISTS clip_rollup (
+    clip_id VARCHAR USING COMPRESSION uncompressed,  -- nearly all distinct (analytics/db.py)
+    provider VARCHAR, model VARCHAR, tier VARCHAR, mode VARCHAR, seconds_delivered DOUBLE,
+    seconds_asked DOUBLE, resolution_asked VARCHAR, resolution_actual VARCHAR,
+    rejection_outcome VARCHAR, inspection_outcome VARCHAR, delivered BOOLEAN,
+    cost_usd DECIMAL(38, 6), first_event TIMESTAMPTZ);
+
+-- clips that reached inspection (accepted unless a later take replaced them)
+CREATE OR REPLACE VIEW clips AS
+SELECT clip_id, provider, model, tier, mode, seconds_delivered, seconds_asked, resolution_asked,
+       resolution_actual, coalesce(rejection_outcome, inspection_outcome) AS outcome, delivered,
+       cost_usd, first_event
+FROM clip_rollup;
 
 -- cost per delivered second and per accepted clip, failures and re-queues folded in
 CREATE OR REPLACE VIEW unit_costs AS

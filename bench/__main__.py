@@ -1,8 +1,8 @@
 """`python -m bench [name ...]`: run every benchmark (or the named ones) and print ratios.
 
 Benchmarks that take arguments (`ARGS_BENCHES`) get the rest of the command line after their
-name: `python -m bench soak --jobs 2000`. `BY_NAME_ONLY` benchmarks (capacity, cost: minutes long)
-run only when named."""
+name: `python -m bench soak --jobs 2000`. `BY_NAME_ONLY` benchmarks (capacity, cost, fleet,
+webhooks: minutes long) run only when named."""
 
 import sys
 
@@ -12,6 +12,7 @@ from bench import (
     cost_bench,
     crop_bench,
     download_bench,
+    fleet_bench,
     inspection_bench,
     orchestration_bench,
     polling_bench,
@@ -19,6 +20,7 @@ from bench import (
     router_bench,
     sandbox_bench,
     soak_bench,
+    webhooks_bench,
 )
 
 BENCHES = {
@@ -34,10 +36,12 @@ BENCHES = {
     "soak": soak_bench.main,
     "capacity": capacity_bench.main,
     "cost": cost_bench.main,
+    "fleet": fleet_bench.main,
+    "webhooks": webhooks_bench.main,
 }
 ARGS_BENCHES = {"soak", "capacity", "cost"}
 # minutes at their default size: only by name, never in the default set
-BY_NAME_ONLY = {"capacity", "cost"}
+BY_NAME_ONLY = {"capacity", "cost", "fleet", "webhooks"}
 
 argv = sys.argv[1:]
 if not argv:  # every benchmark but BY_NAME_ONLY, the ones taking arguments with defaults

@@ -220,7 +220,6 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
             for i in range(n)))
         from flows.batch import run_batch
         from models.batch import BatchRequest
-        from storage.journal import Journal
         from tasks.batch_summary import BatchIncomplete
 
         prefect = _start_prefect_server()
@@ -244,7 +243,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict:
         sandbox_cpu = _proc_cpu_s(server.proc.pid) - sandbox_cpu
         server_rss = _rss_mib(prefect.server_process.pid)
         spans = _timelines(server, "capacity clip", tag)
-        records = Journal(tmp / "home" / "journal").records()
+        from storage.journal_folder import FolderJournal
+        records = FolderJournal(tmp / "home" / "journal").records()
         unknown = sum(1 for r in records for s in r.steps if s.state == "unknown")
         stats = server.stats()
     finally:

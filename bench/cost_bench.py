@@ -25,9 +25,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench import cost_bill
-from bench.cost_runs import run_naive, run_reelflow
+from bench.cost_runs import reelflow_tier, run_naive, run_reelflow
 from bench.naive import Account
 from bench.workload import Request, draw_photos, month
+from sandbox.knobs import load_prices
 from sandbox.service import account_of
 from tests.sandbox_process import start_sandbox
 
@@ -49,10 +50,10 @@ def _environ(values: dict[str, str]):
             os.environ.pop(name, None) if value is None else os.environ.update({name: value})
 
 
-def _reelflow_env(home: Path, url: str, time_scale: float) -> dict[str, str]:
+def _reelflow_env(home: Path, url: str, time_scale: float, tier: str) -> dict[str, str]:
     return {"REELFLOW_HOME": str(home), "REELFLOW_SANDBOX": url,
             "REELFLOW_SANDBOX_TIME_SCALE": str(time_scale),
-            "REELFLOW_SUBSCRIPTIONS": "kling:standard",
+            "REELFLOW_SUBSCRIPTIONS": f"kling:{tier}",
             "KLING_ACCESS_KEY": REELFLOW_KEYS["kling"],
             "KLING_SECRET_KEY": REELFLOW_KEYS["kling"] + SECRET,
             "OPENAI_API_KEY": REELFLOW_KEYS["openai"], "FAL_KEY": REELFLOW_KEYS["fal"],
@@ -86,19 +87,24 @@ def measure(clips: int, seed: int, time_scale: float, tmp: Path,
     requests = month(clips, seed)
     photos = tmp / "photos"
     draw_photos(requests, photos, seed)
+    advice = reelflow_tier(requests)
+    tiers = {REELFLOW_KEYS["kling"]: advice.recommended, NAIVE_KEY: "standard"}
     server = start_sandbox(tmp / "sandbox", "--shared-render", "--seed", str(seed),
                            time_scale=time_scale)
     try:
-        server.knobs(kling_keys={key: {"secret": key + SECRET, "tier": "standard"}
-                                 for key in (REELFLOW_KEYS["kling"], NAIVE_KEY)},
+        server.knobs(kling_keys={key: {"secret": key + SECRET, "tier": tier}
+                                 for key, tier in tiers.items()},
                      kling=kling or {})
         started = time.perf_counter()
-        with _environ(_reelflow_env(tmp / "home", server.url, time_scale)):
+        with _environ(_reelflow_env(tmp / "home", server.url, time_scale,
+                                    advice.recommended)):
             ours_tags = run_reelflow(requests, photos, tmp / "manifests")
+            from settings import load_settings
             from storage.ledger import read_ledger
 
+            settings = load_settings()  # the ledger this run wrote (the home's by default)
             ledger_usd = sum((Decimal(str(r["cost_usd"])) for r in read_ledger(
-                tmp / "home" / "ledger")), Decimal(0))
+                settings.ledger_place, options=settings.ledger_options)), Decimal(0))
         reelflow_s = time.perf_counter() - started
         started = time.perf_counter()
         naive_tags = run_naive(requests, photos, Account(
@@ -110,18 +116,32 @@ def measure(clips: int, seed: int, time_scale: float, tmp: Path,
     finally:
         server.stop()
     return report(requests, rows, prompts, ours_tags, naive_tags, {
-        "clips": clips, "seed": seed, "time_scale": time_scale, "kling_world": kling or {},
+        "reelflow_tier": advice.recommended, "tier_advice": advice.says(),
+        "naive_tier": "standard", "clips": clips, "seed": seed, "time_scale": time_scale,
+        "kling_world": kling or {},
         "reelflow_wall_s": round(reelflow_s, 1), "naive_wall_s": round(naive_s, 1),
-        "reelflow_ledger_usd": cost_bill.cents(ledger_usd)})
+        "reelflow_ledger_usd": cost_bill.cents(ledger_usd)})  # == its metered bill
 
 
 def report(requests: list[Request], rows: list[dict], prompts: dict[str, str],
            ours_tags: set[str], naive_tags: set[str], extra: dict) -> dict:
     by_id = {r.id: r for r in requests}
     ours, theirs = _accounts()
-    ours_side = cost_bill.side([r for r in rows if r["account"] in ours], prompts, by_id)
-    naive_side = cost_bill.side([r for r in rows if r["account"] in theirs], prompts, by_id)
-    bill = sum((Decimal(r["usd"]) for r in rows), Decimal(0))
+    ours_rows = [r for r in rows if r["account"] in ours]
+    naive_rows = [r for r in rows if r["account"] in theirs]
+    ours_side = cost_bill.side(ours_rows, prompts, by_id)
+    naive_side = cost_bill.side(naive_rows, prompts, by_id)
+    metered = {"reelflow": ours_side.usd, "naive": naive_side.usd}
+    # each Kling key's month: its tier's minimum where its usage falls short (the gateways
+    # and Sora API have none)
+    kling = load_prices()["kling"].tiers
+    minimums = {
+        "reelflow": cost_bill.with_minimum(ours_side, [
+            r for r in ours_rows if r["account"] == account_of(f"kling:{REELFLOW_KEYS['kling']}")],
+            Decimal(str(kling[extra.get("reelflow_tier", "standard")].monthly_minimum_usd))),
+        "naive": cost_bill.with_minimum(naive_side, naive_rows, Decimal(str(
+            kling[extra.get("naive_tier", "standard")].monthly_minimum_usd)))}
+    bill = sum((Decimal(r["usd"]) for r in rows), Decimal(0)) + sum(minimums.values())
     saved = cost_bill.savings(ours_side, naive_side)
     (ours_s, ours_lost), (naive_s, naive_lost) = (_delivered(requests, ours_tags),
                                                    _delivered(requests, naive_tags))
@@ -133,6 +153,8 @@ def report(requests: list[Request], rows: list[dict], prompts: dict[str, str],
         "ratio_per_delivered_s": round(float((ours_side.usd / ours_s) / (
             naive_side.usd / naive_s)), 4) if ours_s and naive_s and naive_side.usd else None,
         "reelflow_usd": cents(ours_side.usd), "naive_usd": cents(naive_side.usd),
+        "metered_usd": {side: cents(usd) for side, usd in metered.items()},
+        "minimums_usd": {side: cents(usd) for side, usd in minimums.items()},
         "bill_usd": cents(bill), "other_usd": cents(bill - ours_side.usd - naive_side.usd),
         "delivered_s": {"reelflow": ours_s, "naive": naive_s},
         "billed_s": {"reelflow": float(ours_side.billed_s), "naive": float(naive_side.billed_s)},
@@ -154,6 +176,8 @@ def report(requests: list[Request], rows: list[dict], prompts: dict[str, str],
 def show(r: dict) -> None:
     mix = ", ".join(f"{n} {kind}" for kind, n in r["mix"].items())
     world = ", ".join(f"{k} {v}" for k, v in r["kling_world"].items()) or "seed-default"
+    print(f"cost: reelflow's Kling key on {r['reelflow_tier']}, the naive one on "
+          f"{r['naive_tier']} ({r['tier_advice']})")
     print(f"cost: {r['clips']} requests of a month (seed {r['seed']}: {mix}; "
           f"{r['extensions']} edits), sandbox world {world}, time_scale {r['time_scale']}")
     print(f"  {'':28}{'reelflow':>12}{'naive':>12}")
@@ -177,6 +201,8 @@ def show(r: dict) -> None:
     for source, usd in r["savings_usd"].items():
         print(f"    {source:36}{usd:>10.2f}")
     print(f"    {'= difference':36}{r['difference_usd']:>10.2f}")
+    print(f"  monthly minimums beyond metered usage: reelflow "
+          f"${r['minimums_usd']['reelflow']:.2f}, naive ${r['minimums_usd']['naive']:.2f}")
     print(f"  bill ${r['bill_usd']:.2f} = reelflow ${r['reelflow_usd']:.2f} + naive "
           f"${r['naive_usd']:.2f} + other accounts ${r['other_usd']:.2f}; reelflow's own "
           f"ledger ${r['reelflow_ledger_usd']:.2f}")

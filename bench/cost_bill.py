@@ -12,7 +12,10 @@ A row's source, on either side:
 - `pre-crop`: the first `complete` of a product video;
 - the first `complete` of every other clip (UGC, storyboard, an edit's first clip), split into
   `wire snapping` (billed seconds differing, at the naive pipeline's price a second) and
-  `tier and volume` (the rest: the price a second).
+  `tier and volume` (the rest: the price a second);
+- `monthly minimums`: what a subscription account's month is billed beyond its metered usage,
+  up to its tier's minimum (the sandbox's price table, sandbox/prices.toml) — counted for every
+  account of either pipeline, whether or not it ran a job.
 One generation is one tag: `r00042s1` (request, step), plus `p2` for the naive pipeline's second
 part of an edit past the wire's 15 s. A job whose prompt carries no tag is `untraced`.
 """
@@ -24,9 +27,9 @@ from pydantic import BaseModel
 
 from bench.workload import TAG, Request
 
-SOURCES = ("extension instead of regeneration", "tier and volume", "avoided rejections",
-           "failure charges", "re-queues", "submits not repeated", "wire snapping", "pre-crop",
-           "untraced")
+SOURCES = ("extension instead of regeneration", "tier and volume", "monthly minimums",
+           "avoided rejections", "failure charges", "re-queues", "submits not repeated",
+           "wire snapping", "pre-crop", "untraced")
 CENT = Decimal("0.01")
 
 
@@ -82,6 +85,18 @@ def side(rows: list[dict], prompts: dict[str, str], requests: dict[str, Request]
     out.double_charges = sum(1 for n in completes.values() if n > 1)
     out.by_source = dict(by_source)
     return out
+
+
+def with_minimum(out: Side, rows: list[dict], minimum_usd: Decimal) -> Decimal:
+    """Bill `out`'s account its tier's monthly minimum where its metered usage (`rows`, the
+    account's) falls short; returns the amount added."""
+    metered = sum((Decimal(r["usd"]) for r in rows), Decimal(0))
+    short = max(Decimal(0), minimum_usd - metered)
+    if short:
+        out.usd += short
+        out.by_source["monthly minimums"] = out.by_source.get("monthly minimums",
+                                                               Decimal(0)) + short
+    return short
 
 
 def savings(reelflow: Side, naive: Side) -> dict[str, Decimal]:

@@ -3,9 +3,17 @@ deliverables it delivered (accepted).
 
 reelflow: one `run_batch` manifest for every request's first clip (UGC and edits' first clips
 as text rows, product photos as image rows with `aspect_ratio: auto`, storyboards as
-storyboard rows), then one manifest per round of edits: round k extends each edit's clip of
-round k-1 by 5 s (`mode: extend`, `source_clip`), as a user asks for an edit of an archived
-clip once the previous version is approved. Refused prompts go in with the rest.
+storyboard rows), then one manifest per round of edits: round k asks for each edit's clip of
+round k-1 at its new length (5 s longer) with the edit's prompt (`source_clip`, the row's
+`duration` the whole clip's), as a user asks for an edit of an archived clip once the previous
+version is approved; reelflow plans it as an extension where that is cheaper
+(tasks/edits.py). Refused prompts go in with the rest.
+
+reelflow's Kling key holds the tier that pays at the month's volume: `reelflow_tier` prices the
+month's billed seconds (each request's last version: first clip plus the seconds its extensions
+add; refused prompts make nothing) on every Kling tier, minimums included, with the price book's
+`tier_advice` — what `reelflow plan --volume` and `reelflow prices` recommend, read before the
+month as a user would from the month before.
 
 Naive: `bench.naive.naive_month` with the same requests: an edit is regenerated at its new
 length with its whole story in one prompt.
@@ -14,14 +22,30 @@ length with its whole story in one prompt.
 import asyncio
 import json
 import time
+from collections import defaultdict
+from decimal import Decimal
 from pathlib import Path
 
 from bench.naive import Account, Clip, naive_month
-from bench.workload import EDIT_S, Request
+from bench.workload import Request
+from providers.catalog import load_catalog
+from providers.pricebook import TierAdvice, tier_advice
 
 # the temporary Prefect server can answer 503 for a while after a 2,000-row batch (its event
 # queue full): the next manifest's run is started again after a pause
 API_ATTEMPTS, API_PAUSE_S = 5, 20.0
+
+
+def reelflow_tier(requests: list[Request], held: str = "standard") -> TierAdvice:
+    """Which Kling tier pays at this month's billed seconds."""
+    seconds: dict[str, Decimal] = defaultdict(Decimal)
+    for request in requests:
+        if request.kind != "refused":
+            seconds[request.resolution] += request.lengths()[-1]
+    advice = tier_advice(load_catalog().row("kling-v3"), held, dict(seconds),
+                         sum(1 for r in requests if r.kind != "refused"), "the bench's month")
+    assert advice is not None
+    return advice
 
 
 def _first_row(request: Request, photos: Path) -> dict:
@@ -80,8 +104,9 @@ def run_reelflow(requests: list[Request], photos: Path, folder: Path) -> set[str
         due = [r for r in requests if len(r.edits) >= step and r.id in clips]
         if not due:
             break
-        rows = [{"mode": "extend", "source_clip": clips[r.id], "prompt": r.edits[step - 1],
-                 "duration": EDIT_S} for r in due]
+        rows = [{"source_clip": clips[r.id], "prompt": r.edits[step - 1],
+                 "duration": r.lengths()[step], "resolution": r.resolution,
+                 "aspect_ratio": r.aspect} for r in due]
         outcome = _run_manifest(folder / f"edits-{step}.jsonl", rows)
         clips = {}
         for request, (clip_id, done) in zip(due, outcome, strict=True):

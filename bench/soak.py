@@ -245,7 +245,6 @@ def _cents(value: Decimal) -> Decimal:
 
 def audit(server, home: Path, rows: list[dict]) -> dict[str, Any]:
     """Set the sandbox's jobs and bill against the journal and ledger (see the module doc)."""
-    from storage.journal import Journal
     from storage.ledger import read_ledger
 
     # the provider side: every job it created, grouped by the tag its prompt carries (all jobs
@@ -262,7 +261,8 @@ def audit(server, home: Path, rows: list[dict]) -> dict[str, Any]:
             provider_jobs[job["id"]] = job
 
     # reelflow's side
-    records = Journal(home / "journal").records()
+    from storage.journal_folder import FolderJournal
+    records = FolderJournal(home / "journal").records()
     by_clip = {r.clip_id: r for r in records}
     holders: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for record in records:
@@ -396,10 +396,10 @@ def _quiet(log_path: Path, start: Callable[[], Any]) -> Any:
             os.close(saved)
 
 def _journal_states(home: Path) -> dict[str, int]:
-    from storage.journal import Journal
 
     states: dict[str, int] = defaultdict(int)
-    for record in Journal(home / "journal").records():
+    from storage.journal_folder import FolderJournal
+    for record in FolderJournal(home / "journal").records():
         states[record.state] += 1
     return dict(states)
 

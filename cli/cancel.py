@@ -11,6 +11,7 @@ import re
 
 from cli.context import load_context
 from cli.errors import UserError
+from settings import Settings
 from storage.journal import Journal
 from storage.ledger import read_ledger
 
@@ -25,10 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="a clip id (any unique prefix) or a flow run's id")
 
 
-def _clips(journal: Journal, home, target: str) -> tuple[list[str], str | None]:
+def _clips(journal: Journal, settings: Settings, target: str) -> tuple[list[str], str | None]:
     """(the clips `target` names, the flow run it names, if it is one)."""
     if RUN_ID.match(target):
-        clips = sorted({row["clip_id"] for row in read_ledger(home / "ledger")
+        rows = read_ledger(settings.ledger_place, options=settings.ledger_options)
+        clips = sorted({row["clip_id"] for row in rows
                         if row["flow_run_id"] == target and row["event_kind"] == "submit"})
         return clips, target
     matches = journal.matching(target)
@@ -60,9 +62,8 @@ async def _cancel(clips: list[str]) -> list:
 
 def run(args: argparse.Namespace) -> int:
     context = load_context()
-    home = context.settings.home_path
-    journal = Journal(home / "journal")
-    clips, run_id = _clips(journal, home, args.target)
+    journal = context.journal()
+    clips, run_id = _clips(journal, context.settings, args.target)
     if not clips and run_id is None:
         raise UserError("target", f"no clip {args.target!r} in this home",
                         ["a clip id `reelflow clips` lists", "a flow run's id"])

@@ -11,7 +11,6 @@ from pydantic import BaseModel
 
 from cli.context import load_context, require
 from cli.errors import UserError
-from storage.journal import Journal
 from storage.records import OPEN_STATES, ClipJournal, ClipState
 
 HELP_EXAMPLES = """\
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     require(args.model is None or args.model in context.catalog.ids, "model",
             f"{args.model!r} is not a catalog model", context.catalog.ids)
     since = _date(args.since) if args.since else None
-    journal = Journal(context.settings.home_path / "journal")
+    journal = context.journal()
     lines = [_line(r) for r in journal.records() if _wanted(r, args.state)
              and (args.model is None or (r.plan and r.plan.model == args.model))
              and (since is None or r.updated_at.date() >= since)]

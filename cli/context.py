@@ -10,12 +10,18 @@ from cli.errors import UserError, from_validation
 from models.request import LABELS_ALLOWED, as_labels
 from providers.catalog import Catalog, load_catalog
 from settings import Settings, env_name, load_settings
+from storage.journal import Journal, open_journal
 
 
 @dataclass(frozen=True)
 class Context:
     settings: Settings
     catalog: Catalog
+
+    def journal(self) -> Journal:
+        """The journal the settings name (folder or PostgreSQL)."""
+        return open_journal(self.settings.journal_place,
+                            connections=self.settings.journal_connections)
 
 
 def load_context() -> Context:

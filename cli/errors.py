@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from providers.catalog import CatalogError
 from providers.router import PlanError
+from storage.journal import JournalUnavailable
 from tasks.image_files import ImageError
 from tasks.input_files import InputError
 from tasks.manifest import ManifestError
@@ -98,6 +99,9 @@ def as_user_error(err: Exception) -> UserError | None:
         return UserError("catalog", str(err))
     if isinstance(err, ValidationError):
         return from_validation(err)
+    if isinstance(err, JournalUnavailable):
+        return UserError("REELFLOW_JOURNAL", str(err), ["a folder",
+                                                        "a reachable postgresql:// URL"])
     return None
 
 

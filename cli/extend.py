@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from flows.extend import extend_clip
 
     result, code = run_flow(args, extend_clip(clip_id, request.prompt, request.seconds),
-                            showing(args, load_context().settings.home_path / "journal",
+                            showing(args, load_context().settings.journal_place,
                                     [request.clip_id]))
     if code:
         return code

@@ -14,10 +14,12 @@ from cli import (
     demo,
     extend,
     generate,
+    journal,
     limits,
     plan,
     prices,
     prompt,
+    relay,
     report,
     sandbox,
     show,
@@ -44,6 +46,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "limits": (limits.add_arguments, limits.run),
     "capabilities": (capabilities.add_arguments, capabilities.run),
     "cancel": (cancel.add_arguments, cancel.run),
+    "journal": (journal.add_arguments, journal.run),
+    "relay": (relay.add_arguments, relay.run),
 }
 
 

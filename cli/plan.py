@@ -1,19 +1,25 @@
 """plan: choose a model and tier for a request and explain why, before anything is paid."""
 
 import argparse
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cli.context import Context, count, labels, load_context, require
 from cli.errors import UserError
 from models import ASPECT_RATIOS, RESOLUTIONS, ClipRequest, RoutePlan, usd_text
+from providers.pricebook import TierAdvice
 from providers.router import parse_subscriptions, plan
 from settings import subscriptions_assumed
+from storage.capabilities import KIND as CAPABILITIES
 from storage.capabilities import Capabilities
+from storage.prompt_refusals import KIND as PROMPTS
+from storage.prompt_refusals import RefusedPrompts
 from tasks.image_files import ImageError, with_image_digest
 from tasks.input_files import MAX_REQUEST_BYTES, parse_json, read_text
-from tasks.prompt_text import policy_exclusions
+from tasks.prompt_text import policy_exclusions, prompt_words, refused_exclusions
 
 HELP_EXAMPLES = """\
   reelflow plan --prompt "Waves on a shingle" --duration 5 --policy kling-v3-fal --audio
@@ -49,7 +55,8 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aspect", help=" | ".join(ASPECT_RATIOS))
     parser.add_argument("--audio", action="store_true", default=None,
                         help="a soundtrack with the video (priced where the vendor prices it)")
-    parser.add_argument("--image", help="input image file (image mode): JPEG, PNG, WebP or HEIC")
+    parser.add_argument("--image", help="input image file or its object-store URL (image mode): "
+                        "JPEG, PNG, WebP or HEIC")
     parser.add_argument("--focus", help="X,Y fractions to keep inside the crop")
     parser.add_argument("--source-clip", help="clip id to extend (extend mode)")
     parser.add_argument("--camera", help="camera move in words, e.g. 'slow push in'")
@@ -87,7 +94,8 @@ def request_from_args(args: argparse.Namespace) -> ClipRequest:
     if args.label:
         data["labels"] = {**labels(data.get("labels")), **labels(args.label)}
     try:
-        return with_image_digest(ClipRequest.model_validate(data))
+        return with_image_digest(ClipRequest.model_validate(data),
+                                 load_context().settings.inputs_options)
     except ImageError as err:
         raise UserError("image", str(err)) from None
 
@@ -112,17 +120,23 @@ def _when(text: str | None) -> datetime:
 def make_plan(context: Context, request: ClipRequest, subscriptions: str | None,
               volume: int | None, now: datetime) -> RoutePlan:
     text = subscriptions if subscriptions is not None else context.settings.subscriptions
-    words = " ".join([request.prompt, request.camera or "", *(s.prompt for s in request.scenes)])
+    endpoints = context.settings.endpoints()
+    journal = context.journal()  # what every worker learned is kept with the journal
+    try:
+        prompts = RefusedPrompts(journal.learned(PROMPTS))
+        refused = Capabilities(journal.learned(CAPABILITIES)).refused_here(endpoints)
+        excluded = refused_exclusions(request, prompts, context.catalog, endpoints)
+    finally:
+        journal.close()
     return plan(
         request,
         context.catalog,
         now=now,
         subscriptions=parse_subscriptions(text, context.catalog),
-        endpoints=context.settings.endpoints(),
+        endpoints=endpoints,
         volume=volume,
-        exclude=policy_exclusions(words, context.catalog),
-        refused=Capabilities(context.settings.home_path / "capabilities").refused_here(
-            context.settings.endpoints()),
+        exclude={**policy_exclusions(prompt_words(request), context.catalog), **excluded},
+        refused=refused,
         plans_assumed=subscriptions is None and subscriptions_assumed(context.settings),
     )
 
@@ -152,10 +166,40 @@ def render(request: ClipRequest, decision: RoutePlan) -> str:
 def run(args: argparse.Namespace) -> int:
     context = load_context()
     request = request_from_args(args)
-    decision = make_plan(context, request, args.subscriptions, _volume(args.volume),
-                         _when(args.at))
+    volume, now = _volume(args.volume), _when(args.at)
+    decision = make_plan(context, request, args.subscriptions, volume, now)
+    advice = tier_of(context, decision, args.subscriptions, volume, now)
     if args.json:
-        print(decision.model_dump_json(indent=2))
+        payload = decision.model_dump(mode="json")
+        payload["tier_advice"] = (None if advice is None else
+                                  {**advice.model_dump(mode="json"), "says": advice.says()})
+        print(json.dumps(payload, indent=2))
     else:
         print(render(request, decision))
+        if advice is not None:
+            print(f"    {advice.says()}")
     return 0
+
+
+def tier_of(context: Context, decision: RoutePlan, subscriptions: str | None,
+            volume: int | None, now: datetime) -> TierAdvice | None:
+    """Which tier of the chosen account pays at the month's volume: `--volume` clips like this
+    one, or else the seconds this calendar month's ledger billed on the account. None on a
+    pay-as-you-go gateway (it prices each request) or with no volume yet."""
+    # the ledger's reader (DuckDB) is imported only when a plan is printed, not at CLI start
+    from analytics.month_volume import AccountMonth, advice_for, held_tiers, read_month
+
+    text = subscriptions if subscriptions is not None else context.settings.subscriptions
+    held = held_tiers(parse_subscriptions(text, context.catalog), context.catalog)
+    if decision.provider not in held:
+        return None
+    if volume is not None:
+        month = {decision.account: AccountMonth(
+            provider=decision.provider, tier=decision.tier, clips=volume,
+            seconds={decision.resolution: Decimal(decision.seconds_billed) * volume})}
+        basis = "--volume clips like this one"
+    else:
+        month = read_month(context.settings.ledger_place, context.settings.ledger_options, now)
+        basis = f"{now:%B %Y} so far, from the ledger"
+    found = advice_for(context.catalog, {decision.provider: decision.tier}, month, basis)
+    return found[0] if found else None

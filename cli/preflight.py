@@ -13,7 +13,6 @@ from cli.plan import make_plan
 from models import ClipRequest, RoutePlan
 from models.batch import CHUNK_DEPLOYMENT, Manifest
 from providers.router import PlanError
-from storage.journal import Journal
 from tasks.parents import archived_parent
 
 
@@ -24,7 +23,7 @@ def planned(request: ClipRequest) -> RoutePlan:
 
 def archived_clip(prefix: str) -> str:
     """The full id of the archived clip `prefix` starts (the short ids `generate` prints)."""
-    journal = Journal(load_context().settings.home_path / "journal")
+    journal = load_context().journal()
     matches = journal.matching(prefix) if prefix.isalnum() else []
     if len(matches) > 1:
         raise UserError("clip_id", f"{prefix!r} starts {len(matches)} clips: give more of it",

@@ -1,11 +1,15 @@
-"""prices: the cost-at-scale table from the price book, minimums shown, not footnoted."""
+"""prices: the cost-at-scale table from the price book, minimums shown, not footnoted; then,
+for each subscription key, which of its tiers pays at this calendar month's billed seconds so
+far (the ledger's), as a recommendation: the key holds its plan."""
 
 import argparse
 import json
+from datetime import UTC, datetime
 
 from cli.context import load_context, positive_amount, require
 from models import RESOLUTIONS, usd_text
-from providers.pricebook import SEED_VOLUMES, cost_at_scale
+from providers.pricebook import SEED_VOLUMES, TierAdvice, cost_at_scale
+from providers.router import parse_subscriptions
 
 HELP_EXAMPLES = """\
   reelflow prices --seconds 5 --resolution 1080p
@@ -36,4 +40,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {row.model:<13} {row.tier:<11} {row.volume:>8,} "
               f"{usd_text(row.seed_metered_usd):>12} {usd_text(row.minimum_usd):>11} "
               f"{usd_text(row.effective_usd):>12}  {wire:>12} at {row.wire_billed_seconds} s{note}")
+    for found in month_advice(context):
+        print(found.says())
     return 0
+
+
+def month_advice(context) -> list[TierAdvice]:
+    """This month's tier advice for each subscription key that billed seconds."""
+    from analytics.month_volume import advice_for, held_tiers, read_month
+
+    now = datetime.now(UTC)
+    held = held_tiers(parse_subscriptions(context.settings.subscriptions, context.catalog),
+                      context.catalog)
+    month = read_month(context.settings.ledger_place, context.settings.ledger_options, now)
+    return advice_for(context.catalog, held, month, f"{now:%B %Y} so far, from the ledger")

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 
 from models import usd_text
-from storage.journal import Journal
+from storage.journal import open_journal
 from storage.records import ClipJournal
 
 BAR = 20
@@ -70,13 +70,13 @@ def batch_line(records: list[ClipJournal | None], budget: Decimal | None,
 
 
 @contextmanager
-def showing(args: argparse.Namespace, journal_root, clip_ids: list[str], *,
+def showing(args: argparse.Namespace, journal_place: str, clip_ids: list[str], *,
             batch: bool = False, budget: Decimal | None = None) -> Iterator[None]:
     """Show the clips' progress while the body runs (nothing with --quiet or --json)."""
     if getattr(args, "quiet", False) or args.json:
         yield
         return
-    journal = Journal(journal_root)
+    journal = open_journal(journal_place, connections=2)
     started = time.monotonic()
     stop = threading.Event()
 
@@ -105,3 +105,4 @@ def showing(args: argparse.Namespace, journal_root, clip_ids: list[str], *,
     finally:
         stop.set()
         thread.join(timeout=5)
+        journal.close()

@@ -10,7 +10,6 @@ from decimal import Decimal
 from cli.context import load_context
 from cli.errors import UserError
 from models import usd_text
-from storage.journal import Journal
 from storage.ledger import read_ledger
 
 HELP_EXAMPLES = """\
@@ -24,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    home = load_context().settings.home_path
-    journal = Journal(home / "journal")
+    context = load_context()
+    settings = context.settings
+    journal = context.journal()
     matches = journal.matching(args.clip_id)
     if len(matches) != 1:
         raise UserError("clip_id", f"{args.clip_id!r} starts {len(matches)} clips"
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     children = [r.clip_id for r in journal.records() if r.parent_clip_id == record.clip_id]
     charges = [{k: row[k] for k in ("event_time", "event_kind", "model", "tier", "job_id",
                                     "cost_usd", "charge_kind")}
-               for row in read_ledger(home / "ledger")
+               for row in read_ledger(settings.ledger_place, options=settings.ledger_options)
                if row["clip_id"] == record.clip_id and row["charge_kind"] != "none"]
     charges.sort(key=lambda c: c["event_time"])
     if args.json:

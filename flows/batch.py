@@ -5,7 +5,10 @@ batch, its field named); duplicates are generated once; clips already done (an e
 this manifest) are skipped and cost nothing. Then the requests fan out — as tasks in this run,
 or as runs of the run-batch/chunk deployment shared by every worker of the pool — under each
 account's documented concurrency and a budget guard asked before every submit.
-The provider's bill is reconciled at the end; a summary table sums it up. The run ends Failed
+With wait=suspend no process waits while the providers render: each chunk run (or, with
+fan_out=tasks, this run) suspends once every request it makes has its job in flight, and the
+relay resumes it once, when all of them are back. The provider's bill is reconciled at the end;
+a summary table sums it up. The run ends Failed
 when a request failed or is still pending, after saying which.
 """
 
@@ -24,6 +27,7 @@ from tasks.fan_out_tasks import run_in_tasks
 from tasks.manifest import read_manifest
 from tasks.reconciling import reconcile_task
 from tasks.runtime import clip_run
+from tasks.suspending import check_suspendable, until_back
 
 
 @flow(name="run-batch", flow_run_name=run_names.batch, retries=0, log_prints=True)
@@ -32,11 +36,15 @@ async def run_batch(batch: BatchRequest) -> BatchResult:
 
     Args:
         batch: The manifest (a CSV, JSONL or Parquet file of requests on a path every worker
-            can read), the budget for all of it, and how its requests fan out.
+            can read, or on an object store), the budget for all of it, and how its requests
+            fan out.
     """
-    manifest = read_manifest(batch.manifest, absolute_images=batch.absolute_images)
     budget = Decimal(str(batch.budget_usd)) if batch.budget_usd is not None else None
-    async with clip_run(per_clip_ui=False) as rt:
+    async with clip_run(per_clip_ui=False, may_suspend=True, wait=batch.wait) as rt:
+        if batch.fan_out == "deployments":  # its chunk runs suspend, not this one
+            check_suspendable(rt, this_run=False)
+        manifest = read_manifest(batch.manifest, absolute_images=batch.absolute_images,
+                                 options=rt.settings.inputs_options)
         plan = plan_manifest(rt, manifest, budgeted=budget is not None)
         get_run_logger().info(
             "batch %s: %d rows, %d unique requests, estimated %s%s", manifest.batch_id,
@@ -44,7 +52,7 @@ async def run_batch(batch: BatchRequest) -> BatchResult:
             f", budget {usd_text(budget)}" if budget is not None else "")
         guard = BudgetGuard(budget, rt.journal, list(plan.plans))
         if batch.fan_out == "tasks":
-            items = await run_in_tasks(rt, manifest, plan, guard)
+            items = await until_back(rt, lambda rt: run_in_tasks(rt, manifest, plan, guard))
         else:
             items = await run_as_deployments(rt, manifest, plan, guard, batch.chunk_size)
         reconciliation = await reconcile_task(rt)
@@ -62,8 +70,8 @@ async def run_batch_chunk(chunk: BatchChunk) -> BatchResult:
     manifest = Manifest(path=f"chunk of batch {chunk.batch_id}", batch_id=chunk.batch_id,
                         rows=chunk.rows)
     budget = Decimal(str(chunk.budget_usd)) if chunk.budget_usd is not None else None
-    async with clip_run(per_clip_ui=False) as rt:
+    async with clip_run(per_clip_ui=False, may_suspend=True, wait=chunk.wait) as rt:
         plan = plan_manifest(rt, manifest, budgeted=budget is not None)
         guard = BudgetGuard(budget, rt.journal, list(plan.plans))
-        items = await run_in_tasks(rt, manifest, plan, guard)
+        items = await until_back(rt, lambda rt: run_in_tasks(rt, manifest, plan, guard))
         return await batch_result(rt, manifest, plan, items, None, chunk.budget_usd)

@@ -17,6 +17,7 @@ from models import ClipRequest, ClipResult
 from tasks import run_names
 from tasks.extension import extend
 from tasks.runtime import clip_run
+from tasks.suspending import WaitParameter, until_back
 
 
 @flow(name="extend-clip", flow_run_name=run_names.extension, retries=0, log_prints=True)
@@ -25,6 +26,7 @@ async def extend_clip(
     prompt: Annotated[str, Field(min_length=1)],
     seconds: Annotated[float, Field(gt=0, title="Seconds to add")],
     take: Annotated[int, Field(ge=0)] = 0,
+    wait: WaitParameter = None,
 ) -> ClipResult:
     """Add `seconds` to the archived clip `clip_id`, described by `prompt`.
 
@@ -34,7 +36,10 @@ async def extend_clip(
         prompt: What happens in the added seconds.
         seconds: How many seconds to add.
         take: 0 for the first take; raise it to pay for another take of the same extension.
+        wait: How the run waits while the provider renders: poll, or suspend (no process
+            waits; the relay's callback resumes it). Left empty: REELFLOW_WAIT, else poll.
     """
-    async with clip_run() as rt:
-        return await extend(rt, ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt,
-                                            duration=seconds, take=take))
+    async with clip_run(wait=wait, may_suspend=True) as rt:
+        request = ClipRequest(mode="extend", source_clip=clip_id, prompt=prompt,
+                              duration=seconds, take=take)
+        return await until_back(rt, lambda rt: extend(rt, request))

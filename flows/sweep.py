@@ -2,6 +2,8 @@
 
 1. Open clips with a job at the provider are resumed through the code a run uses; unknown
    submits are recovered by lookup, never sent blind (tasks/sweeping.py).
+   Runs suspended on a job whose callback is late (or lost) are resumed once the job has
+   ended (tasks/suspending.py: the backstop).
 2. Every job's charges are compared with the provider's own bill (tasks/reconciling.py); what
    only the bill has is written as `reconciled` ledger rows.
 3. Checksums are re-verified across the archive; a missing or corrupt file is fetched again
@@ -18,6 +20,7 @@ from prefect import flow
 
 from tasks.reconciling import reconcile_task
 from tasks.runtime import clip_run
+from tasks.suspending import wake_overdue
 from tasks.sweep_report import SweepReport, publish_sweep
 from tasks.sweeping import apply_retention, compact_ledger, resume_open, verify_archive
 
@@ -27,6 +30,7 @@ async def sweep_archive() -> SweepReport:
     """Resume open clips, reconcile, verify the archive, compact the ledger, apply retention."""
     async with clip_run() as rt:
         resumed, left_open = await resume_open(rt)
+        woken = await wake_overdue(rt)
         reconciliation = await reconcile_task(rt)
         verified = await verify_archive(rt)
         compacted = await compact_ledger(rt)
@@ -34,4 +38,4 @@ async def sweep_archive() -> SweepReport:
         return await publish_sweep(SweepReport(
             resumed=resumed, left_open=left_open, reconciliation=reconciliation,
             verified=verified, compacted=compacted, retained=retained,
-            quarantined=rt.journal.quarantined()))
+            quarantined=rt.journal.quarantined(), woken=woken))

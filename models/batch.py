@@ -10,6 +10,7 @@ from models.request import ClipRequest
 
 Status = Literal["done", "already_done", "failed", "left"]
 FanOut = Literal["tasks", "deployments"]
+Wait = Literal["poll", "suspend"]
 # Chunks are runs of the run-batch flow too (`run_batch_chunk` carries the flow's name), so the
 # UI lists a batch and its chunks under one flow.
 CHUNK_DEPLOYMENT = "run-batch/chunk"
@@ -18,8 +19,9 @@ CHUNK_DEPLOYMENT = "run-batch/chunk"
 class BatchRequest(BaseModel):
     """What run-batch is asked to do."""
 
-    manifest: str = Field(description="A CSV, JSONL or Parquet file of requests, on a path "
-                          "every worker can read.")
+    manifest: str = Field(description="A CSV, JSONL or Parquet file of requests: a path "
+                          "every worker can read, or an object-store URL (s3://bucket/prefix/"
+                          "batch.csv) whose image paths name objects under its prefix.")
     # no null branch in the form (the UI renders one as a type switch): left empty, not sent
     budget_usd: Annotated[float, Field(gt=0)] | SkipJsonSchema[None] = Field(
         default=None, description="USD the batch may spend in all, across reruns.")
@@ -27,6 +29,10 @@ class BatchRequest(BaseModel):
         default="tasks", description="tasks: async tasks in this run; deployments: chunks "
         "sent as runs of the run-batch/chunk deployment, shared by every worker of the pool.")
     chunk_size: int = Field(default=25, gt=0, description="Requests per chunk run.")
+    wait: Wait | SkipJsonSchema[None] = Field(
+        default=None, description="How runs wait while the provider renders: poll, or "
+        "suspend (no process waits: the relay's callbacks resume each chunk run once its "
+        "jobs are back; with fan_out=tasks, this run). Left empty: REELFLOW_WAIT, else poll.")
     absolute_images: bool = Field(
         default=False, description="Let rows name images by absolute path; otherwise image "
         "paths stay inside the manifest's folder.")
@@ -60,6 +66,7 @@ class BatchChunk(BaseModel):
     rows: list[ManifestRow] = Field(description="The chunk's requests, with their rows.")
     budget_usd: float | None = Field(
         default=None, description="The chunk's share of the batch's budget.")
+    wait: Wait = Field(default="poll", description="The batch's way to wait.")
 
 
 class BatchItem(BaseModel):

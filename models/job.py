@@ -78,6 +78,10 @@ class SubmitRequest(BaseModel):
     parent_video_id: str | None = Field(
         default=None, description="The provider's video id to extend."
     )
+    callback_url: str | None = Field(
+        default=None, description="Where the provider calls back when the job ends (the "
+        "relay's URL for this step: fal's fal_webhook, Kling's callback_url, AtlasCloud's "
+        "webhook_url); None: no callback, the run polls.")
 
 
 class RemoteVideo(BaseModel):

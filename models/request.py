@@ -166,7 +166,8 @@ class ClipRequest(BaseModel):
     )
     image: str | None = Field(
         default=None,
-        description="Path of the input image (image mode): a JPEG, PNG, WebP or HEIC file.",
+        description="Path of the input image (image mode), or its object-store URL "
+        "(s3://bucket/key): a JPEG, PNG, WebP or HEIC file.",
         examples=["examples/harbour-4x3.jpg"],
     )
     image_sha256: str | None = Field(

@@ -71,6 +71,8 @@ class AtlasCloudAdapter(Adapter):
                                 "aspect_ratio": request.aspect_ratio, **params}
         if request.negative_prompt:
             body["negative_prompt"] = request.negative_prompt
+        if request.callback_url:
+            body["webhook_url"] = request.callback_url
         if request.mode == "image":
             body["image_url"] = await self._upload(request)
         response = await self.send_once("/api/v1/model/generateVideo", json=body)

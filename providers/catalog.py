@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from models import AspectRatio, Mode, Protocol, Resolution, resolution_rank
 
+# Subscription protocols sell a key one plan; pay-as-you-go gateways price each request.
+SUBSCRIPTION_PROTOCOLS: frozenset[Protocol] = frozenset({"kling_native", "openai_videos"})
+
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")
 
 

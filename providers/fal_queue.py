@@ -107,8 +107,9 @@ class FalQueue(Adapter):
             raise InvalidRequest("fal has no extension endpoint for this model")
         started = datetime.now(UTC)
         try:
-            response = await self.send_once(self.app_path(request),
-                                            json=self.arguments(request))
+            response = await self.send_once(
+                self.app_path(request), json=self.arguments(request),
+                params={"fal_webhook": request.callback_url} if request.callback_url else None)
         except SubmitUnknown:
             found = await self.recover(request, idempotency_key, started, taken=taken)
             if found is None:

@@ -94,6 +94,8 @@ class KlingNative(Adapter):
 
     def body(self, request: SubmitRequest, key: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model_name": request.endpoint, "external_task_id": key}
+        if request.callback_url:
+            body["callback_url"] = request.callback_url
         if request.mode == "extend":
             body.update({"video_id": request.parent_video_id, "prompt": request.prompt})
             return body

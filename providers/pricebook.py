@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from models import USD, MonthlyCost, Resolution, resolution_rank
+from models import USD, MonthlyCost, Resolution, resolution_rank, usd_text
 from providers.catalog import Catalog, ModelRow, Tier
 from providers.durations import Unplannable, plan_steps
 
@@ -150,3 +150,83 @@ def cost_at_scale(
                     )
                 )
     return rows
+
+
+class MonthOnTier(BaseModel):
+    """A month's billed seconds priced on one tier, its minimum applied."""
+
+    tier: str
+    metered_usd: USD
+    minimum_usd: USD
+    effective_usd: USD
+    break_even_s: int | None = None  # billed seconds a month from which it beats the held tier
+
+
+class TierAdvice(BaseModel):
+    """Which tier of a subscription account pays at a month's volume. A recommendation: the
+    key holds its plan, and changing it is the account holder's decision."""
+
+    provider: str
+    model: str
+    held: str
+    billed_seconds: Decimal
+    clips: int
+    basis: str  # where the volume comes from: "this month's ledger", "--volume"
+    tiers: list[MonthOnTier]  # cheapest first: the tiers that can make this month's seconds
+    recommended: str
+
+    def says(self) -> str:
+        month = {t.tier: t for t in self.tiers}
+        volume = f"{self.billed_seconds:,.0f} billed s ({self.clips:,} clips, {self.basis})"
+        best = month[self.recommended]
+        if self.held not in month:
+            return (f"tier: {self.provider} {self.held} cannot make {volume}; "
+                    f"{self.recommended} would, at {usd_text(best.effective_usd)}")
+        held = month[self.held]
+        if self.recommended == self.held:
+            text = f"tier: stay on {self.provider} {self.held} at {volume}: " \
+                   f"{usd_text(held.effective_usd)}"
+            dearer = [t for t in self.tiers if t.tier != self.held and t.break_even_s]
+            if dearer:
+                t = min(dearer, key=lambda t: t.break_even_s or 0)
+                text += (f"; {t.tier} ({usd_text(t.minimum_usd)} minimum) pays from "
+                         f"{t.break_even_s:,} billed s a month")
+            return text
+        minimum = (f" ({usd_text(best.minimum_usd)} minimum included)" if best.minimum_usd
+                   else "")
+        return (f"tier: {self.recommended} pays at {volume}: {usd_text(best.effective_usd)} "
+                f"a month against {usd_text(held.effective_usd)} on {self.held}{minimum}; "
+                f"the {self.provider} key holds {self.held}: switching is the account "
+                "holder's decision")
+
+
+def tier_advice(row: ModelRow, held: str, seconds: dict[Resolution, Decimal], clips: int,
+                basis: str) -> TierAdvice | None:
+    """The tiers of `row` (a subscription model) priced on a month of `seconds` billed by
+    resolution, cheapest first; None without a volume. A tier that cannot make a resolution of
+    the month, or whose credits would not cover it, is left out."""
+    total = sum(seconds.values(), Decimal(0))
+    if total <= 0:
+        return None
+    month = []
+    for tier in row.tier:
+        if any(resolution_rank(r) > resolution_rank(tier.max_resolution) for r in seconds):
+            continue
+        cap = tier.monthly_seconds_cap
+        if cap is not None and total > _dec(cap):
+            continue
+        metered = sum((clip_cost(tier, r, s) for r, s in seconds.items()), Decimal(0))
+        month.append(MonthOnTier(tier=tier.name, metered_usd=metered,
+                                 minimum_usd=tier.monthly_minimum_usd,
+                                 effective_usd=max(metered, tier.monthly_minimum_usd)))
+    if not month:
+        return None
+    month.sort(key=lambda t: (t.effective_usd, t.minimum_usd))
+    mine = next((t for t in month if t.tier == held), None)
+    if mine is not None:
+        for t in month:
+            if t is not mine and t.metered_usd < mine.metered_usd:
+                t.break_even_s = break_even_volume(t.metered_usd / total, t.minimum_usd,
+                                                   mine.metered_usd / total, mine.minimum_usd)
+    return TierAdvice(provider=row.provider, model=row.id, held=held, billed_seconds=total,
+                      clips=clips, basis=basis, tiers=month, recommended=month[0].tier)

@@ -27,7 +27,7 @@ from models import (
     usd_text,
 )
 from providers import latency
-from providers.catalog import Catalog, ModelRow, Tier
+from providers.catalog import SUBSCRIPTION_PROTOCOLS, Catalog, ModelRow, Tier
 from providers.durations import Unplannable, plan_steps, storyboard_steps
 from providers.pricebook import break_even_volume, clip_cost, monthly
 
@@ -71,8 +71,6 @@ def subscription_choices(catalog: Catalog) -> list[str]:
     return [f"{p}:{t}" for p, tiers in catalog.providers().items() for t in tiers]
 
 
-# Subscription protocols sell a key one plan; pay-as-you-go gateways price each request.
-SUBSCRIPTION_PROTOCOLS: frozenset[Protocol] = frozenset({"kling_native", "openai_videos"})
 
 
 def _gateway_tiers(catalog: Catalog) -> set[tuple[str, str]]:

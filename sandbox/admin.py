@@ -1,5 +1,6 @@
-"""Admin endpoints under /_admin (loopback only): knobs, clock, faults, usage, counters — how a
-test sets up the world it needs and reads the bill it must reconcile against."""
+"""Admin endpoints under /_admin (loopback only): knobs, clock, faults, usage, counters, request
+counts, webhook deliveries and signing secrets — how a test sets up the world it needs and reads
+the bill it must reconcile against."""
 
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,10 @@ from starlette.routing import Route
 
 from sandbox.faults import Fault, FaultQueue
 from sandbox.knobs import Knobs
-from sandbox.service import Sandbox
+from sandbox.requests import RequestCounts
+from sandbox.service import Sandbox, account_of
+from sandbox.signing import account_secret
+from sandbox.webhooks import Webhooks
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -26,8 +30,10 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 class Admin:
-    def __init__(self, sandbox: Sandbox, faults: FaultQueue):
-        self.sandbox, self.faults = sandbox, faults
+    def __init__(self, sandbox: Sandbox, faults: FaultQueue, webhooks: Webhooks,
+                 requests: RequestCounts | None = None):
+        self.sandbox, self.faults, self.webhooks = sandbox, faults, webhooks
+        self.requests = requests or RequestCounts()
 
     def routes(self) -> list[Route]:
         return [
@@ -40,8 +46,11 @@ class Admin:
             Route("/faults", self.clear_faults, methods=["DELETE"]),
             Route("/usage", self.usage, methods=["GET"]),
             Route("/stats", self.stats, methods=["GET"]),
+            Route("/requests", self.request_counts, methods=["GET"]),
             Route("/jobs", self.jobs, methods=["GET"]),
             Route("/jobs/{job_id}", self.job, methods=["GET"]),
+            Route("/webhooks", self.deliveries, methods=["GET"]),
+            Route("/webhooks/secret", self.webhook_secret, methods=["GET"]),
         ]
 
     async def health(self, request: Request) -> JSONResponse:
@@ -70,6 +79,8 @@ class Admin:
         self.sandbox.set_knobs(knobs)
         self.sandbox.set_clock(0.0)
         self.faults.clear()
+        self.webhooks.clear()
+        self.requests.clear()
         return JSONResponse(knobs.model_dump(mode="json"))
 
     async def clock(self, request: Request) -> JSONResponse:
@@ -122,3 +133,25 @@ class Admin:
 
     async def stats(self, request: Request) -> JSONResponse:
         return JSONResponse(self.sandbox.store.counters())
+
+    async def request_counts(self, request: Request) -> JSONResponse:
+        """Provider API requests received since the start or the last reset, per protocol
+        prefix and per method (sandbox/requests.py); /_admin is not counted."""
+        return JSONResponse(self.requests.snapshot())
+
+    async def deliveries(self, request: Request) -> JSONResponse:
+        """Every webhook delivery (`?job_id=` keeps one job's) with its state — pending,
+        sending, delivered, failed (out of attempts), dropped (the knob, or a reset) — and its
+        attempts: {attempt, at, status_code, error}."""
+        return JSONResponse({"deliveries": self.webhooks.deliveries(
+            request.query_params.get("job_id"))})
+
+    async def webhook_secret(self, request: Request) -> JSONResponse:
+        """An AtlasCloud account's webhook signing secret, by its API key (`?key=`) or its
+        account name (`?account=`): what a relay verifying its deliveries is configured with."""
+        key, account = request.query_params.get("key"), request.query_params.get("account")
+        if key:
+            account = account_of("atlascloud:" + key)
+        if not account:
+            return JSONResponse({"error": "give key or account"}, status_code=400)
+        return JSONResponse({"account": account, "secret": account_secret(account)})

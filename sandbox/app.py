@@ -1,4 +1,7 @@
-"""The sandbox as one ASGI app: each protocol under its own prefix, the file host, the admin."""
+"""The sandbox as one ASGI app: each protocol under its own prefix, the file host, the admin;
+its lifespan runs the webhook delivery worker."""
+
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -14,11 +17,23 @@ from sandbox.fal_api import FalQueue
 from sandbox.faults import FaultMiddleware, FaultQueue
 from sandbox.kling_api import KlingNative
 from sandbox.openai_api import OpenAIVideos
+from sandbox.requests import RequestCountMiddleware, RequestCounts
 from sandbox.service import Sandbox
+from sandbox.webhooks import Webhooks
 
 
 def build_app(sandbox: Sandbox) -> Starlette:
     faults = FaultQueue()
+    webhooks = Webhooks(sandbox)
+    requests = RequestCounts()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        webhooks.start()
+        try:
+            yield
+        finally:
+            webhooks.stop()
 
     async def file_host(request: Request) -> Response:
         """Hosted outputs (fal, Kling): public URLs that expire."""
@@ -40,11 +55,12 @@ def build_app(sandbox: Sandbox) -> Starlette:
 
     app = Starlette(routes=[
         Mount("/openai", routes=OpenAIVideos(sandbox).routes()),
-        Mount("/fal", routes=FalQueue(sandbox).routes()),
-        Mount("/kling", routes=KlingNative(sandbox).routes()),
-        Mount("/atlascloud", routes=AtlasCloud(sandbox).routes()),
+        Mount("/fal", routes=FalQueue(sandbox, webhooks).routes()),
+        Mount("/kling", routes=KlingNative(sandbox, webhooks).routes()),
+        Mount("/atlascloud", routes=AtlasCloud(sandbox, webhooks).routes()),
         Route("/files/{name}", file_host, methods=["GET"]),
-        Mount("/_admin", routes=Admin(sandbox, faults).routes()),
-    ])
+        Mount("/_admin", routes=Admin(sandbox, faults, webhooks, requests).routes()),
+    ], lifespan=lifespan)
     app.add_middleware(FaultMiddleware, sandbox=sandbox, queue=faults)
+    app.add_middleware(RequestCountMiddleware, counts=requests)  # outermost: faulted ones too
     return app

@@ -5,7 +5,13 @@ uploadMedia; Bearer auth; one price per model. No idempotency key exists on this
 As its docs say (atlascloud.ai/docs/en/errors): errors are `{code, msg, request_id, data}` with
 an X-Request-ID header and no Retry-After; a prediction the content moderation refuses fails
 with `data.error_code` 1039 (and, like every failure here, is not billed). Kling v3's variant is
-chosen by the model id (`kwaivgi/kling-v3.0-std` makes 720p, `-pro` 1080p)."""
+chosen by the model id (`kwaivgi/kling-v3.0-std` makes 720p, `-pro` 1080p).
+
+A submit with `webhook_url` gets one signed POST at the terminal state
+(atlascloud.ai/docs/webhooks): `{event_type: "video.task.terminal", session_id,
+status: "OK"|"ERROR", payload, error}`, `payload` the prediction as polling shows it, the event
+also in X-AtlasCloud-Webhook-Event; signatures as sandbox/signing.py says, the JWKS at
+/atlascloud/api/v1/webhooks/jwks.json."""
 
 import uuid
 from typing import Any
@@ -24,7 +30,8 @@ from sandbox.errors import (
 )
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, guarded, image_from_bytes, resolution_of
+from sandbox.webhooks import Delivery, Webhooks
+from sandbox.wire import body, callback_url, guarded, image_from_bytes, resolution_of
 
 BOTH = {"text-to-video", "image-to-video"}
 # model family -> (modes, durations, the resolution its id fixes, if it does)
@@ -36,6 +43,7 @@ MODELS: dict[str, tuple[set[str], set[int], str | None]] = {
 }
 SIDES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 MODERATION = 1039
+TERMINAL_EVENT = "video.task.terminal"
 
 
 def error(err: SandboxError) -> JSONResponse:
@@ -49,12 +57,14 @@ def error(err: SandboxError) -> JSONResponse:
 
 
 class AtlasCloud:
-    def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
+    def __init__(self, sandbox: Sandbox, webhooks: Webhooks):
+        self.sandbox, self.webhooks = sandbox, webhooks
         self.submits = 0
+        webhooks.register("atlascloud", self)
 
     def routes(self) -> list[Route]:
         return [
+            Route("/api/v1/webhooks/jwks.json", self.jwks, methods=["GET"]),
             Route("/api/v1/model/generateVideo", self.handle(self.generate), methods=["POST"]),
             Route("/api/v1/model/prediction/{id}", self.handle(self.prediction),
                   methods=["GET"]),
@@ -105,6 +115,7 @@ class AtlasCloud:
             if not path.is_file():
                 raise Unprocessable("image_url does not exist")
             image = path.read_bytes()
+        hook = callback_url(data.get("webhook_url"), "webhook_url")
         job = self.sandbox.submit(
             protocol="atlascloud", family=mode, account=account, tier=tier, model=model,
             kind="generate", prompt=prompt, shots=[Shot(text=prompt, seconds=duration)],
@@ -113,18 +124,41 @@ class AtlasCloud:
             policy_as_failure=True, image=image,
         )
         self.submits += 1
+        if hook:
+            self.webhooks.subscribe(job, hook, str(request.base_url).rstrip("/"))
         shape = self.sandbox.knobs.atlascloud_response
         top = shape == "top" or (shape == "alternate" and self.submits % 2 == 0)
         answer = {"id": job.id, "status": "processing", "model": model,
                   "created_at": int(job.created_at)}
         return JSONResponse(answer if top else {"code": 200, "data": answer})
 
-    def _prediction(self, request: Request, job: Job) -> dict[str, Any]:
-        state = job.state(self.sandbox.clock.now())
+    async def jwks(self, request: Request) -> Response:
+        """The webhook signing key, public and unauthenticated."""
+        return JSONResponse(self.webhooks.signer.jwks("atlascloud"))
+
+    # webhook deliveries (the Hook sandbox/webhooks.py calls)
+    def events(self, job: Job) -> list[tuple[float, str]]:
+        return [(at, TERMINAL_EVENT) for at, _ in job.transitions()[-1:]]
+
+    def callback(self, job: Job, at: float, base: str) -> dict[str, Any]:
+        prediction = self._prediction(base, self.sandbox.settle(job, at), at)
+        failed = prediction["status"] == "failed"
+        return {"event_type": TERMINAL_EVENT, "session_id": job.id,
+                "status": "ERROR" if failed else "OK", "payload": prediction,
+                "error": prediction["error"] if failed else None}
+
+    def headers(self, delivery: Delivery, body: bytes, timestamp: str) -> dict[str, str]:
+        return self.webhooks.signer.atlascloud(delivery.job_id, TERMINAL_EVENT,
+                                               delivery.account, timestamp, body,
+                                               wrong=delivery.wrong_signature)
+
+    def _prediction(self, base: str, job: Job, now: float | None = None) -> dict[str, Any]:
+        """The prediction as polling shows it at `now` (default: the clock's now)."""
+        state = job.state(self.sandbox.clock.now() if now is None else now)
         status = {"queued": "processing", "running": "processing",
                   "succeeded": "completed" if int(job.id[-1], 16) % 2 else "succeeded",
                   "failed": "failed", "cancelled": "failed"}[state]
-        outputs = [f"{str(request.base_url).rstrip('/')}/files/{job.id}.mp4"] if (
+        outputs = [f"{base}/files/{job.id}.mp4"] if (
             state == "succeeded") else []
         failed = status == "failed"
         answer = {"id": job.id, "model": job.model, "status": status, "outputs": outputs,
@@ -138,7 +172,8 @@ class AtlasCloud:
         if job is None or job.protocol != "atlascloud" or job.account != account:
             raise NotFound("prediction not found")
         job = self.sandbox.settle(job)
-        return JSONResponse({"code": 200, "data": self._prediction(request, job)})
+        return JSONResponse({"code": 200, "data": self._prediction(
+            str(request.base_url).rstrip("/"), job)})
 
     async def upload(self, request: Request, account: str, tier: str) -> Response:
         form = await request.form()

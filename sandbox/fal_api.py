@@ -1,7 +1,12 @@
 """fal's queue API under /fal: submit on /{owner}/{app}/{path}, status (202 while queued or in
 progress, 200 once completed), result, cancel; URLs built on owner/app; `Key` auth; `detail`
 errors; Kling v3 argument sets; output `{"video": {url, content_type, file_name, file_size}}`
-served by the sandbox's own file host. The official `fal_client` works against it over TLS."""
+served by the sandbox's own file host. The official `fal_client` works against it over TLS.
+
+A submit with `?fal_webhook=<url>` gets one signed POST at the terminal state (sandbox/webhooks.py):
+`{request_id, gateway_request_id, status: "OK"|"ERROR", payload, error}`, `payload` the result (or
+its `{detail}` error); the public key is a JWKS at /fal/.well-known/jwks.json (fal's own:
+https://rest.alpha.fal.ai/.well-known/jwks.json)."""
 
 import base64
 import re
@@ -23,7 +28,8 @@ from sandbox.errors import (
 )
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, guarded, image_from_base64
+from sandbox.webhooks import Delivery, Webhooks
+from sandbox.wire import body, callback_url, guarded, image_from_base64
 
 # the Kling apps fal documents: v1.x-v3 (and turbo) standard/pro/master, v3's 4K, the o-series
 ENDPOINT = re.compile(r"^(?P<version>v[\d.]+(?:-turbo)?|o\d+)/"
@@ -48,6 +54,11 @@ POLICY_TYPE = "content_policy_violation"
 
 def _error_type(job: Job) -> str:
     return POLICY_TYPE if job.failure_code == "policy" else (job.failure_code or "cancelled")
+
+
+def _policy_detail(job: Job) -> list[dict[str, Any]]:
+    return [{"loc": ["body", "prompt"], "msg": job.failure_message, "type": POLICY_TYPE,
+             "url": "https://docs.fal.ai/errors#" + POLICY_TYPE, "input": job.prompt}]
 
 
 def _iso(at: float) -> str:
@@ -86,12 +97,14 @@ def _invalid(field: str, message: str) -> Unprocessable:
 
 
 class FalQueue:
-    def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
+    def __init__(self, sandbox: Sandbox, webhooks: Webhooks):
+        self.sandbox, self.webhooks = sandbox, webhooks
+        webhooks.register("fal", self)
 
     def routes(self) -> list[Route]:
         base = "/{owner}/{app}/requests/{request_id}"
         return [
+            Route("/.well-known/jwks.json", self.jwks, methods=["GET"]),
             Route("/platform/v1/models/requests/by-endpoint", self.handle(self.requests),
                   methods=["GET"]),
             Route("/platform/v1/models/billing-events", self.handle(self.billing_events),
@@ -134,6 +147,8 @@ class FalQueue:
             raise NotFound(f"Application '{owner}/{app}/{path}' not found")
         data = await body(request)
         spec = self._arguments(match, data)
+        hook = callback_url(request.query_params.get("fal_webhook"), "fal_webhook",
+                            "query")
         # fal takes the request and reports a content-policy refusal at status/result time
         # (a COMPLETED request with an error, a 422 result), never at submit
         job = self.sandbox.submit(
@@ -145,7 +160,40 @@ class FalQueue:
         state = job.state(now)
         answer = {"status": "IN_QUEUE" if state == "queued" else "IN_PROGRESS",
                   **self.urls(request, job), "queue_position": job.queue_position(now)}
+        if hook:
+            self.webhooks.subscribe(job, hook, str(request.base_url).rstrip("/"))
+            answer["gateway_request_id"] = job.id
         return JSONResponse(answer)
+
+    async def jwks(self, request: Request) -> Response:
+        """The webhook signing key, public and unauthenticated as fal's own JWKS is."""
+        return JSONResponse(self.webhooks.signer.jwks("fal"))
+
+    # webhook deliveries (the Hook sandbox/webhooks.py calls)
+    def events(self, job: Job) -> list[tuple[float, str]]:
+        return job.transitions()[-1:]
+
+    def callback(self, job: Job, at: float, base: str) -> dict[str, Any]:
+        state = job.state(at)
+        sent = {"request_id": job.id, "gateway_request_id": job.id}
+        if state == "succeeded":
+            return {**sent, "status": "OK", "payload": self._output(base, job), "error": None}
+        if job.failure_code == "policy":
+            return {**sent, "status": "ERROR", "payload": {"detail": _policy_detail(job)},
+                    "error": "Invalid status code: 422"}
+        return {**sent, "status": "ERROR",
+                "payload": {"detail": job.failure_message or "cancelled"},
+                "error": "Invalid status code: 500"}
+
+    def headers(self, delivery: Delivery, body: bytes, timestamp: str) -> dict[str, str]:
+        return self.webhooks.signer.fal(delivery.job_id, delivery.account, timestamp, body,
+                                        wrong=delivery.wrong_signature)
+
+    def _output(self, base: str, job: Job) -> dict[str, Any]:
+        """The result of a succeeded request (renders its clip once)."""
+        path = self.sandbox.video(job)
+        return {"video": {"url": f"{base}/files/{job.id}.mp4", "content_type": "video/mp4",
+                          "file_name": "output.mp4", "file_size": path.stat().st_size}}
 
     def _arguments(self, match: re.Match, data: dict[str, Any]) -> dict[str, Any]:
         v3 = match["version"].startswith(("v3", "v4", "o"))
@@ -313,23 +361,18 @@ class FalQueue:
         if state in ("queued", "running"):
             return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
         if job.failure_code == "policy":  # fal's input/policy error: 422 with detail
-            return JSONResponse({"detail": [{
-                "loc": ["body", "prompt"], "msg": job.failure_message,
-                "type": POLICY_TYPE, "url": "https://docs.fal.ai/errors#" + POLICY_TYPE,
-                "input": job.prompt}]}, status_code=422)
+            return JSONResponse({"detail": _policy_detail(job)}, status_code=422)
         if state != "succeeded":
             return JSONResponse({"detail": job.failure_message or "cancelled"},
                                 status_code=500,
                                 headers={"x-fal-error-type": _error_type(job)})
-        path = await run_in_threadpool(self.sandbox.video, job)
-        url = f"{str(request.base_url).rstrip('/')}/files/{job.id}.mp4"
-        return JSONResponse({"video": {"url": url, "content_type": "video/mp4",
-                                       "file_name": "output.mp4",
-                                       "file_size": path.stat().st_size}})
+        return JSONResponse(await run_in_threadpool(
+            self._output, str(request.base_url).rstrip("/"), job))
 
     async def cancel(self, request: Request, account: str, tier: str) -> Response:
         job = self._own(request, account)
         if job.state(self.sandbox.clock.now()) in ("queued", "running"):
             self.sandbox.cancel(job)
+            self.webhooks.poke(job.id)
             return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
         return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)

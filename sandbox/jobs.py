@@ -83,6 +83,20 @@ class Job(BaseModel):
             return "queued"
         return "running"
 
+    def transitions(self) -> list[tuple[float, State]]:
+        """Every state the job enters and when, as `state(now)` reads them (a state entered
+        and left in the same instant is left out): what a provider's status callbacks report."""
+        steps: list[tuple[float, State]] = [(self.created_at, "queued"),
+                                            (self.started_at, "running")]
+        if self.requeued_at is not None and self.restarted_at is not None:
+            steps += [(self.requeued_at, "queued"), (self.restarted_at, "running")]
+        steps.append((self.completes_at, self.outcome))
+        if self.cancelled_at is not None:
+            steps = [s for s in steps if s[0] < self.cancelled_at]
+            steps.append((self.cancelled_at, "cancelled"))
+        return [s for s, after in zip(steps, [*steps[1:], None], strict=True)
+                if after is None or after[0] > s[0]]
+
     def progress(self, now: float) -> int:
         state = self.state(now)
         if state in ("succeeded", "failed"):

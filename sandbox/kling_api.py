@@ -1,7 +1,11 @@
 """Kling's native API under /kling: text2video, image2video, video-extend (query and list per
 family), HS256 JWT auth with the real codes (1000–1004), the `{code, message, request_id, data}`
 envelope, millisecond timestamps, numeric task ids, and `external_task_id` unique per account
-(a repeat answers with the existing task — what makes a lost submit recoverable)."""
+(a repeat answers with the existing task — what makes a lost submit recoverable).
+
+A task created with `callback_url` gets a POST of the task object itself (no envelope) on each
+status change, submitted -> processing (-> submitted -> processing on a re-queue) -> succeed |
+failed, unsigned as the public record says Kling's callbacks are (sandbox/webhooks.py)."""
 
 import base64
 import uuid
@@ -25,7 +29,8 @@ from sandbox.errors import (
 )
 from sandbox.jobs import Job, Shot
 from sandbox.service import Sandbox, account_of
-from sandbox.wire import body, guarded, image_from_base64
+from sandbox.webhooks import Delivery, Webhooks
+from sandbox.wire import body, callback_url, guarded, image_from_base64
 
 FAMILIES = ("text2video", "image2video", "video-extend")
 STATUS = {"queued": "submitted", "running": "processing", "succeeded": "succeed",
@@ -74,8 +79,9 @@ def error(err: SandboxError) -> JSONResponse:
 
 
 class KlingNative:
-    def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
+    def __init__(self, sandbox: Sandbox, webhooks: Webhooks):
+        self.sandbox, self.webhooks = sandbox, webhooks
+        webhooks.register("kling", self)
 
     def routes(self) -> list[Route]:
         return [
@@ -119,8 +125,9 @@ class KlingNative:
             raise Unauthorized("Authorization has expired", code="1004")
         return account_of("kling:" + access), key.tier
 
-    def task(self, job: Job) -> dict[str, Any]:
-        now = self.sandbox.clock.now()
+    def task(self, job: Job, now: float | None = None) -> dict[str, Any]:
+        """The task as of `now` (default: the clock's now)."""
+        now = self.sandbox.clock.now() if now is None else now
         job = self.sandbox.settle(job, now)  # the deduction shown is the bill at this instant
         state = job.state(now)
         info: dict[str, Any] = {}
@@ -166,6 +173,7 @@ class KlingNative:
                 return envelope(self.task(existing))
         spec = (self._extend(data) if family == "video-extend"
                 else self._generate(family, data))
+        hook = callback_url(data.get("callback_url"), "callback_url")
         task_id = str(800_000_000_000_000_000 + self.sandbox.store.count("kling:task_id"))
         video_id = str(uuid.uuid4())
         url = f"{str(request.base_url).rstrip('/')}/files/{task_id}.mp4"
@@ -174,7 +182,30 @@ class KlingNative:
             external_id=str(external) if external is not None else None, job_id=task_id,
             extra={"video_id": video_id, "url": url}, **spec,
         )
-        return envelope(self.task(job))
+        if hook:
+            self.webhooks.subscribe(job, hook, str(request.base_url).rstrip("/"))
+        task = self.task(job)
+        if task["task_status"] in ("processing", "succeed"):
+            # Kling's create answers `submitted`: at a small time scale the job may already be
+            # running, or done, when the answer is written
+            task["task_status"] = "submitted"
+            task.pop("task_result", None)
+            task.pop("final_unit_deduction", None)
+        return envelope(task)
+
+    # callbacks (the Hook sandbox/webhooks.py calls)
+    def events(self, job: Job) -> list[tuple[float, str]]:
+        steps: list[tuple[float, str]] = []
+        for at, state in job.transitions():
+            if not steps or steps[-1][1] != STATUS[state]:
+                steps.append((at, STATUS[state]))
+        return steps
+
+    def callback(self, job: Job, at: float, base: str) -> dict[str, Any]:
+        return self.task(job, at)
+
+    def headers(self, delivery: Delivery, body: bytes, timestamp: str) -> dict[str, str]:
+        return {}
 
     def _generate(self, family: str, data: dict[str, Any]) -> dict[str, Any]:
         model = data.get("model_name", "kling-v1")

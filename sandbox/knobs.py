@@ -26,6 +26,7 @@ class TierPrice(BaseModel):
     usd_per_second: float
     usd_per_second_4k: float
     concurrency: int
+    monthly_minimum_usd: float = 0.0  # billed at the month's end when the metered spend is less
 
 
 class ProtocolPrices(BaseModel):
@@ -68,6 +69,30 @@ class World(BaseModel):
     truncate_rate: float = 0.0
     poll_hint_s: float = 2.0
     retry_after_s: float = 10.0
+
+
+class WebhookKnobs(BaseModel):
+    """How the sandbox delivers webhooks (sandbox/webhooks.py), and how it misbehaves doing so.
+
+    The retry figures are fal's (10 tries over about 2 h, 15 s a try); Kling's and AtlasCloud's
+    public pages give none, so the same ones serve them. Misbehaviour is off by default and
+    seeded like the rest of the world."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delay_s: float = Field(default=0.0, ge=0, description="Added before a first attempt.")
+    max_attempts: int = Field(default=10, ge=1)
+    backoff_s: float = Field(default=14.0, ge=0, description="Wait before the first retry; "
+                             "doubled each time (14 s .. 2 h in all, fal's span).")
+    timeout_s: float = Field(default=15.0, gt=0, description="Real seconds an attempt may "
+                             "take (not scaled: a receiver's work does not speed up).")
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    duplicates: int = Field(default=1, ge=1, description="Extra copies of a duplicated one.")
+    out_of_order_rate: float = Field(default=0.0, ge=0, le=1, description="Chance a delivery "
+                                     "is held back `out_of_order_s` so later ones overtake it.")
+    out_of_order_s: float = Field(default=60.0, ge=0)
+    drop_rate: float = Field(default=0.0, ge=0, le=1, description="Never sent.")
+    wrong_signature_rate: float = Field(default=0.0, ge=0, le=1)
 
 
 class KlingKey(BaseModel):
@@ -122,6 +147,7 @@ class Knobs(BaseModel):
         default=True, description="Kling tasks carry final_unit_deduction (the legacy task "
         "shape kling-v3 is served in); off: as on Kling's newer APIs that drop it, so a client "
         "learns of a re-queue only from the deduction detail (reconciliation).")
+    webhooks: WebhookKnobs = Field(default_factory=WebhookKnobs)
     atlascloud_response: str = Field(
         default="alternate", pattern="^(data|top|alternate)$",
         description="Submit answers {data: {id}} or a top-level {id}; AtlasCloud's own pages "
@@ -132,7 +158,10 @@ class Knobs(BaseModel):
         update = {"failure_rate": 0.0, "requeue_rate": 0.0, "flash_frame_rate": 0.0,
                   "downgrade_rate": 0.0, "error_5xx_rate": 0.0, "reset_rate": 0.0,
                   "truncate_rate": 0.0}
+        quiet = {"duplicate_rate": 0.0, "out_of_order_rate": 0.0, "drop_rate": 0.0,
+                 "wrong_signature_rate": 0.0}
         return self.model_copy(update={
-            name: getattr(self, name).model_copy(update=update)
-            for name in ("openai", "fal", "kling", "atlascloud")
+            **{name: getattr(self, name).model_copy(update=update)
+               for name in ("openai", "fal", "kling", "atlascloud")},
+            "webhooks": self.webhooks.model_copy(update=quiet),
         })

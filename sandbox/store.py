@@ -86,6 +86,15 @@ class Store:
             names = [c[0] for c in cursor.description]
             return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
+    # tables other modules keep here (the webhook deliveries), under the same lock
+    def script(self, sql: str) -> None:
+        with self.lock:
+            self._db.executescript(sql)
+
+    def query(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+        with self.lock:
+            return self._db.execute(sql, args).fetchall()
+
     # counters and settings
     def count(self, name: str, by: int = 1) -> int:
         with self.lock:

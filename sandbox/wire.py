@@ -6,13 +6,14 @@ import io
 import json
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.errors import BadRequest, UnsupportedMediaType
+from sandbox.errors import BadRequest, Unprocessable, UnsupportedMediaType
 
 # what a body of the wrong shape raises in a handler that trusted it: the client's 400, as a
 # provider would answer, never the sandbox's 500
@@ -55,6 +56,19 @@ async def body(request: Request) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise BadRequest("the body must be a JSON object")
     return parsed
+
+
+def callback_url(value: Any, field: str, where: str = "body") -> str | None:
+    """A webhook URL the client asked deliveries to go to (absent: None); anything but an
+    absolute http(s) URL is refused before a job exists."""
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        err = Unprocessable(f"{field} must be an absolute http(s) URL")
+        err.loc = [where, field]  # type: ignore[attr-defined]
+        raise err
+    return value
 
 
 def json_part(value: Any) -> Any:

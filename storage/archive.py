@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from storage.places import open_place
 
 
 class AlreadyArchived(FileExistsError):
@@ -62,9 +61,8 @@ def _alive(pid: int) -> bool:
 
 class Archive:
     def __init__(self, url: str | Path, storage_options: dict[str, Any] | None = None):
-        self.fs, root = fsspec.core.url_to_fs(str(url), **(storage_options or {}))
-        self.local = isinstance(self.fs, LocalFileSystem)
-        self.root = root.rstrip("/")
+        self.place = open_place(url, storage_options)
+        self.fs, self.root, self.local = self.place.fs, self.place.root, self.place.local
 
     def path_for(self, clip_id: str, submitted_at: datetime, suffix: str = ".mp4") -> str:
         day = submitted_at.strftime("%Y/%m/%d")
@@ -84,7 +82,7 @@ class Archive:
         return location.removeprefix(self._location(self.root)).lstrip("/")
 
     def _location(self, path: str) -> str:
-        return path if self.local else self.fs.unstrip_protocol(path)
+        return self.place.location(path)
 
     def exists(self, location: str) -> bool:
         return self.fs.exists(location)

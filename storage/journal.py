@@ -1,20 +1,23 @@
 """The job journal: one record per clip id, changed only through its named transitions, so a
 paid submit happens once and nothing paid is forgotten.
 
-Invariant: a record is created (create-if-absent: mkdir is atomic) before a paid submit, and the
-provider's handle is written the moment submit returns. Every transition takes an exclusive lock
-on the clip's record (flock; the kernel drops it when a process dies, even by SIGKILL), reads
-the record, checks that the change is allowed (`InvalidTransition` otherwise) and writes it as a
-temporary file renamed into place, so a reader never sees half a record. A send holds a second
-lock, the clip's send lock, from its lookup to the record of its job (`Journal.sending`): two
-runs of one request never send together. The two are apart because a send is awaited and a
-transition is not: a transition run on the event loop that waited on a send in flight in the
-same process would stop the loop that send needs to finish (two runs of one request in one
-process hung that way).
+The transitions live here, once; where records are kept is a backend (`open_journal`): a folder
+(storage.journal_folder: flock, for one machine or a shared POSIX filesystem) or PostgreSQL
+(storage.journal_postgres: for workers on many machines). Both give the same guarantees, below.
 
-A record that cannot be read (truncated, garbage) is quarantined: moved to _quarantine/ with a
-note of what was found, and read as absent — the clip's next run sees the quarantine and
-recovers its steps by the provider's lookup instead of sending them blind.
+Invariant: a record is created (create-if-absent) before a paid submit, and the provider's
+handle is written the moment submit returns. Every transition takes an exclusive lock on the
+clip's record (one the system drops when a process dies, even by SIGKILL), reads the record,
+checks that the change is allowed (`InvalidTransition` otherwise) and writes it whole, so a
+reader never sees half a record. A send holds a second lock, the clip's send lock, from its
+lookup to the record of its job (`Journal.sending`): two runs of one request never send
+together. The two are apart because a send is awaited and a transition is not: a transition
+run on the event loop that waited on a send in flight in the same process would stop the loop
+that send needs to finish (two runs of one request in one process hung that way).
+
+A record that cannot be read (truncated, garbage) is quarantined: moved aside with a note of
+what was found, and read as absent — the clip's next run sees the quarantine and recovers its
+steps by the provider's lookup instead of sending them blind.
 
 Whoever finds `submitted` resumes that job; `intent` with a send begun, or `unknown`, is
 resolved with the provider's lookup, never by blindly sending again. Terminal states: done,
@@ -22,16 +25,10 @@ failed, lost; `pending` (deadline reached, the provider may still finish) and `u
 submit whose outcome cannot be known) are picked up by the next run or the sweep.
 """
 
-import fcntl
 import functools
-import hashlib
-import json
-import logging
-import os
-import threading
-import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,11 +37,11 @@ from typing import Concatenate, ParamSpec, TypeVar
 from pydantic import BaseModel
 
 from models import Archived, ClipOutcome, JobHandle, RemoteVideo, RoutePlan, usd_text
+from storage.learned import Learned
 from storage.records import REPEATABLE, Attempt, BudgetLeft, ClipJournal, StepRecord
 
 P = ParamSpec("P")
 R = TypeVar("R")
-log = logging.getLogger(__name__)
 
 
 class Quarantined(BaseModel):
@@ -54,6 +51,21 @@ class Quarantined(BaseModel):
     path: str
     found: str
     last_written: datetime
+
+
+class Claim(BaseModel):
+    """A provider job held by one clip step."""
+
+    protocol: str
+    job_id: str
+    clip_id: str
+    step: int
+
+
+class JournalUnavailable(RuntimeError):
+    """The journal named by the settings cannot be used: its database is unreachable or was
+    migrated by a newer reelflow, or its driver is not installed. Nothing was sent: the
+    journal is opened before any submit."""
 
 
 class InvalidTransition(RuntimeError):
@@ -106,6 +118,7 @@ class Clip:
         return record.steps[index]
 
     def _write(self, record: ClipJournal) -> None:
+        record.updated_at = datetime.now(UTC)
         self.journal._write(record)
 
     @_transition
@@ -353,6 +366,15 @@ class Clip:
         self._write(record)
 
     @_transition
+    def adopt(self, record: ClipJournal) -> bool:
+        """A record from another journal (a migration), kept as it was written there; False
+        when this journal has the clip already (its record wins: it may have moved on)."""
+        if self.read() is not None:
+            return False
+        self.journal._write(record)
+        return True
+
+    @_transition
     def mark_provider_deleted(self, index: int) -> None:
         """The sweep deleted the provider's copy of step `index`'s output (retention)."""
         record = self._record()
@@ -371,98 +393,72 @@ def _of_clip(transition: Callable[Concatenate[Clip, P], R]
     return on_clip
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path`: between processes, and between threads of one (each
-    opens its own file description)."""
-    with path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+class Journal(ABC):
+    """Clip records and the transitions on them; a backend keeps the records and the locks.
 
+    A backend gives: `read` (None when absent or quarantined), `_write` (only inside
+    `changing`), `changing` (the record lock: one transition, re-entrant in its thread, never
+    held across an await), `sending` (the send lock, across a send), `signature_lock`, claims
+    (create-if-absent), and listing."""
 
-class Journal:
-    """A folder of clip records: <root>/<clip_id>/record.json (+ lock, send.lock)."""
+    @abstractmethod
+    def read(self, clip_id: str) -> ClipJournal | None: ...
 
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self._held = threading.local()  # the records whose lock this thread holds
+    @abstractmethod
+    def _write(self, record: ClipJournal) -> None: ...
 
-    def _folder(self, clip_id: str) -> Path:
-        if not clip_id.isalnum():
-            raise ValueError(f"not a clip id: {clip_id!r}")
-        return self.root / clip_id
+    @abstractmethod
+    def changing(self, clip_id: str) -> AbstractContextManager[None]: ...
 
-    def read(self, clip_id: str) -> ClipJournal | None:
-        """The clip's record; None when it has none, or had one that could not be read (it is
-        quarantined now: see `quarantined`)."""
-        path = self._folder(clip_id) / "record.json"
-        try:
-            return ClipJournal.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except ValueError as err:  # invalid JSON, bytes or fields (ValidationError too)
-            self._quarantine(clip_id, path, f"{type(err).__name__}: {err}"[:2000])
-            return None
+    @abstractmethod
+    def _send_lock(self, clip_id: str) -> AbstractContextManager[None]: ...
 
-    def _quarantine(self, clip_id: str, path: Path, found: str) -> None:
-        folder = self.root / "_quarantine"
-        folder.mkdir(exist_ok=True)
-        try:
-            written = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-            target = folder / f"{clip_id}.{written:%Y%m%dT%H%M%S%f}.json"
-            path.rename(target)  # another reader may have moved it first
-        except FileNotFoundError:
-            return
-        note = Quarantined(clip_id=clip_id, path=str(target), found=found, last_written=written)
-        target.with_suffix(".note.json").write_text(note.model_dump_json(indent=2),
-                                                    encoding="utf-8")
-        log.warning("journal record of clip %s could not be read (%s): moved to %s", clip_id,
-                    found.splitlines()[0], target)
+    @abstractmethod
+    def signature_lock(self, signature: str) -> AbstractContextManager[None]:
+        """Serialise, across processes, the sends of requests a provider echoes back alike
+        (a protocol without idempotency keys): held from before the send until the job is
+        claimed, so that what a lookup finds in the send's window is that send's job."""
 
+    @abstractmethod
+    def claim_job(self, protocol: str, job_id: str, clip_id: str, index: int) -> None:
+        """Claim a provider job for one clip step, create-if-absent: returns when this step
+        holds the claim (now or already); `JobClaimed` when another step does. Recovery
+        adopts a job only with its claim, so one job never becomes two clips."""
+
+    @abstractmethod
+    def claimed_by_other(self, protocol: str, job_id: str, clip_id: str, index: int) -> bool:
+        """Whether another clip step already holds this job (read only)."""
+
+    @abstractmethod
+    def claims(self) -> list[Claim]:
+        """Every claim held, by protocol and job id."""
+
+    @abstractmethod
     def quarantined(self, clip_id: str | None = None) -> list[Quarantined]:
         """Records moved aside as unreadable (of one clip, or all), oldest first."""
-        folder = self.root / "_quarantine"
-        notes = sorted(folder.glob(f"{clip_id or '*'}.*.note.json")) if folder.exists() else []
-        return [Quarantined.model_validate_json(n.read_text(encoding="utf-8")) for n in notes]
 
-    def _write(self, record: ClipJournal) -> None:
-        record.updated_at = datetime.now(UTC)
-        folder = self._folder(record.clip_id)
-        tmp = folder / f".record.{os.getpid()}.tmp"
-        tmp.write_text(record.model_dump_json(indent=2), encoding="utf-8")
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        tmp.replace(folder / "record.json")
+    @abstractmethod
+    def records(self) -> list[ClipJournal]: ...
 
-    @contextmanager
-    def changing(self, clip_id: str) -> Iterator[None]:
-        """The record's lock, for one transition (re-entered freely by the thread holding
-        it: a transition may call another). Never held across an await."""
-        held: set[str] = self._held.__dict__.setdefault("clips", set())
-        if clip_id in held:
-            yield
-            return
-        folder = self._folder(clip_id)
-        folder.mkdir(exist_ok=True)
-        with _exclusive(folder / "lock"):
-            held.add(clip_id)
-            try:
-                yield
-            finally:
-                held.discard(clip_id)
+    @abstractmethod
+    def matching(self, prefix: str) -> list[str]:
+        """The ids of the clips whose id starts with `prefix` (letters and digits only)."""
+
+    @abstractmethod
+    def learned(self, kind: str) -> Learned:
+        """The facts of `kind` learned by every worker using this journal."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of whatever the backend holds open (connections)."""
 
     @contextmanager
     def sending(self, clip_id: str) -> Iterator[Clip]:
         """The clip's send lock, held across a send, its lookup and the record of what came
         of it, so two runs of one request never send together. Awaited sends hold it: enter
         it off the event loop (another run of the clip in this process may hold it)."""
-        folder = self._folder(clip_id)
-        folder.mkdir(exist_ok=True)
-        with _exclusive(folder / "send.lock"):
+        _check_clip_id(clip_id)
+        with self._send_lock(clip_id):
             yield Clip(self, clip_id)
 
     def start(self, fresh: ClipJournal) -> ClipJournal:
@@ -490,65 +486,21 @@ class Journal:
     leave_for_budget = _of_clip(Clip.leave_for_budget)
     mark_provider_deleted = _of_clip(Clip.mark_provider_deleted)
 
-    def claim_job(self, protocol: str, job_id: str, clip_id: str, index: int) -> None:
-        """Claim a provider job for one clip step, create-if-absent (os.link): returns when
-        this step holds the claim (now or already); `JobClaimed` when another step does.
-        Recovery adopts a job only with its claim, so one job never becomes two clips."""
-        path = self._claim_path(protocol, job_id)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"protocol": protocol, "clip_id": clip_id, "step": index,
-                                   "job_id": job_id}), encoding="utf-8")
-        try:
-            os.link(tmp, path)  # create-if-absent, and never seen half-written
-        except FileExistsError:
-            if self.claimed_by_other(protocol, job_id, clip_id, index):
-                raise JobClaimed(f"job {job_id} is claimed by another clip; not adopting it"
-                                 ) from None
-        finally:
-            tmp.unlink()
-
-    def claimed_by_other(self, protocol: str, job_id: str, clip_id: str, index: int) -> bool:
-        """Whether another clip step already holds this job (read only)."""
-        try:
-            held = json.loads(self._claim_path(protocol, job_id).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return False
-        except (OSError, ValueError):
-            return True
-        return (held.get("clip_id"), held.get("step")) != (clip_id, index)
-
-    def _claim_path(self, protocol: str, job_id: str) -> Path:
-        job = f"{protocol}\0{job_id}"  # a provider's job ids are unique across its accounts
-        return self.root / "_claims" / f"{hashlib.sha256(job.encode()).hexdigest()}.json"
-
-    @contextmanager
-    def signature_lock(self, signature: str) -> Iterator[None]:
-        """Serialise, across processes, the sends of requests a provider echoes back alike
-        (a protocol without idempotency keys): held from before the send until the job is
-        claimed, so that what a lookup finds in the send's window is that send's job."""
-        locks = self.root / "_signatures"
-        locks.mkdir(exist_ok=True)
-        with _exclusive(locks / f"{signature}.lock"):
-            yield
-
-    def records(self) -> list[ClipJournal]:
-        found = []
-        for folder in sorted(self.root.iterdir()):
-            if folder.is_dir() and folder.name.isalnum() and (record := self.read(folder.name)):
-                found.append(record)
-        return found
-
-    def matching(self, prefix: str) -> list[str]:
-        """The ids of the clips whose id starts with `prefix` (letters and digits only)."""
-        if not prefix.isalnum():
-            return []
-        return sorted(p.name for p in self.root.glob(f"{prefix}*")
-                      if p.is_dir() and p.name.isalnum())
+    def adopt(self, record: ClipJournal) -> bool:
+        """Clip.adopt for `record`'s clip."""
+        return Clip(self, record.clip_id).adopt(record)
 
     def open_records(self) -> list[ClipJournal]:
         """Clips a run or the sweep must still finish."""
         return [r for r in self.records() if r.is_open]
+
+    def jobs_in_flight(self, account: str) -> int:
+        """Jobs at the provider on `account` (kling:standard) that have not ended, by the
+        journal: what a suspended run's account is charged against its concurrency limit,
+        since no process holds a slot for it."""
+        return sum(step.handle is not None and step.handle.account == account
+                   and step.state in ("submitted", "pending", "unknown")
+                   for record in self.open_records() for step in record.steps)
 
     def done(self, clip_id: str) -> bool:
         """Whether the clip is archived, inspected and accepted."""
@@ -559,6 +511,37 @@ class Journal:
         """Every charge recorded for the clip (0 when it has no record)."""
         record = self.read(clip_id)
         return record.spent_usd if record else Decimal(0)
+
+
+def _check_clip_id(clip_id: str) -> str:
+    """A clip id names a folder or a row: letters and digits only."""
+    if not clip_id.isalnum():
+        raise ValueError(f"not a clip id: {clip_id!r}")
+    return clip_id
+
+
+def _is_database(place: str) -> bool:
+    return place.startswith(("postgresql://", "postgres://"))
+
+
+def journal_kept(place: str) -> bool:
+    """Whether a journal is kept at `place` yet (a database always; a folder once made), so
+    that a reader need not create one to find it empty."""
+    return _is_database(place) or Path(place).is_dir()
+
+
+def open_journal(place: str, *, connections: int = 4) -> Journal:
+    """The journal at `place`: a postgresql:// URL, or a folder (created if absent)."""
+    if _is_database(place):
+        try:
+            from storage.journal_postgres import PostgresJournal
+        except ImportError as err:
+            raise JournalUnavailable(f"a PostgreSQL journal needs psycopg ({err.name} is "
+                                     "missing): install reelflow[postgres]") from None
+        return PostgresJournal(place, connections=connections)
+    from storage.journal_folder import FolderJournal
+
+    return FolderJournal(Path(place))
 
 
 def new_record(request, plan: RoutePlan | None) -> ClipJournal:

@@ -1,8 +1,10 @@
 """The ledger writer: append-only Parquet part files with the one fixed schema.
 
 Layout: <root>/date=<event date>/run=<flow run id>/part-<n>.parquet, one small file flushed at
-each charge event, so a killed run loses nothing it had already paid for. Part numbers are taken
-with O_EXCL, so two writers in one run never collide; files appear whole (temp name, rename).
+each charge event, so a killed run loses nothing it had already paid for. The root is a folder
+or an object store (storage/ledger_files.py): in a folder part numbers are taken with O_EXCL and
+files appear whole (temp name, rename); on an object store each part is one create-only put.
+Either way two writers of one run never collide and no part is ever overwritten.
 Rows carry a deterministic event_id (clip, step, job, kind): a charge written twice by a run
 killed between writing and journalling is the same event, and readers count it once.
 Every row carries the labels of the request it was made from (`event_row`): a run's rows the
@@ -11,18 +13,18 @@ labels of that run's request, even where the journal holds an earlier run's.
 
 import hashlib
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models import ClipRequest, LedgerRow, RoutePlan, account_key, rows_to_table
 from models.ledger import ChargeKind, EventKind
-
-P = TypeVar("P", str, Path)
+from storage.ledger_files import LedgerFiles
 
 
 def event_id(*parts: object) -> str:
@@ -47,30 +49,53 @@ def event_row(kind: EventKind, request: ClipRequest, plan: RoutePlan, run_id: st
 
 
 class LedgerWriter:
-    def __init__(self, root: Path, run_id: str):
-        self.root, self.run_id = root, run_id
-        self._next: dict[Path, int] = {}  # folder -> the part number to try next
+    def __init__(self, place: str | Path, run_id: str, options: dict[str, Any] | None = None):
+        self.files, self.run_id = LedgerFiles(place, options), run_id
+        self._next: dict[str, int] = {}  # folder -> the part number to try next
 
-    def append(self, rows: list[LedgerRow]) -> Path | None:
+    def append(self, rows: list[LedgerRow]) -> str | None:
         """Flush rows now, as one part file per event date."""
         written = None
-        for date in sorted({row.event_time.date() for row in rows}):
-            batch = [row for row in rows if row.event_time.date() == date]
-            folder = self.root / f"date={date.isoformat()}" / f"run={self.run_id}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = self.claim(folder)
-            tmp = folder / f".{path.name}.tmp"
-            pq.write_table(rows_to_table(batch), tmp)
-            tmp.replace(path)
-            written = path
+        for day in sorted({row.event_time.date() for row in rows}):
+            written = self.write(day, rows_to_table(
+                [row for row in rows if row.event_time.date() == day]))
         return written
 
-    def claim(self, folder: Path) -> Path:
-        """The next part number, claimed by a hidden marker (readers skip dot-files). The
-        folder's markers are counted once per writer, not at every write (a run of 1,000 clips
-        writes ~6,000 parts into one folder); a number another writer took meanwhile is
-        refused by the exclusive create and the next one tried."""
+    def write(self, day: date, table: pa.Table) -> str:
+        """`table` as a new part file of `day` in this run's folder: whole, never over another
+        part, its row count checked before it appears."""
+        data = _parquet(table)
+        if pq.read_metadata(pa.BufferReader(data)).num_rows != table.num_rows:
+            raise RuntimeError(f"a part of {day}: {table.num_rows} rows in, a different count "
+                               "out")
+        folder = self.files.folder(day, self.run_id)
+        if self.files.local:
+            return str(self._rename_into(Path(folder), data))
+        return self._put(folder, data)
+
+    def _put(self, folder: str, data: bytes) -> str:
+        """On an object store the key is the claim: the folder's parts are counted once per
+        writer, and a number taken since is skipped by the create-only put."""
         n = self._next.get(folder)
+        location, n = self.files.put_new(folder, data, self.files.count(folder) if n is None
+                                         else n)
+        self._next[folder] = n + 1
+        return location
+
+    def _rename_into(self, folder: Path, data: bytes) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = self.claim(folder)
+        tmp = folder / f".{path.name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
+    def claim(self, folder: Path) -> Path:
+        """The next part number of a local folder, claimed by a hidden marker (readers skip
+        dot-files). The folder's markers are counted once per writer, not at every write (a
+        run of 1,000 clips writes ~6,000 parts into one folder); a number another writer took
+        meanwhile is refused by the exclusive create and the next one tried."""
+        n = self._next.get(str(folder))
         if n is None:
             n = len(list(folder.glob(".part-*.claim")))
         while True:
@@ -78,65 +103,49 @@ class LedgerWriter:
                 fd = os.open(folder / f".part-{n:05d}.claim", os.O_CREAT | os.O_EXCL |
                              os.O_WRONLY)
                 os.close(fd)
-                self._next[folder] = n + 1
+                self._next[str(folder)] = n + 1
                 return folder / f"part-{n:05d}.parquet"
             except FileExistsError:
                 n += 1
 
 
-def part_files(root: Path) -> list[Path]:
-    """The ledger's part files, in order (a dot-file is a writer's, not yet a part)."""
-    if not root.exists():
-        return []
-    return sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
-def ledger_parts(root: Path) -> tuple[list[Path], list[Path]]:
-    """(readable, unreadable) part files: a part whose Parquet footer cannot be read (garbage,
-    truncated) is skipped by every reader and reported, never silently."""
-    return readable_split(part_files(root))
-
-
-def readable_split(paths: list[P]) -> tuple[list[P], list[P]]:
-    """(readable, unreadable) of `paths`, footer by footer."""
-    readable: list[P] = []
-    unreadable: list[P] = []
-    for path in paths:
-        try:
-            pq.read_metadata(path)
-        except (OSError, ValueError):  # pyarrow.ArrowInvalid is a ValueError
-            unreadable.append(path)
-        else:
-            readable.append(path)
-    return readable, unreadable
-
-
-def read_ledger(root: Path, columns: list[str] | None = None) -> list[dict]:
+def read_ledger(place: str | Path, columns: list[str] | None = None,
+                options: dict[str, Any] | None = None) -> list[dict]:
     """Every row of the readable parts, once per event_id, in the parts' order (for tests,
     the CLI and reconciliation; analytics builds views); only `columns` (and event_id) when
-    given. Labels as a dict; a part older than a column has it as None.
+    given. Labels as a dict; a part older than a column has it as None. `place`: the ledger's
+    folder or fsspec URL, `options` its fsspec storage options.
 
     Read by DuckDB in one scan: a run of 1,000 clips leaves ~6,000 one-event parts, which
     pyarrow opened one by one in ~10 s and DuckDB reads in ~1 s. Only when a part cannot be
-    read are the parts checked one by one, and the readable ones read."""
+    read (garbage, or compacted away since the listing) are the parts listed again and checked
+    one by one, and the readable ones read: a compaction puts its file before it deletes the
+    parts, so the new listing holds every row."""
+    files = LedgerFiles(place, options)
     try:
-        return _scan(part_files(root), columns)
+        return _scan(files, files.parts(), columns)
     except duckdb.Error:
-        return _scan(ledger_parts(root)[0], columns)
+        return _scan(files, files.readable_split(files.parts())[0], columns)
 
 
-def _scan(paths: list[Path], columns: list[str] | None) -> list[dict]:
+def _scan(files: LedgerFiles, paths: list[str], columns: list[str] | None) -> list[dict]:
     if not paths:
         return []
     wanted = ("* EXCLUDE (filename, file_row_number)" if columns is None
               else ", ".join(dict.fromkeys(["event_id", *columns])))
-    with duckdb.connect() as con:
+    with files.attach(duckdb.connect()) as con:
         con.execute("SET TimeZone = 'UTC'")  # event times come back as UTC datetimes
         found = con.execute(
             f"SELECT {wanted} FROM read_parquet(?, union_by_name = true, hive_partitioning = "
             "false, filename = true, file_row_number = true) QUALIFY row_number() OVER "
             "(PARTITION BY event_id ORDER BY filename, file_row_number) = 1 "
-            "ORDER BY filename, file_row_number", [[str(p) for p in paths]])
+            "ORDER BY filename, file_row_number", [paths])
         names = [d[0] for d in found.description]
         rows = [dict(zip(names, values, strict=True)) for values in found.fetchall()]
     if columns is None or "labels" in columns:

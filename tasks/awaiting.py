@@ -17,11 +17,10 @@ from prefect.cache_policies import NO_CACHE
 
 from models import ClipRequest, JobHandle, JobStatus, RoutePlan, usd_text
 from providers import latency
-from providers.poller import PollOutcome, plan_for
+from providers.poller import PollOutcome, PollPlan, plan_for
 from providers.poller import await_job as poll_until_done
 from providers.pricebook import clip_cost, failed_charge, requeue_charge
 from tasks import run_names
-from tasks.cancelling import stop_job
 from tasks.charges import charge
 from tasks.progress import Progress, job_key
 from tasks.runtime import Runtime
@@ -32,6 +31,14 @@ class PendingAtDeadline(RuntimeError):
     collects it and its charge."""
 
 
+def poll_plan_of(rt: Runtime, model: str, seconds: int, resolution: str) -> PollPlan:
+    """A job's polling schedule and deadline (k x p95 of its latency prior, time-scaled)."""
+    row = rt.catalog.row(model)
+    prior = latency.estimate(row.latency, seconds, resolution, datetime.now(UTC))
+    return plan_for(prior, time_scale=rt.time_scale(row.protocol),
+                    k=rt.settings.poll_deadline_k)
+
+
 async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: int,
                      handle: JobHandle, on_progress=None) -> PollOutcome:
     """Wait for the job within k x p95; record its charge (and any re-queue) as it lands."""
@@ -39,9 +46,7 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
     tier = row.tier_named(plan.tier)
     adapter = rt.adapter(row, plan.tier)
     seconds = plan.steps[index].seconds
-    prior = latency.estimate(row.latency, seconds, request.resolution, datetime.now(UTC))
-    poll_plan = plan_for(prior, time_scale=rt.time_scale(row.protocol),
-                         k=rt.settings.poll_deadline_k)
+    poll_plan = poll_plan_of(rt, plan.model, seconds, request.resolution)
     states: list[str] = []
 
     def requeued() -> None:
@@ -56,15 +61,9 @@ async def await_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index: 
         if on_progress:
             on_progress(status, done)
 
-    async def cancelled(_: JobHandle) -> bool:  # the run is being cancelled: stop the job
-        step = rt.journal.read(request.clip_id).steps[index]
-        if said := await stop_job(rt, request.clip_id, step):
-            get_run_logger().warning("%s", said.why)
-        return bool(said and said.stopped)
-
     elapsed = (datetime.now(UTC) - handle.submitted_at).total_seconds()
-    outcome = await poll_until_done(adapter.status, handle, poll_plan, cancel=cancelled,
-                                    on_progress=seen, elapsed_at_start=max(0.0, elapsed))
+    outcome = await poll_until_done(adapter.status, handle, poll_plan, on_progress=seen,
+                                    elapsed_at_start=max(0.0, elapsed))
     timing = {"queued_s": round(outcome.queued_s, 3), "running_s": round(
         outcome.waited_s - (outcome.running_seen_s or 0), 3)}
     units = outcome.status.billed_units

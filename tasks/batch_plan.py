@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from models import RoutePlan, usd_text
 from models.batch import Manifest, ManifestRow
 from providers.router import PlanError
+from tasks.edits import is_edit, plan_edit
 from tasks.manifest import ManifestError
 from tasks.reporting import known_drift
 from tasks.routing import route
@@ -56,8 +57,11 @@ def plan_all(rt: Runtime, rows: list[ManifestRow],
     full: dict[str, str] = {}
     for item in rows:
         try:
+            # an edit of an archived clip is estimated as what it will run as
+            request = plan_edit(rt, item.request).request if is_edit(item.request) \
+                else item.request
             while True:  # ends: each turn rules out one more account
-                decision = route(item.request, rt, full=full)
+                decision = route(request, rt, full=full)
                 tier = rt.catalog.row(decision.model).tier_named(decision.tier)
                 cap = tier.monthly_seconds_cap
                 if cap is None or used.get(decision.account, 0) + decision.seconds_billed <= cap:

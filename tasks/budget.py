@@ -23,6 +23,7 @@ from decimal import Decimal
 from models import ClipRequest, RoutePlan, usd_text
 from storage.journal import Journal
 from storage.records import ClipJournal
+from tasks.suspending import Parked
 
 # The batch request being made in this asyncio task (and the tasks it starts: storyboard
 # scenes, extension steps): their submits are that request's spend.
@@ -62,15 +63,25 @@ class BudgetGuard:
 
     @contextmanager
     def item(self, clip_id: str):
-        """Submits made inside are `clip_id`'s; its charges are settled when it ends."""
+        """Submits made inside are `clip_id`'s; its charges are settled when it ends — not
+        when it parks (wait=suspend): its job renders on, so what it may still cost stays
+        committed while the run's other clips are admitted."""
         token = _ITEM.set(clip_id)
         try:
             yield
-        finally:
+        except Parked:
             _ITEM.reset(token)
-            for key in [k for k in self.open if k[0] == clip_id]:
-                base, _ = self.open.pop(key)
-                self.settled += self.spent(key[1]) - base
+            raise
+        except BaseException:
+            self._settle(clip_id, token)
+            raise
+        self._settle(clip_id, token)
+
+    def _settle(self, clip_id: str, token) -> None:
+        _ITEM.reset(token)
+        for key in [k for k in self.open if k[0] == clip_id]:
+            base, _ = self.open.pop(key)
+            self.settled += self.spent(key[1]) - base
 
     def committed(self) -> Decimal:
         """Charges landed + the part of each open item's commitment not charged yet."""

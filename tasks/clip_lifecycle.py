@@ -8,19 +8,22 @@ regenerated once as the next take, as the request says.
 """
 
 import asyncio
+import contextlib
 from typing import NamedTuple
 
 from prefect import get_run_logger, tags
 from prefect.utilities.annotations import quote
 
 from models import ClipRequest, ClipResult, JobHandle, RoutePlan, Shot, SubmitRequest
+from models.callback import HOOKED, Callback
 from providers.errors import CapabilityRefused, JobFailed
 from providers.router import PlanError
 from storage.journal import new_record
 from storage.records import ClipJournal
 from tasks.archiving import ClipLost, archive_output, finished
 from tasks.awaiting import PendingAtDeadline, await_job
-from tasks.fallback import FALLBACK_ERRORS, Fallbacks, Retry, Wait
+from tasks.cancelling import cancel_clip
+from tasks.fallback import FALLBACK_ERRORS, Fallbacks, PromptRefused, Retry, Stop, Wait
 from tasks.framing import asked_size
 from tasks.image_files import CropResult, with_image_digest
 from tasks.images import prepare_image
@@ -29,10 +32,11 @@ from tasks.parents import native_extension
 from tasks.prompt_text import PreparedPrompt
 from tasks.prompts import prepare_prompt
 from tasks.publishing import publish, reject
-from tasks.routing import plan_route, remember_refusal
+from tasks.routing import plan_route, remember_prompt_refusal, remember_refusal, route
 from tasks.runtime import Runtime
 from tasks.step_runs import run_step
 from tasks.submission import submit_job
+from tasks.suspending import admitted, park_unless_ended
 
 
 class DeliveredDowngraded(RuntimeError):
@@ -54,7 +58,7 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
     before paying anything, used until a fallback."""
     logger = get_run_logger()
     fallbacks = Fallbacks(request.fallback_wait_s)
-    request = with_image_digest(request)
+    request = with_image_digest(request, rt.settings.inputs_options)
     parent_video, expected = None, request.seconds
     fell_from: tuple[str, str] | None = None  # (model, why) of the last fallback
     if request.mode == "extend":
@@ -104,12 +108,28 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
                             step.seconds)
                 await asyncio.sleep(step.seconds)
                 continue
+            if isinstance(step, Stop):
+                raise _refused(rt, request, decision, err) from err
             rt.journal.note_attempt(request.clip_id, decision.model, step.why)
             if not isinstance(step, Retry):
                 fallbacks.exclude(decision, step, rt.catalog)
                 fell_from = (decision.model, step.why)
             continue
         return await _finish(rt, request, decision, made, expected, regenerated)
+
+
+def _refused(rt: Runtime, request: ClipRequest, decision: RoutePlan,
+             err: Exception) -> PromptRefused:
+    """Remember the refusal, note it on the clip, and say what asking again would do."""
+    learned = remember_prompt_refusal(rt, request, decision, err)
+    rt.journal.note_attempt(request.clip_id, decision.model, learned.says())
+    try:
+        then = (f"asking again sends it to {route(request, rt).model}, routed around "
+                f"{decision.provider}")
+    except PlanError:
+        then = "no other provider would take it"
+    return PromptRefused(f"{learned.says()}: it was not sent to any other provider; reword "
+                         f"it, or {then}")
 
 
 def _resumable(record: ClipJournal | None, fallbacks: Fallbacks) -> RoutePlan | None:
@@ -122,6 +142,40 @@ def _resumable(record: ClipJournal | None, fallbacks: Fallbacks) -> RoutePlan | 
             and last.model not in fallbacks.excluded:
         return record.plan
     return None
+
+
+def callback_for(rt: Runtime, protocol: str, clip_id: str, index: int) -> str | None:
+    """The relay's URL for this step, where a relay is configured and the protocol calls
+    back (the OpenAI Videos API has no video webhooks: openai-python lists none)."""
+    settings = rt.settings
+    if not settings.webhook_url or settings.webhook_secret is None or protocol not in HOOKED:
+        return None
+    return Callback(protocol=protocol, clip_id=clip_id, index=index).url(
+        settings.webhook_url, settings.webhook_secret.get_secret_value())
+
+
+@contextlib.asynccontextmanager
+async def stopped_if_cancelled(rt: Runtime, clip_id: str):
+    """A run cancelled once its job is journaled asks the provider to stop it, wherever the
+    cancel lands: in the wait, or between the submit's journal write and the wait's first poll
+    (a busy worker takes seconds there creating the await task run — the cancel the UI sent in
+    that window used to leave a fal job running and billed)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        for said in await asyncio.shield(cancel_clip(rt, clip_id)):
+            get_run_logger().warning("%s", said.why)
+        raise
+
+
+def _has_job(rt: Runtime, clip_id: str, index: int) -> bool:
+    """The step's job is journaled: a resumed run collects it, and is not admitted again —
+    its own job is among those counted in flight, so at the account's limit it would wait on
+    itself for ever."""
+    record = rt.journal.read(clip_id)
+    step = record.steps[index] if record and index < len(record.steps) else None
+    return bool(step and step.handle and step.state in ("submitted", "pending", "unknown",
+                                                        "succeeded"))
 
 
 async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
@@ -139,7 +193,7 @@ async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
         if request.mode == "image":
             image, crop = await run_step(rt, prepare_image, request.image, quote(row),
                                          request.aspect_ratio, request.resolution,
-                                         request.focus)
+                                         request.focus, rt.settings.inputs_options)
             aspect = crop.aspect_ratio
     aspect = "16:9" if aspect == "auto" else aspect
     shots = [Shot(prompt=s.prompt, seconds=max(1, round(s.duration))) for s in request.scenes]
@@ -154,13 +208,22 @@ async def make_clip(rt: Runtime, request: ClipRequest, decision: RoutePlan,
             size=row.wire[request.resolution].sizes.get(aspect), audio=request.audio,
             image=image,
             image_type="image/jpeg", camera_control=prepared.camera_control, shots=shots,
-            parent_video_id=parent_video if mode == "extend" else None)
-        async with rt.slots.slot(decision.concurrency_key):
+            parent_video_id=parent_video if mode == "extend" else None,
+            callback_url=callback_for(rt, row.protocol, request.clip_id, index))
+        suspending = rt.settings.wait == "suspend"
+        # a suspended run holds no process, so no slot: its account is counted in the journal
+        in_flight = contextlib.nullcontext() if suspending else rt.slots.slot(
+            decision.concurrency_key)
+        async with in_flight, stopped_if_cancelled(rt, request.clip_id):
             if rt.before_submit:
                 rt.before_submit(request, decision, index)
             with tags(*labels):
-                handle = await run_step(rt, submit_job, rt, quote(request), quote(decision),
-                                        index, quote(submit))
+                async with admitted(rt, decision) if suspending and not _has_job(
+                        rt, request.clip_id, index) else contextlib.nullcontext():
+                    handle = await run_step(rt, submit_job, rt, quote(request),
+                                            quote(decision), index, quote(submit))
+                if suspending:
+                    await park_unless_ended(rt, request, decision, index, handle)
                 outcome = await run_step(rt, await_job, rt, quote(request), quote(decision),
                                          index, handle)
         if outcome.state == "pending":

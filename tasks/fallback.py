@@ -1,7 +1,15 @@
 """What a clip does after its model fails it — decided by the exception's type and fields,
 never by its message: wait out a rate limit within the request's wait budget, retry a failed
-job once, or fall back to the next-best plan without the model (or the whole account) and say
-why. The journal keeps every attempt."""
+job once, fall back to the next-best plan without the model (or the whole account) and say
+why, or stop when a provider's content policy refused the prompt. The journal keeps every
+attempt.
+
+A policy refusal is a verdict on the prompt, not a failure of the model: sending the same words
+to every other vendor in turn is what a user would not do by hand (each refusal can be charged
+somewhere, and repeated violations put an account at risk), so the clip stops and says which
+policy refused it. The refusal is remembered (storage/prompt_refusals.py): the next request with
+that prompt is routed around that provider before anything is paid — trying another vendor is
+the user's decision, made by asking again."""
 
 from typing import NamedTuple
 
@@ -15,10 +23,19 @@ from providers.errors import (
     RateLimited,
     Rejected,
 )
+from providers.router import PlanError
 
 MAX_FAILURES_PER_MODEL = 2
 # what a fallback decides on; anything else fails the clip
 FALLBACK_ERRORS = (RateLimited, Rejected, AccountError, JobFailed, CapabilityRefused)
+
+
+class PromptRefused(PlanError):
+    """A provider's content policy refused the prompt: reword it, or ask again to have it
+    routed around that provider."""
+
+    def __init__(self, message: str, allowed: list[str] | None = None):
+        super().__init__("prompt", message, allowed)
 
 
 class Wait(NamedTuple):
@@ -29,6 +46,12 @@ class Wait(NamedTuple):
 
 class Retry(NamedTuple):
     """A failed job: send it again on the same model (a new job, a new key)."""
+
+    why: str
+
+
+class Stop(NamedTuple):
+    """The provider's content policy refused the prompt: the clip goes no further."""
 
     why: str
 
@@ -50,7 +73,7 @@ class Fallbacks:
         self.waited: dict[str, float] = {}
 
     def after(self, err: Exception, plan: RoutePlan, time_scale: float
-              ) -> Wait | Retry | FallBack:
+              ) -> Wait | Retry | FallBack | Stop:
         model = plan.model
         if isinstance(err, RateLimited):
             waited = self.waited.get(model, 0.0)
@@ -60,7 +83,7 @@ class Fallbacks:
                 return Wait(pause)
             return FallBack("out of capacity past the request's wait budget", False)
         if isinstance(err, Rejected) or (isinstance(err, JobFailed) and err.policy):
-            return FallBack(f"refused on content policy ({err})", False)
+            return Stop(f"refused on content policy ({err})")
         if isinstance(err, CapabilityRefused):
             return FallBack(f"the endpoint refused {err.capability} ({err})", False)
         if isinstance(err, CredentialsRefused):

@@ -6,6 +6,7 @@ parent never sends a chunk twice. Outcomes are read back from the shared journal
 import asyncio
 from decimal import Decimal
 
+import httpx
 from prefect import get_run_logger
 
 from models.batch import CHUNK_DEPLOYMENT, BatchChunk, BatchItem, Manifest, ManifestRow
@@ -15,6 +16,8 @@ from tasks.budget import BudgetGuard
 from tasks.runtime import Runtime
 
 CHUNK_ATTEMPTS = 3
+# seconds between tries of a chunk run whose creation or wait the Prefect API failed under
+API_RETRY_WAITS_S = (2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 async def run_as_deployments(rt: Runtime, manifest: Manifest, plan: BatchPlan,
@@ -65,8 +68,6 @@ async def _send(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetG
     less what its finished ones cost — and its own guard, asked before each submit, keeps
     failure charges and fallbacks within it; requests it left for the budget are not sent
     again."""
-    from prefect.deployments import run_deployment
-
     spent = rt.journal.spent
     clips = [row.request.clip_id for row in chunk]
     share = sum((plan.estimate(c) + spent(c) for c in clips), Decimal(0))
@@ -75,10 +76,11 @@ async def _send(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetG
         sending = {row.request.clip_id for row in chunk}
         budget_share = None if guard.budget is None else float(share - sum(
             (spent(c) for c in clips if c not in sending), Decimal(0)))
-        parameters = BatchChunk(batch_id=manifest.batch_id, rows=chunk, budget_usd=budget_share)
-        run = await run_deployment(CHUNK_DEPLOYMENT,
-                                   idempotency_key=f"{rt.run_id}:{index}:{attempt}",
-                                   parameters={"chunk": parameters.model_dump(mode="json")})
+        parameters = BatchChunk(batch_id=manifest.batch_id, rows=chunk, budget_usd=budget_share,
+                                wait=rt.settings.wait)
+        run = await _chunk_run(f"{rt.run_id}:{index}:{attempt}",
+                               {"chunk": parameters.model_dump(mode="json")},
+                               suspends=rt.settings.wait == "suspend")
         state = run.state.name if run.state else "unknown"
         for clip in sending:
             record = rt.journal.read(clip)
@@ -93,3 +95,25 @@ async def _send(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetG
                                  state, len(chunk), "; sending them again"
                                  if attempt + 1 < CHUNK_ATTEMPTS else "")
     return state
+
+
+async def _chunk_run(key: str, parameters: dict, *, suspends: bool):
+    """The chunk run of idempotency key `key`, awaited to its end (not a subflow when it
+    `suspends`: Prefect suspends only a deployment's top-level run). An error of the Prefect API
+    while it is created or awaited (a 500 reading its state, a 503, a dropped connection) is
+    waited out and the same call made again: the key makes it the same run, created once, so
+    nothing is sent twice — one such error used to fail the whole batch (bench fleet, N=600 on
+    PostgreSQL) while its chunk runs went on."""
+    from prefect.deployments import run_deployment
+
+    for wait in API_RETRY_WAITS_S:
+        try:
+            return await run_deployment(CHUNK_DEPLOYMENT, idempotency_key=key,
+                                        parameters=parameters, as_subflow=not suspends)
+        except httpx.HTTPError as err:  # PrefectHTTPStatusError is one
+            get_run_logger().warning("the Prefect API failed under chunk run %s (%s): asking "
+                                     "again in %.0f s", key, err, wait)
+            await asyncio.sleep(wait)
+    # the last try: an API still failing now fails the batch, which a rerun resumes
+    return await run_deployment(CHUNK_DEPLOYMENT, idempotency_key=key, parameters=parameters,
+                                as_subflow=not suspends)

@@ -13,7 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from models import usd_text
+from models import ClipRequest, ClipResult, RoutePlan, usd_text
 from models.batch import BatchItem, Manifest, ManifestRow
 from tasks import run_names
 from tasks.batch_plan import BatchPlan
@@ -21,6 +21,7 @@ from tasks.budget import BudgetGuard, BudgetReached
 from tasks.dispatch import make
 from tasks.progress import Progress
 from tasks.runtime import Runtime
+from tasks.suspending import Parked, Waiting, gathered
 
 API_ATTEMPTS, API_BACKOFF_S = 4, 2.0
 T = TypeVar("T")
@@ -44,7 +45,9 @@ async def run_in_tasks(rt: Runtime, manifest: Manifest, plan: BatchPlan,
 
     async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",
                         state=f"0 of {len(unique)} requests") as progress:
-        return list(await asyncio.gather(*(one(item, progress) for item in unique)))
+        # a row whose job is still rendering parks (wait=suspend): once every row has parked
+        # or finished, the run suspends on all of them at once
+        return await gathered(*(one(item, progress) for item in unique))
 
 
 async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: BudgetGuard,
@@ -64,11 +67,15 @@ async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: Budg
                 result = await _surviving_api_errors(
                     lambda: batch_row(rt, quote(request), quote(plan.plans[clip])),
                     f"row {item.row}")
+                if isinstance(result, Waiting):  # inside: its commitment stays open
+                    raise Parked(result)
             status = "done"
         # the clip made: an extension row's is its request pinned to the parent's model,
         # resolution and framing (tasks/parents.py), so not the row's own id
         return BatchItem(**{**base, "model": result.model, "clip_id": result.clip_id},
                          status=status, cost_usd=result.cost_usd, path=result.path)
+    except Parked:
+        raise
     except BudgetReached as err:  # refused before paying (more)
         rt.journal.leave_for_budget(clip, rt.run_id, str(err))
         return BatchItem(**base, status="left", error=str(err),
@@ -78,9 +85,19 @@ async def _request(rt: Runtime, manifest: Manifest, plan: BatchPlan, guard: Budg
                          cost_usd=float(rt.journal.spent(clip)))
 
 
+async def made_or_parked(rt: Runtime, request: ClipRequest,
+                         plan: RoutePlan | None = None) -> ClipResult | Waiting:
+    """The row's clip, or the jobs it waits on when it parked: an answer, so that the row's
+    task run ends Completed, not Failed, when its run suspends."""
+    try:
+        return await make(rt, request, plan)
+    except Parked as parked:
+        return parked.waiting
+
+
 # one task run per row: its state and logs are the row's (its steps run inside it:
 # tasks/step_runs.py)
-batch_row = task(make, name="batch row", task_run_name=run_names.row, retries=0,
+batch_row = task(made_or_parked, name="batch row", task_run_name=run_names.row, retries=0,
                  cache_policy=NO_CACHE)
 
 

@@ -108,8 +108,10 @@ class ImageClip(TextClip):
         "mode", "prompt", "duration", "image", "focus", "camera", "audio"))
 
     mode: Literal["image"] = Field(default="image", description="Image to video.")
-    image: str = Field(min_length=1, description="Path of the input image on the worker: a "
-                       "JPEG, PNG, WebP or HEIC file.", examples=["examples/harbour-4x3.jpg"])
+    image: str = Field(min_length=1, description="Path of the input image on the worker, or "
+                       "its object-store URL (s3://bucket/key, read with "
+                       "REELFLOW_INPUTS_OPTIONS): a JPEG, PNG, WebP or HEIC file.",
+                       examples=["examples/harbour-4x3.jpg"])
     focus: tuple[float, float] | SkipJsonSchema[None] = Field(
         default=None, description=_about("focus"))
 

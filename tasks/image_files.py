@@ -22,6 +22,7 @@ import io
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 from models import Resolution
 from providers.catalog import ModelRow
 from tasks import framing
+from tasks.input_files import InputError, is_store_url, read_bytes
 
 MAX_PIXELS = 100_000_000
 MAX_IMAGE_BYTES = 50 << 20  # well above any provider's input limit (Kling 10 MB, OpenAI 20 MiB)
@@ -209,8 +211,16 @@ def check_image(data: bytes, name: str) -> None:
         raise ImageError(f"{name} has no pixels ({image.size[0]}x{image.size[1]})")
 
 
-def _read_image(image: str) -> bytes:
-    if "://" in image:
+def read_image(image: str | Path, options: dict[str, Any] | None = None) -> bytes:
+    """An image's bytes: a file's, or an object's on a store (s3://...; fsspec storage
+    `options`), where a manifest on that store names its images and where every worker reads
+    them — a worker of a batch's chunk runs has no copy of its own. Web URLs are refused."""
+    if is_store_url(image):
+        try:
+            return read_bytes(image, "image", MAX_IMAGE_BYTES, options)
+        except InputError as err:
+            raise ImageError(err.message) from None
+    if "://" in str(image):
         raise ImageError(f"{image}: images are read from files, not fetched from URLs; "
                          "download it and give its path")
     try:
@@ -221,27 +231,23 @@ def _read_image(image: str) -> bytes:
         raise ImageError(f"{image!r} is not a file path") from None
 
 
-def with_image_digest(request):
+def with_image_digest(request, options: dict[str, Any] | None = None):
     """The request with its image checked by content and its checksum kept (the clip id then
     follows the image's content, not its path); a storyboard's scene images are checked too.
-    Requests without an image are returned unchanged."""
+    Requests without an image are returned unchanged. `options`: fsspec storage options for
+    images on an object store."""
     for scene in request.scenes:
         if scene.image:
-            check_image(_read_image(scene.image), scene.image)
+            check_image(read_image(scene.image, options), scene.image)
     if not request.image or request.image_sha256:
         return request
-    data = _read_image(request.image)
+    data = read_image(request.image, options)
     check_image(data, request.image)
     return request.model_copy(update={"image_sha256": hashlib.sha256(data).hexdigest()})
 
 
-def prepare_image_file(path: Path | str, row: ModelRow, **kwargs) -> tuple[bytes, CropResult]:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"no such image: {path}") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path} is a folder, not an image") from None
-    return prepare_image_bytes(data, row, **kwargs)
-
+def prepare_image_file(path: Path | str, row: ModelRow, options: dict[str, Any] | None = None,
+                       **kwargs) -> tuple[bytes, CropResult]:
+    """The image at `path` (a file, or an object on a store read with `options`) prepared for
+    `row`'s model."""
+    return prepare_image_bytes(read_image(path, options), row, **kwargs)

@@ -7,6 +7,9 @@ REELFLOW_CONCURRENCY_LIMITS=prefect the slot is also taken from a Prefect global
 limit of the same name — shared by every run and worker — with strict=True, so a limit that
 was never created (`reelflow limits sync`) fails the run instead of silently not limiting.
 Several models on one account (AtlasCloud's) share its limit: the smallest of their figures.
+A Prefect slot is a lease the holder renews while it runs (LEASE_S): a worker that dies with
+its slots gives them back when the lease runs out — a minute, not Prefect's default five, in
+which the other workers would have run the account below its limit.
 """
 
 import asyncio
@@ -17,6 +20,8 @@ from pydantic import BaseModel
 
 from models import concurrency_key
 from providers.catalog import Catalog
+
+LEASE_S = 60.0
 
 
 def catalog_limits(catalog: Catalog) -> dict[str, int]:
@@ -47,7 +52,7 @@ class ProviderSlots:
                 if self.use_prefect:
                     from prefect.concurrency.asyncio import concurrency
 
-                    async with concurrency(name, occupy=1, strict=True):
+                    async with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_S):
                         yield
                 else:
                     yield

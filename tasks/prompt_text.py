@@ -17,8 +17,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from models import Scene, normalise_text
+from models import ClipRequest, Endpoint, Scene, normalise_text
 from providers.catalog import Catalog, ModelRow
+from storage.prompt_refusals import RefusedPrompts, prompt_digest
 from tasks.camera import find_move
 
 RULES_FILE = Path(__file__).with_name("prompt_rules.toml")
@@ -86,6 +87,21 @@ def policy_exclusions(text: str, catalog: Catalog, rules: dict | None = None
             terms = ", ".join(f"{h.category.replace('_', ' ')}: {h.term!r}" for h in hits)
             reasons[row.id] = f"its content policy would refuse this prompt ({terms})"
     return reasons
+
+
+def prompt_words(request: ClipRequest) -> str:
+    """Every word a provider's content policy reads: prompt, camera and scenes."""
+    return " ".join([request.prompt, request.camera or "", *(s.prompt for s in request.scenes)])
+
+
+def refused_exclusions(request: ClipRequest, store: RefusedPrompts, catalog: Catalog,
+                       endpoints: dict[str, Endpoint]) -> dict[str, str]:
+    """Model id -> why, for every model of a provider whose policy refused this very prompt
+    before (for the router's `exclude`: routed around, not sent again)."""
+    refused = store.refused_here(prompt_digest(prompt_words(request), request.image_sha256),
+                                 endpoints)
+    return {row.id: f"routed around: {refused[row.provider]}"
+            for row in catalog.models if row.provider in refused}
 
 
 def _clauses(text: str) -> list[str]:

@@ -146,8 +146,8 @@ def _ledger_totals(rt: Runtime) -> tuple[dict[str, Decimal], dict[tuple[str, dat
     """Per job, and per (job, UTC day of the charge)."""
     totals: dict[str, Decimal] = defaultdict(Decimal)
     by_day: dict[tuple[str, date], Decimal] = defaultdict(Decimal)
-    for row in read_ledger(rt.settings.home_path / "ledger",
-                           columns=["job_id", "cost_usd", "event_time"]):
+    for row in read_ledger(rt.settings.ledger_place, ["job_id", "cost_usd", "event_time"],
+                           rt.settings.ledger_options):
         if row["job_id"]:
             totals[row["job_id"]] += row["cost_usd"]
             by_day[(row["job_id"], row["event_time"].astimezone(UTC).date())] += row["cost_usd"]

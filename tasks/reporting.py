@@ -18,7 +18,8 @@ from models import usd_text
 from providers.catalog import load_catalog
 from settings import Settings
 from storage.archive import Archive
-from storage.journal import Journal
+from storage.journal import journal_kept, open_journal
+from storage.ledger_files import LedgerFiles
 from tasks.reconciling import Reconciliation as Found
 
 
@@ -28,19 +29,18 @@ class ReportFiles(BaseModel):
 
 
 def paths(settings: Settings) -> tuple[Path, str]:
-    """(the DuckDB file, the ledger folder)."""
-    home = settings.home_path
-    return home / "analytics.duckdb", str(home / "ledger")
+    """(the DuckDB file, the ledger's folder or fsspec URL)."""
+    return settings.home_path / "analytics.duckdb", settings.ledger_place
 
 
 def known_drift(settings: Settings) -> dict[tuple[str, str], Decimal]:
     """(model, tier) -> how far above the catalog's estimate the provider billed, where it
     did (from the ledger's reconciled charges); empty with no ledger yet."""
     database, ledger = paths(settings)
-    if not Path(ledger).is_dir():
+    if not LedgerFiles(ledger, settings.ledger_options).exists():
         return {}
-    db.build(database, ledger)
-    with db.connect(database, ledger) as con:
+    db.build(database, ledger, settings.ledger_options)
+    with db.connect(database, ledger, settings.ledger_options) as con:
         rows = con.execute("SELECT model, tier, drift FROM price_drift WHERE drift > 0"
                            ).fetchall()
     return {(model, tier): Decimal(str(drift)) for model, tier, drift in rows}
@@ -49,18 +49,20 @@ def known_drift(settings: Settings) -> dict[tuple[str, str], Decimal]:
 def make_report(settings: Settings, *, period: str = "month", budget_usd: Decimal | None = None,
                 now: datetime | None = None, by: str | None = None) -> Report:
     database, ledger = paths(settings)
-    skipped = db.build(database, ledger)
-    folder = settings.home_path / "journal"
-    journal = Journal(folder) if folder.is_dir() else None
+    skipped = db.build(database, ledger, settings.ledger_options)
+    place = settings.journal_place
+    journal = open_journal(place, connections=2) if journal_kept(place) else None
     warnings = []
     try:
         archive = Archive(settings.archive_url, settings.archive_options)
     except (ImportError, ValueError, OSError) as err:  # the gallery shows placeholders
         archive = None
         warnings.append(f"archive {settings.archive_url} could not be opened: {err}")
-    with db.connect(database, ledger) as con:
+    with db.connect(database, ledger, settings.ledger_options) as con:
         report = collect(con, load_catalog(settings.catalog), period=period, now=now,
                          budget_usd=budget_usd, journal=journal, archive=archive, by=by)
+    if journal is not None:
+        journal.close()
     report.warnings += warnings + [f"unreadable ledger part skipped: {path}"
                                    for path in skipped]
     return report
@@ -81,8 +83,8 @@ def reconcile_usage(settings: Settings, bill: dict[str, Decimal]) -> Reconciliat
     """The provider's charges for this home's jobs (from its usage API, every period),
     matched job by job with the whole ledger."""
     database, ledger = paths(settings)
-    db.build(database, ledger)
-    with db.connect(database, ledger) as con:
+    db.build(database, ledger, settings.ledger_options)
+    with db.connect(database, ledger, settings.ledger_options) as con:
         return reconcile(con, [{"job_id": job, "usd": usd} for job, usd in bill.items()],
                          listed_jobs_only=True)
 

@@ -8,9 +8,10 @@ which returns a copy sharing the same resources."""
 import asyncio
 import copy
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -26,8 +27,9 @@ from providers.kling_native import KlingNative
 from providers.openai_videos import OpenAIVideos
 from settings import Settings, load_settings
 from storage.archive import Archive
+from storage.capabilities import KIND as CAPABILITIES
 from storage.capabilities import Capabilities
-from storage.journal import Journal
+from storage.journal import Journal, open_journal
 from storage.ledger import LedgerWriter
 from tasks import sandbox_launcher
 from tasks.explained import quiet_explained_tracebacks
@@ -74,10 +76,11 @@ class Runtime:
                       replica=replica, ledger=ledger,
                       endpoints=endpoints, slots=slots,
                       run_id=run_id, per_clip_ui=per_clip_ui, before_submit=before_submit,
+                      wait_key=uuid.uuid4().hex,
                       # shared by every copy: one adapter per account, one waiter per echo
                       # signature and per clip's send lock in this process
                       # (tasks/submission.py)
-                      _adapters={}, signature_locks={}, send_locks={},
+                      _adapters={}, signature_locks={}, send_locks={}, admissions={},
                       # post-processing's own bounds, shared by every clip of the run
                       archiving=asyncio.Semaphore(settings.archive_concurrency),
                       inspecting=asyncio.Semaphore(settings.inspection_concurrency))
@@ -97,7 +100,9 @@ class Runtime:
     run_id: str
     per_clip_ui: bool
     before_submit: BeforeSubmit | None
+    wait_key: str  # the pause key this run's next suspension takes (tasks/suspending.py)
     signature_locks: dict[str, asyncio.Lock]
+    admissions: dict[str, Any]  # an account's admission in this process (tasks/suspending.py)
     send_locks: dict[str, asyncio.Lock]
     archiving: asyncio.Semaphore
     inspecting: asyncio.Semaphore
@@ -106,9 +111,12 @@ class Runtime:
         raise AttributeError(f"the runtime is frozen: use with_options({name}=...)")
 
     def with_options(self, *, per_clip_ui: bool | None = None,
-                     before_submit: BeforeSubmit | None = None) -> "Runtime":
+                     before_submit: BeforeSubmit | None = None,
+                     wait_key: str | None = None) -> "Runtime":
         """This runtime, same resources, with a run's own behaviour."""
         clone = copy.copy(self)
+        if wait_key is not None:
+            object.__setattr__(clone, "wait_key", wait_key)
         if per_clip_ui is not None:
             object.__setattr__(clone, "per_clip_ui", per_clip_ui)
         if before_submit is not None:
@@ -161,6 +169,7 @@ class Runtime:
         for adapter in adapters.values():
             await adapter.aclose()
         adapters.clear()
+        await asyncio.to_thread(self.journal.close)
 
 
 def resolve_endpoints(settings: Settings) -> dict[Protocol, Endpoint]:
@@ -200,30 +209,37 @@ def sandbox_speed(settings: Settings, endpoints: dict[Protocol, Endpoint]) -> fl
 def build_runtime(run_id: str, settings: Settings | None = None, *,
                   per_clip_ui: bool = True) -> Runtime:
     settings = settings or load_settings()
-    home = settings.home_path
     catalog = load_catalog(settings.catalog)
     endpoints = resolve_endpoints(settings)
+    journal = open_journal(settings.journal_place, connections=settings.journal_connections)
     return Runtime(
-        settings=settings, catalog=catalog,
-        journal=Journal(home / "journal"), capabilities=Capabilities(home / "capabilities"),
+        settings=settings, catalog=catalog, journal=journal,
+        capabilities=Capabilities(journal.learned(CAPABILITIES)),
         archive=Archive(settings.archive_url, settings.archive_options),
         replica=Archive(settings.archive_replica, settings.archive_replica_options)
         if settings.archive_replica else None,
-        ledger=LedgerWriter(home / "ledger", run_id), endpoints=endpoints,
+        ledger=LedgerWriter(settings.ledger_place, run_id, settings.ledger_options),
+        endpoints=endpoints,
         sandbox_time_scale=sandbox_speed(settings, endpoints),
         slots=ProviderSlots(catalog, use_prefect=settings.concurrency_limits == "prefect"),
         run_id=run_id, per_clip_ui=per_clip_ui)
 
 
 @asynccontextmanager
-async def clip_run(*, per_clip_ui: bool = True) -> AsyncIterator[Runtime]:
-    """The runtime of the current flow run, closed after it (every flow's body runs in one)."""
+async def clip_run(*, per_clip_ui: bool = True, may_suspend: bool = False,
+                   wait: Literal["poll", "suspend"] | None = None) -> AsyncIterator[Runtime]:
+    """The runtime of the current flow run, closed after it (every flow's body runs in one).
+    `wait`: the run's parameter, over the REELFLOW_WAIT setting, for a flow that `may_suspend`;
+    the others poll (the sweep is what collects for everyone)."""
     from prefect.context import get_run_context
 
     quiet_explained_tracebacks()  # a user's mistake is one line in the UI's run logs too
 
     run_id = str(get_run_context().flow_run.id)
-    rt = await asyncio.to_thread(build_runtime, run_id, per_clip_ui=per_clip_ui)
+    settings = load_settings()
+    settings = settings.model_copy(update={
+        "wait": (wait or settings.wait) if may_suspend else "poll"})
+    rt = await asyncio.to_thread(build_runtime, run_id, settings, per_clip_ui=per_clip_ui)
     try:
         yield rt
     finally:

@@ -8,7 +8,6 @@ when they match, re-encode to the asked size when a scene came back downgraded) 
 clips/<date>/<storyboard id>.mp4, inspected, and recorded. A rerun pays for nothing done.
 """
 
-import asyncio
 
 from prefect import get_run_logger
 from prefect.utilities.annotations import quote
@@ -21,6 +20,7 @@ from tasks.joining import join, last_frame_file
 from tasks.prompt_text import storyboard_anchors
 from tasks.routing import plan_route
 from tasks.runtime import Runtime
+from tasks.suspending import gathered
 
 
 def scene_request(board: ClipRequest, decision: RoutePlan, index: int, prompt: str,
@@ -76,8 +76,7 @@ async def make_storyboard(rt: Runtime, board: ClipRequest) -> ClipResult:
     groups = chains(board)
     logger.info("emulated storyboard on %s: %d scenes in %d parallel chain(s)",
                 decision.model_name, len(board.scenes), len(groups))
-    done = await asyncio.gather(*(_chain(rt, board, decision, group, prompts)
-                                  for group in groups))
+    done = await gathered(*(_chain(rt, board, decision, group, prompts) for group in groups))
     scenes = [result for chain in done for result in chain]
     return await join(rt, board, decision, scenes, scenes,
                       title=f"Storyboard, emulated on {decision.model_name}")

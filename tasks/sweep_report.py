@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from models import usd_text
 from storage.journal import Quarantined
 from tasks.reconciling import Reconciliation, publish_reconciliation
+from tasks.suspending import Woken
 from tasks.sweeping import CompactedDay, Resumed, Retained, Verified
 
 
@@ -20,6 +21,9 @@ class SweepReport(BaseModel):
     retained: Retained
     quarantined: list[Quarantined] = Field(
         default_factory=list, description="Journal records moved aside as unreadable.")
+    woken: list[Woken] = Field(
+        default_factory=list, description="Suspended runs whose callback was late: resumed, "
+        "or why not.")
 
 
 class ArchiveDamaged(RuntimeError):
@@ -52,6 +56,10 @@ def _markdown(report: SweepReport) -> str:
     lines += [f"- `{r.clip_id[:12]}` {r.outcome} ({usd_text(r.cost_usd)})" for r in report.resumed]
     lines += ["", "## Left open"] + [f"- `{r.clip_id[:12]}` {r.outcome}"
                                       for r in report.left_open]
+    if report.woken:
+        lines += ["", "## Suspended runs whose callback was late"] + [
+            f"- run `{w.flow_run_id}` (clip `{w.clip_id[:12]}`, job {w.job_id}): {w.outcome}"
+            for w in report.woken]
     c = report.reconciliation
     lines += ["", f"## Reconciliation\n{c.checked_jobs} jobs checked against the provider's "
               f"bill; {len(c.reconciled)} charges found only there, now in the ledger"] + [

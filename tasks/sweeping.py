@@ -10,7 +10,9 @@
   what the journal recorded when it was archived: missing and corrupt files are reported.
 - compact: each closed day's ledger parts (before today, UTC) become one part file; the new
   file's row count must equal the old parts' before any old part is deleted. Rows are kept as
-  they are (readers deduplicate by event_id), so compaction never changes a report.
+  they are (readers deduplicate by event_id), so compaction never changes a report. On an
+  object store the same: the merged part is one create-only put, then the old parts are
+  deleted; two sweeps racing leave at worst two copies of a row under one event_id.
 - retain: a provider-side copy is deleted where the protocol can (once the archive holds a
   verified copy); with a replica configured, archived files are copied there (write-once) and
   verified, and a local file older than the retention period is deleted only when the replica
@@ -20,9 +22,9 @@
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
@@ -30,6 +32,7 @@ from pydantic import BaseModel, Field
 from models import LEDGER_SCHEMA
 from storage.archive import Archive
 from storage.ledger import LedgerWriter
+from storage.ledger_files import LedgerFiles
 from storage.records import ClipJournal
 from tasks.archiving import ClipLost, ClipUnarchived, finished
 from tasks.dispatch import make
@@ -94,36 +97,23 @@ def verify(archive: Archive, records: list[ClipJournal], replica: Archive | None
     return found, damaged
 
 
-def compact(root: Path, today: date) -> list[CompactedDay]:
-    """One part per closed day; row counts checked before the old parts go."""
-    done = []
-    for folder in sorted(root.glob("date=*")):
-        day = folder.name.removeprefix("date=")
-        if date.fromisoformat(day) >= today:
+def compact(place: str | Path, today: date, options: dict[str, Any] | None = None
+            ) -> list[CompactedDay]:
+    """One part per closed day of the ledger at `place` (a folder or an fsspec URL): the
+    merged part is written whole and its row count checked before the old parts go."""
+    files, done = LedgerFiles(place, options), []
+    writer = LedgerWriter(place, COMPACTED_RUN, options)
+    for day, parts in sorted(files.by_day().items()):
+        if day >= today or len(parts) <= 1:
             continue
-        parts = sorted(folder.glob("run=*/part-*.parquet"))
-        if len(parts) <= 1:
+        try:
+            tables = [files.read_table(p) for p in parts]
+        except FileNotFoundError:  # another sweep compacted this day since the listing
             continue
-        tables = [pq.read_table(p) for p in parts]
-        rows = sum(t.num_rows for t in tables)
-        merged = pa.concat_tables([_conform(t) for t in tables])
-        target = folder / f"run={COMPACTED_RUN}"
-        target.mkdir(exist_ok=True)
-        path = LedgerWriter(root, COMPACTED_RUN).claim(target)
-        tmp = target / f".{path.name}.tmp"
-        pq.write_table(merged, tmp)
-        if pq.read_metadata(tmp).num_rows != rows:
-            tmp.unlink()
-            raise RuntimeError(f"compacting {day}: {rows} rows in, a different count out")
-        tmp.replace(path)
-        for part in parts:
-            part.unlink()
-        for run in folder.glob("run=*"):
-            if run.name != target.name and not any(run.glob("part-*.parquet")):
-                for marker in run.glob(".part-*"):
-                    marker.unlink()
-                run.rmdir()
-        done.append(CompactedDay(day=day, parts_before=len(parts), rows=rows))
+        writer.write(day, pa.concat_tables([_conform(t) for t in tables]))
+        files.retire(day, parts)
+        done.append(CompactedDay(day=day.isoformat(), parts_before=len(parts),
+                                 rows=sum(t.num_rows for t in tables)))
     return done
 
 
@@ -227,8 +217,8 @@ async def verify_archive(rt: Runtime) -> Verified:
 
 @task(name="compact ledger", retries=0, cache_policy=NO_CACHE)
 async def compact_ledger(rt: Runtime) -> list[CompactedDay]:
-    return await asyncio.to_thread(compact, rt.settings.home_path / "ledger",
-                                   datetime.now(UTC).date())
+    return await asyncio.to_thread(compact, rt.settings.ledger_place, datetime.now(UTC).date(),
+                                   rt.settings.ledger_options)
 
 
 @task(name="apply retention", retries=0, cache_policy=NO_CACHE)

@@ -71,3 +71,32 @@ def sandbox(sandbox_server):
     """The session's sandbox, reset to a calm world with no queued faults."""
     sandbox_server.reset(calm=True)
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway PostgreSQL cluster for the session (fsync off: its data need not survive
+    a crash); skipped where PostgreSQL is not installed, a failure under CI, which installs it."""
+    import os
+
+    from scripts.local_services import PostgresNotInstalled, start_postgres
+
+    try:
+        cluster = start_postgres(fsync=False)
+    except PostgresNotInstalled as missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is missing under CI: .ci/run installs it ({missing})")
+        pytest.skip(f"PostgreSQL not installed here (CI installs it): {missing}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty database on the session's cluster: its postgresql:// URL; dropped after."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex}"
+    url = postgres_cluster.create_database(name)
+    yield url
+    postgres_cluster.drop_database(name)

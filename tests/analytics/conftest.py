@@ -70,10 +70,11 @@ def archived_home(tmp_path_factory):
     from models import Archived, ClipRequest
     from sandbox.render import Shot, render
     from storage.archive import Archive
-    from storage.journal import Journal, new_record
+    from storage.journal import new_record
 
     home = tmp_path_factory.mktemp("home")
-    journal, archive = Journal(home / "journal"), Archive(home / "archive")
+    from storage.journal_folder import FolderJournal
+    journal, archive = FolderJournal(home / "journal"), Archive(home / "archive")
     columns, ids = [], []
     for n, (prompt, day, provider, model, tier, cost) in enumerate(GALLERY_CLIPS):
         when = datetime(2026, 11, day, 9 + n, 30, tzinfo=UTC)

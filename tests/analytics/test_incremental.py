@@ -18,7 +18,7 @@ KLING = dict(provider="kling", model="kling-v3", tier="standard", seconds_asked=
 def views(database) -> dict[str, list]:
     with duckdb.connect(str(database), read_only=True) as con:
         return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
-                for name in (*db.VIEW_NAMES, "ledger")}
+                for name in (*db.VIEW_NAMES, "ledger", "clip_rollup")}
 
 
 def test_a_build_loads_only_the_parts_it_has_not_seen(tmp_path, monkeypatch):
@@ -105,3 +105,42 @@ def test_a_build_waits_for_another_process_holding_the_file(tmp_path):
     holder.stdout.close()
     with db.connect(database, str(ledger)) as con:
         assert con.execute("SELECT sum(cost_usd) FROM ledger").fetchone()[0] == Decimal("0.42")
+
+
+def test_the_per_clip_roll_up_after_updates_is_what_a_cold_build_makes(tmp_path):
+    """Parts arriving one by one — a clip's later rows, a copy of an earlier charge under an
+    earlier time and another clip id, stand-alone charges — leave `clips` as one build of
+    every part makes it, and the clips no new row touches as they were."""
+    ledger, database = tmp_path / "ledger", tmp_path / "a.duckdb"
+    first = clip_rows(n=6, run="first", **KLING)
+    write(ledger, first)
+    db.build(database, str(ledger))
+    with duckdb.connect(str(database), read_only=True) as con:
+        untouched = con.execute("SELECT * FROM clips WHERE clip_id = ?",
+                                [first["clip_id"][-1]]).fetchall()
+    rejection = {**{k: v[:1] for k, v in first.items()}, "event_id": ["late-rejection"],
+                 "event_kind": ["rejection"], "inspection_outcome": ["rejected_by_reviewer"],
+                 "flow_run_id": ["second"], "event_time": [first["event_time"][0]
+                                                          + timedelta(hours=1)]}
+    write(ledger, rejection, clip_rows(n=2, offset=6, run="second", **KLING))
+    db.build(database, str(ledger))  # no copy replaced: the new rows' roll-ups merged in
+    db.build(tmp_path / "second.duckdb", str(ledger))
+    assert views(database) == views(tmp_path / "second.duckdb")
+    moved = {k: v[4:5] for k, v in first.items()}  # charge of clip 1, copied under clip 0
+    moved.update(clip_id=[first["clip_id"][0]], flow_run_id=["third"],
+                 event_time=[moved["event_time"][0] - timedelta(minutes=5)])
+    storage = charge_rows(n=2, provider="kling", model="kling-v3", tier="standard",
+                          kind="storage", charge="storage", cost="0.012", run="third")
+    write(ledger, moved, storage)
+    db.build(database, str(ledger))  # a copy replaced: its clips rolled up again
+    db.build(tmp_path / "fresh.duckdb", str(ledger))
+    assert views(database) == views(tmp_path / "fresh.duckdb")
+    with duckdb.connect(str(database), read_only=True) as con:
+        clips = {clip: (outcome, cost) for clip, outcome, cost in con.execute(
+            "SELECT clip_id, outcome, cost_usd FROM clips").fetchall()}
+        assert con.execute("SELECT * FROM clips WHERE clip_id = ?",
+                           [first["clip_id"][-1]]).fetchall() == untouched
+    assert len(clips) == 10  # 8 clips and the 2 storage charges
+    assert clips[first["clip_id"][0]] == ("rejected_by_reviewer", Decimal("0.28"))
+    assert clips[first["clip_id"][3]] == ("ok", Decimal("0"))  # its charge moved to clip 0
+    assert clips[storage["clip_id"][0]] == (None, Decimal("0.012"))

@@ -10,6 +10,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from bench import cost_bill
 from bench.cost_bench import measure
+from bench.cost_runs import reelflow_tier
 from bench.workload import Request
 
 # Prefect's clients outlive each asyncio.run of a flow, as in the flow tests
@@ -35,10 +36,37 @@ def test_both_pipelines_bill_to_the_cent_and_savings_add_up(tmp_path, prefect_se
     exact = {name: Decimal(value) for name, value in r["exact_usd"].items()}
     assert exact["reelflow"] + exact["naive"] == exact["bill"]
     assert r["other_usd"] == 0
-    assert r["reelflow_ledger_usd"] == r["reelflow_usd"]  # reelflow's ledger == its bill
+    # reelflow's ledger == its metered bill; the minimums are its tier's, not charges
+    assert r["reelflow_ledger_usd"] == r["metered_usd"]["reelflow"]
+    assert r["reelflow_usd"] == round(r["metered_usd"]["reelflow"]
+                                      + r["minimums_usd"]["reelflow"], 2)
+    assert r["reelflow_tier"] == "standard"  # 30 clips are far below Pro's minimum
     assert sum(Decimal(v) for v in r["savings_exact_usd"].values()) == Decimal(
         r["difference_exact_usd"])
     assert r["savings_usd"]["extension instead of regeneration"] > 0  # 4 edits regenerated
+
+
+def test_reelflow_s_key_holds_the_tier_that_pays_at_the_month_s_billed_seconds():
+    cheap = Request(id="r00001", kind="ugc", prompt="r00001s0 a cat", seconds=10,
+                    resolution="1080p", aspect="9:16")
+    refused = cheap.model_copy(update={"id": "r00002", "kind": "refused"})
+    small = reelflow_tier([cheap, refused])
+    assert (small.recommended, small.billed_seconds, small.clips) == ("standard", 10, 1)
+    big = reelflow_tier([cheap.model_copy(update={"id": f"r{i:05d}"}) for i in range(1786)])
+    assert big.billed_seconds == 17_860 and big.recommended == "pro"  # past 17,858 s
+
+
+def test_a_month_short_of_its_tier_s_minimum_is_billed_up_to_it():
+    side = cost_bill.side([_row(1, "a", "complete", 5, "0.110000")],
+                          {"a": "r00001s0 a cat"}, {})
+    assert cost_bill.with_minimum(side, [_row(1, "a", "complete", 5, "0.110000")],
+                                  Decimal(500)) == Decimal("499.89")
+    assert side.usd == 500 and side.by_source["monthly minimums"] == Decimal("499.89")
+    naive = cost_bill.side([_row(1, "b", "complete", 5, "0.140000")], {}, {})
+    assert cost_bill.with_minimum(naive, [], Decimal(0)) == 0
+    saved = cost_bill.savings(side, naive)
+    assert saved["monthly minimums"] == Decimal("-499.89")
+    assert sum(saved.values()) == naive.usd - side.usd
 
 
 def _row(seq: int, job: str, kind: str, seconds: float, usd: str) -> dict:

@@ -296,3 +296,19 @@ def test_every_command_s_help_has_a_whole_sentence_and_examples_that_parse():
             words = shlex.split(example)
             assert words[:2] == ["reelflow", name], example
             parser.parse_args(words[1:])  # raises UserError on a flag the command lacks
+
+
+@pytest.mark.parametrize(("wait", "env", "allowed"), [
+    ("later", {}, ["poll", "suspend"]),
+    ("suspend", {}, ["poll"]),  # no server named
+    ("suspend", {"PREFECT_API_URL": "http://127.0.0.1:9/api"}, ["poll"]),  # none answers
+])
+def test_generate_wait_suspend_names_what_is_missing_before_anything_is_sent(
+        capsys, monkeypatch, wait, env, allowed):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, body = run_json(capsys, "generate", "--prompt", "A kite", "--duration", "5",
+                          "--wait", wait)
+    assert code == 2 and body["error"]["field"] == "wait"
+    assert body["error"]["allowed"] == allowed

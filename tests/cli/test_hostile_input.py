@@ -92,6 +92,16 @@ def test_command_arguments_are_checked_before_any_work(capsys, monkeypatch, tmp_
     one_line_exit_2(capsys, argv, field)
 
 
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--wait", "later"], "wait"),
+    (["--wait", "suspend"], "wait"),  # a local batch's own run cannot suspend: its chunks can
+])
+def test_a_batch_s_way_to_wait_is_checked_before_any_work(capsys, tmp_path, flags, named):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"prompt": "A cat", "duration": 5}) + "\n")
+    one_line_exit_2(capsys, ["batch", str(manifest), *flags], named)
+
+
 def test_a_batch_chunk_size_in_unicode_digits_is_refused(capsys, tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"prompt": "A cat", "duration": 5}) + "\n")
@@ -128,6 +138,19 @@ def test_a_manifest_image_path_may_not_leave_its_folder(capsys, tmp_path):
     manifest.write_text(json.dumps({"mode": "image", "prompt": "A cat", "duration": 5,
                                     "image": "../secret.jpg"}) + "\n")
     said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: image")
+    assert "outside the manifest's folder" in said
+
+
+def test_a_storyboard_row_s_scene_images_may_not_leave_the_manifest_s_folder(capsys,
+                                                                              tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    Image.new("RGB", (640, 360), (200, 120, 40)).save(tmp_path / "secret.png")
+    manifest = folder / "m.jsonl"
+    manifest.write_text(json.dumps({"mode": "storyboard", "prompt": "A day", "scenes": [
+        {"prompt": "Dawn", "duration": 4}, {"prompt": "Dusk", "duration": 4,
+                                            "image": "../secret.png"}]}) + "\n")
+    said = one_line_exit_2(capsys, ["batch", str(manifest)], "row 1: scenes.1.image")
     assert "outside the manifest's folder" in said
 
 

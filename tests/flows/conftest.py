@@ -32,17 +32,20 @@ def home(tmp_path, monkeypatch, sandbox, prefect_server):
     return tmp_path / "home"
 
 
-def ledger_by_job(home: Path) -> dict[str, Decimal]:
+def ledger_by_job(ledger: str | Path, options: dict | None = None) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    for row in read_ledger(home / "ledger"):
+    for row in read_ledger(ledger, options=options):
         if row["job_id"]:
             totals[row["job_id"]] += row["cost_usd"]
     return dict(totals)
 
 
-def assert_reconciled(home: Path, sandbox) -> dict[str, Decimal]:
-    """reelflow's ledger and the sandbox's usage log agree to the cent, job by job."""
-    ours = {job: round(usd, 2) for job, usd in ledger_by_job(home).items()}
+def assert_reconciled(home: Path, sandbox, ledger: str | None = None,
+                      options: dict | None = None) -> dict[str, Decimal]:
+    """reelflow's ledger (the home's, or the one at `ledger`: a folder or fsspec URL with
+    `options`) and the sandbox's usage log agree to the cent, job by job."""
+    ours = {job: round(usd, 2) for job, usd in
+            ledger_by_job(ledger or home / "ledger", options).items()}
     theirs: dict[str, Decimal] = defaultdict(Decimal)
     for row in sandbox.usage():
         if row["job_id"] in ours:

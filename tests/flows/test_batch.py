@@ -22,9 +22,10 @@ import pytest
 
 from flows.batch import run_batch, run_batch_chunk
 from models.batch import CHUNK_DEPLOYMENT, BatchRequest
-from storage.journal import Journal
 from tasks.batch_summary import BatchIncomplete
+from tasks.manifest import ManifestError
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -53,7 +54,7 @@ def test_a_200_request_batch_stays_under_the_provider_limits(home, sandbox, tmp_
     assert result.items[0].duplicates == [201]
     assert result.peak_in_flight == {"provider:kling:standard": 10}
     assert sandbox.stats().get("429:kling", 0) == before.get("429:kling", 0)  # no 429 at all
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     assert all(journal.read(i.clip_id).state == "done" for i in result.items)
     assert len(sandbox.usage()) - paid == 200 and result.spent_usd == pytest.approx(200 * 0.14)
     assert_reconciled(home, sandbox)
@@ -76,7 +77,11 @@ def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path):
             runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
             return {r.name for r in runs}
-    found = asyncio.run(names())
+    # the server records task runs from their events, a moment after the flow returns
+    deadline = time.monotonic() + 20
+    while not (found := asyncio.run(names())) & {"row 1 · archive output"} \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
     # one task run per row, and archiving's own (its transient errors are Prefect's retries):
     # submit, await, prompt and inspection run inside the row's (tasks/step_runs.py)
     rows = {name for name in found if name.startswith("row ")}
@@ -133,7 +138,7 @@ def test_a_batch_killed_midway_completes_on_rerun_with_nothing_charged_twice(hom
     first = subprocess.Popen([sys.executable, "-m", "cli.main", "batch", str(manifest),
                               "--json"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     paid = len(sandbox.usage())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -213,22 +218,33 @@ def test_a_missing_shared_limit_fails_the_run_instead_of_not_limiting(home, sand
     assert len(sandbox.usage()) == paid
 
 
-def chunks_run_here(monkeypatch, crash: str | None = None) -> list[str]:
+def chunks_run_here(monkeypatch, crash: str | None = None, api_fails: str | None = None,
+                    worker_home: Path | None = None) -> list[str]:
     """fan_out=deployments without a server's workers: run_deployment runs each chunk here,
     as a worker would, except the run whose key ends with `crash`, reported Crashed (as a
-    worker does when the server answers 503 before the run starts). Returns the keys sent."""
+    worker does when the server answers 503 before the run starts), and the first call for
+    the key ending with `api_fails`, which raises the 500 Prefect's client raises when the
+    server fails reading a run. `worker_home`: the chunks' REELFLOW_HOME (a worker on another
+    machine, whose home is not the batch's). Returns the keys sent."""
     import uuid as uuid_
     from types import SimpleNamespace
 
+    import httpx
     import prefect.deployments
 
     sent = []
 
-    async def run_deployment(name, idempotency_key, parameters):
-        assert name == CHUNK_DEPLOYMENT
+    async def run_deployment(name, idempotency_key, parameters, as_subflow):
+        assert name == CHUNK_DEPLOYMENT and as_subflow  # polling chunks are subflows
         sent.append(idempotency_key)
         if crash and idempotency_key.endswith(crash):
             return SimpleNamespace(id=uuid_.uuid4(), state=SimpleNamespace(name="Crashed"))
+        if api_fails and idempotency_key.endswith(api_fails) and sent.count(idempotency_key) == 1:
+            request = httpx.Request("GET", "http://127.0.0.1/api/flow_runs/x")
+            raise httpx.HTTPStatusError("500 Internal Server Error", request=request,
+                                        response=httpx.Response(500, request=request))
+        if worker_home:
+            monkeypatch.setenv("REELFLOW_HOME", str(worker_home))
         state = await run_batch_chunk(**parameters, return_state=True)
         return SimpleNamespace(id=state.state_details.flow_run_id,
                                state=SimpleNamespace(name=state.name))
@@ -237,19 +253,34 @@ def chunks_run_here(monkeypatch, crash: str | None = None) -> list[str]:
     return sent
 
 
-def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, sandbox,
-                                                                           tmp_path,
-                                                                           monkeypatch):
-    sent = chunks_run_here(monkeypatch, crash=":0:0")
+def six_rows_in_two_chunk_runs(home, sandbox, tmp_path, sent: list[str]) -> list[str]:
+    """Six requests as chunk runs of three, all done, each paid once by the bill; the chunk
+    runs' keys sent, without the parent run's id."""
     manifest = tmp_path / "batch.jsonl"
     manifest.write_text("\n".join(json.dumps(r) for r in requests(6, uuid.uuid4().hex[:8])))
     paid = len(sandbox.usage())
     result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest), fan_out="deployments",
                                                 chunk_size=3)))
     assert result.done == 6 and result.failed == 0
-    assert sorted(k.split(":", 1)[1] for k in sent) == ["0:0", "0:1", "1:0"]
     assert len(sandbox.usage()) - paid == 6
     assert_reconciled(home, sandbox)
+    return sorted(k.split(":", 1)[1] for k in sent)
+
+
+def test_a_chunk_run_that_crashed_is_sent_again_and_nothing_is_paid_twice(home, sandbox,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    sent = chunks_run_here(monkeypatch, crash=":0:0")
+    assert six_rows_in_two_chunk_runs(home, sandbox, tmp_path, sent) == ["0:0", "0:1", "1:0"]
+
+
+def test_a_chunk_run_the_prefect_api_failed_under_is_awaited_again_not_sent_again(
+        home, sandbox, tmp_path, monkeypatch):
+    """One API error while a chunk run is awaited used to fail the whole batch (bench fleet,
+    N=600): now the same call is made again, with the same key — the same run."""
+    monkeypatch.setattr("tasks.fan_out_deployments.API_RETRY_WAITS_S", (0.0,))
+    sent = chunks_run_here(monkeypatch, api_fails=":1:0")
+    assert six_rows_in_two_chunk_runs(home, sandbox, tmp_path, sent) == ["0:0", "1:0", "1:0"]
 
 
 def test_a_request_the_prefect_api_failed_under_goes_on_from_the_journal(home, sandbox,
@@ -421,4 +452,28 @@ def test_post_processing_keeps_to_its_own_bounds(home, sandbox, tmp_path, monkey
     result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert result.done == 8
     assert peak == {"inspect": 1, "archive": 2}
+    assert_reconciled(home, sandbox)
+
+
+def test_a_batch_row_refused_on_policy_is_sent_once_and_refused_before_paying_when_run_again(
+        home, sandbox, tmp_path):
+    """The cost bench's refused prompts: one job each (AtlasCloud's, the only provider no
+    pre-flight rule rules out), not one per AtlasCloud model; the rest of the batch is made;
+    the same manifest run again pays nothing and sends nothing for the refused row."""
+    tag = uuid.uuid4().hex[:8]
+    rows = [*requests(1, tag), {"prompt": f"A gore scene {tag}", "duration": 5,
+                                "resolution": "720p"}]
+    manifest = tmp_path / "refused.jsonl"
+    manifest.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    with pytest.raises(BatchIncomplete) as raised:
+        asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
+    items = sorted(raised.value.result.items, key=lambda item: item.row)
+    assert [item.status for item in items] == ["done", "failed"]
+    assert "atlascloud's content policy refused this prompt" in items[1].error
+    assert [j["protocol"] for j in sandbox.jobs(f"gore scene {tag}")] == ["atlascloud"]
+    paid = len(sandbox.usage())
+    with pytest.raises(ManifestError) as again:  # planned before paying: the row is named
+        asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
+    assert again.value.field == "row 2: prompt" and "routed around" in again.value.message
+    assert len(sandbox.jobs(f"gore scene {tag}")) == 1 and len(sandbox.usage()) == paid
     assert_reconciled(home, sandbox)

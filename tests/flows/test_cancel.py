@@ -11,8 +11,8 @@ import pytest
 
 from flows.generate import generate_clip
 from models import ClipRequest
-from storage.journal import Journal
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -21,7 +21,7 @@ SLOW = {"p50_5s": 20000, "p95_5s": 25000, "p50_30s": 40000}  # 20 s at the tests
 
 def cancelled_mid_wait(home, request: ClipRequest) -> None:
     """Run the flow until its job is submitted, then cancel it (as Ctrl-C or the UI does)."""
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
 
     async def run() -> None:
         task = asyncio.create_task(generate_clip(request))
@@ -46,20 +46,28 @@ def reconcile_and_compare(home, sandbox) -> dict:
     return assert_reconciled(home, sandbox)
 
 
+async def not_polled_yet(*_args, **_kwargs):
+    """The wait's task run not started: the worker still creating it when the cancel lands."""
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("landing", ["in the wait", "before the first poll"])
 def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sandbox,
-                                                                        monkeypatch):
+                                                                        monkeypatch, landing):
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "200")
+    if landing == "before the first poll":
+        monkeypatch.setattr("tasks.awaiting.await_step", not_polled_yet)
     sandbox.knobs(fal=SLOW)
     request = ClipRequest(prompt=f"A kite on the wind {uuid.uuid4().hex[:6]}", duration=5,
                           resolution="720p", policy="kling-v3-fal")
     cancelled_mid_wait(home, request)
-    record = Journal(home / "journal").read(request.clip_id)
+    record = journal_of(home).read(request.clip_id)
     step = record.steps[0]
     assert (step.state, record.state) == ("cancelled", "failed")
     assert record.reason == f"cancelled: fal_queue stopped job {step.handle.job_id}"
     assert sandbox.admin.get(f"/jobs/{step.handle.job_id}").json()["cancelled_at"] is not None
     billed = [u for u in sandbox.usage() if u["job_id"] == step.handle.job_id]
-    assert not any(u["kind"] == "generation" for u in billed), billed
+    assert not any(u["kind"] == "complete" for u in billed), billed  # the sandbox's word
     reconcile_and_compare(home, sandbox)
 
 
@@ -72,7 +80,7 @@ def test_a_job_its_provider_cannot_stop_runs_on_and_is_still_archived(home, sand
     request = ClipRequest(prompt=f"A gull on a post {uuid.uuid4().hex[:6]}", duration=5,
                           resolution="720p", policy="kling-v3")
     cancelled_mid_wait(home, request)
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     record = journal.read(request.clip_id)
     assert (record.steps[0].state, record.state) == ("pending", "pending")
     assert "cannot stop job" in record.reason and "the sweep" in record.reason
@@ -97,7 +105,7 @@ def test_reelflow_cancel_stops_a_clip_no_run_waits_on(home, sandbox, monkeypatch
     assert main(["cancel", request.clip_id[:12], "--json"]) == 0
     (job,) = json.loads(capsys.readouterr().out)["jobs"]
     assert job["stopped"] and job["clip_id"] == request.clip_id
-    assert Journal(home / "journal").read(request.clip_id).steps[0].state == "cancelled"
+    assert journal_of(home).read(request.clip_id).steps[0].state == "cancelled"
     assert main(["cancel", request.clip_id[:12]]) == 0
     assert "nothing in flight" in capsys.readouterr().out
     assert main(["cancel", "0000"]) == 2 and "reelflow: target" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from flows.storyboard import generate_storyboard
 from models import ClipRequest, Scene
 from models.batch import BatchRequest
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 from tests.flows.test_paid_once import reconciliation_artifact
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -54,6 +55,4 @@ def test_a_day_of_mixed_runs_reconciles_to_the_cent(home, sandbox, tmp_path, mon
 
 
 def _plan_reasons(home, clip_id: str) -> list[str]:
-    from storage.journal import Journal
-
-    return Journal(home / "journal").read(clip_id).plan.reasons
+    return journal_of(home).read(clip_id).plan.reasons

@@ -11,10 +11,10 @@ from flows.extend import extend_clip
 from flows.generate import generate_clip
 from models import ClipRequest
 from providers.router import PlanError
-from storage.journal import Journal
 from storage.ledger import read_ledger
 from tasks.inspection import inspect_file
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -31,7 +31,7 @@ def test_an_archived_clip_is_extended_natively(home, sandbox, policy, seconds, a
     assert inspect_file(Path(child.path)).seconds == pytest.approx(seconds + added)
     # Sora's soundtrack (always made, not asked for) leaves the published copy; Kling is silent
     assert (child.trimmed_path is not None) == (policy == "sora-2")
-    record = Journal(home / "journal").read(child.clip_id)
+    record = journal_of(home).read(child.clip_id)
     assert record.parent_clip_id == parent.clip_id
     rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == child.clip_id]
     assert {r["parent_clip_id"] for r in rows} == {parent.clip_id}
@@ -54,7 +54,7 @@ def test_a_model_without_extension_continues_from_the_last_frame(home, sandbox):
     assert child.scene_clip_ids[0] == parent.clip_id and child.stitch_method == "remux"
     assert child.seconds_delivered == pytest.approx(10.0)
     assert [f for f, _ in frames_of(child.path)] == list(range(5 * FPS)) * 2
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     continuation = journal.read(child.scene_clip_ids[1])
     assert continuation.request.mode == "image" and continuation.plan.model == "kling-v3-fal"
     assert journal.read(child.clip_id).parent_clip_id == parent.clip_id
@@ -105,17 +105,17 @@ def test_a_refused_native_extension_is_learned_and_continues_from_the_last_frame
     child = asyncio.run(extend_clip(parent.clip_id, "the tram turns the corner", 5))
     assert child.stitch_method == "remux" and child.seconds_delivered == pytest.approx(10.0)
     new_jobs = {r["job_id"] for r in sandbox.usage()} - paid_before
-    assert new_jobs == set(Journal(home / "journal").read(child.scene_clip_ids[1]).job_ids)
-    learned = Capabilities(home / "capabilities").refusals()
+    assert new_jobs == set(journal_of(home).read(child.scene_clip_ids[1]).job_ids)
+    learned = Capabilities(journal_of(home).learned("capabilities")).refusals()
     assert [(r.model, r.capability) for r in learned] == [("kling-v3", "extend")]
     assert "V1.0, V1.5 and V1.6" in learned[0].message
-    record = Journal(home / "journal").read(child.clip_id)
+    record = journal_of(home).read(child.clip_id)
     assert "extend refused" in record.plan.reasons[0]
     assert [a.model for a in record.attempts] == ["kling-v3"]  # the refused send, noted
 
     again = asyncio.run(extend_clip(parent.clip_id, "the tram waits at the square", 5))
     assert again.seconds_delivered == pytest.approx(10.0)
-    second = Journal(home / "journal").read(again.clip_id)
+    second = journal_of(home).read(again.clip_id)
     assert "extend refused by" in second.plan.reasons[0]
     assert second.attempts == []  # straight to the fallback: no video-extend was sent
     assert_reconciled(home, sandbox)
@@ -123,7 +123,7 @@ def test_a_refused_native_extension_is_learned_and_continues_from_the_last_frame
     assert main(["capabilities", "--json"]) == 0
     assert [r["capability"] for r in json.loads(capsys.readouterr().out)] == ["extend"]
     assert main(["capabilities", "--forget"]) == 0 and not Capabilities(
-        home / "capabilities").refusals()
+        journal_of(home).learned("capabilities")).refusals()
 
 
 def test_a_batch_row_s_extension_is_the_clip_the_row_names_with_its_labels(home, sandbox,
@@ -142,7 +142,7 @@ def test_a_batch_row_s_extension_is_the_clip_the_row_names_with_its_labels(home,
                                     "labels": {"customer": "acme"}}))
     result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     (item,) = result.items
-    record = Journal(home / "journal").read(item.clip_id)
+    record = journal_of(home).read(item.clip_id)
     assert record is not None and record.parent_clip_id == parent.clip_id
     assert item.cost_usd == pytest.approx(0.14) and result.spent_usd == pytest.approx(0.14)
     rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == item.clip_id]

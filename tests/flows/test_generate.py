@@ -11,12 +11,12 @@ import pytest
 
 from flows.generate import generate_clip
 from models import ClipRequest
-from storage.journal import Journal
 from storage.ledger import read_ledger
 from tasks.archiving import ClipLost
 from tasks.awaiting import PendingAtDeadline
 from tasks.inspection import inspect_file
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 REPO = Path(__file__).resolve().parents[2]
 # Prefect's own clients outlive the event loop of each flow call (one asyncio.run per call)
@@ -45,7 +45,7 @@ def test_kling_text_to_video_is_archived_inspected_and_recorded(home, sandbox):
     assert path.with_suffix(".json").exists()
     kinds = sorted(r["event_kind"] for r in read_ledger(home / "ledger"))
     assert kinds == ["complete", "inspection", "submit"]
-    assert Journal(home / "journal").read(result.clip_id).state == "done"
+    assert journal_of(home).read(result.clip_id).state == "done"
     assert assert_reconciled(home, sandbox) == {result.job_ids[0]: Decimal("0.14")}
 
 
@@ -99,7 +99,7 @@ def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox, caplog
     # the UI shows the fallback: a bar per job, the failed ones not at 100%, every attempt
     # with its charge in the summary
     from tasks.progress import job_key
-    record = Journal(home / "journal").read(result.clip_id)
+    record = journal_of(home).read(result.clip_id)
     jobs = [s.handle.job_id for s in record.every_step()]
     artifacts = clip_artifacts(result.clip_id)
     bars = [artifacts[job_key(result.clip_id, job)] for job in jobs]
@@ -113,13 +113,58 @@ def test_failed_jobs_are_charged_20_percent_then_fall_back(home, sandbox, caplog
                for m in said), said
 
 
-def test_a_provider_policy_rejection_falls_back(home, sandbox):
-    sandbox.knobs(kling={"policy_patterns": [r"\bzorblax\b"]})
-    result = generate(prompt="A zorblax in the garden", duration=5, resolution="720p")
-    assert result.model in ("kling-v3-fal", "kling-v3-atlas")  # the same price, assumed
-    record = Journal(home / "journal").read(result.clip_id)
-    assert any("content policy" in a.why for a in record.attempts)
+def test_a_prompt_a_provider_s_policy_refuses_is_sent_to_no_other_provider(home, sandbox):
+    """Gore passes no pre-flight rule on AtlasCloud, whose three models the sandbox's default
+    world all refuse it on. Before: the prompt went to each of them in turn. Now: one job,
+    refused, the clip stops naming the policy; asking again pays nothing and sends nothing."""
+    from providers.router import PlanError
+    from tasks.fallback import PromptRefused
+
+    tag = uuid.uuid4().hex[:8]
+    with pytest.raises(PromptRefused) as refused:
+        generate(prompt=f"A gore scene in a castle {tag}", duration=5, resolution="720p")
+    assert refused.value.field == "prompt"
+    assert "atlascloud's content policy refused this prompt" in str(refused.value)
+    assert "not sent to any other provider" in str(refused.value)
+    jobs = sandbox.jobs(tag)
+    assert [j["protocol"] for j in jobs] == ["atlascloud"]
+    with pytest.raises(PlanError) as again:
+        generate(prompt=f"A gore scene in a castle {tag}", duration=5, resolution="720p")
+    assert again.value.field == "prompt" and "routed around" in str(again.value)
+    assert len(sandbox.jobs(tag)) == 1
+    # the refusal is not billed, and the ledger says the same, job by job
+    assert sum(Decimal(r["usd"]) for r in sandbox.usage() if r["job_id"] == jobs[0]["id"]) == 0
     assert_reconciled(home, sandbox)
+
+
+def test_a_prompt_refused_once_is_routed_around_that_provider_on_the_next_request(
+        home, sandbox, capsys):
+    import json
+
+    from cli.main import main
+    from storage.prompt_refusals import KIND, RefusedPrompts
+    from tasks.fallback import PromptRefused
+
+    sandbox.knobs(kling={"policy_patterns": [r"\bzorblax\b"]})
+    with pytest.raises(PromptRefused) as refused:
+        generate(prompt="A zorblax in the garden", duration=5, resolution="720p")
+    assert "kling's content policy refused this prompt on kling-v3" in str(refused.value)
+    assert "asking again sends it to kling-v3-" in str(refused.value)
+    learned = RefusedPrompts(journal_of(home).learned(KIND)).refusals()
+    assert [(r.provider, r.model) for r in learned] == [("kling", "kling-v3")]
+    # the same words in another spelling: planned around Kling before anything is sent
+    result = generate(prompt="A  zorblax in the GARDEN", duration=5, resolution="720p")
+    assert result.model in ("kling-v3-fal", "kling-v3-atlas")  # the same price, assumed
+    record = journal_of(home).read(result.clip_id)
+    assert record.attempts == [] and len(result.job_ids) == 1
+    out = {c.model: c.reason for c in record.plan.rejected if c.model == "kling-v3"}
+    assert out["kling-v3"].startswith("routed around: kling's content policy refused")
+    assert_reconciled(home, sandbox)
+
+    assert main(["capabilities", "--prompts", "--json"]) == 0
+    assert [r["provider"] for r in json.loads(capsys.readouterr().out)] == ["kling"]
+    assert main(["capabilities", "--forget"]) == 0
+    assert not RefusedPrompts(journal_of(home).learned(KIND)).refusals()
 
 
 def test_an_account_error_stops_that_account_and_falls_back(home, sandbox):
@@ -176,7 +221,7 @@ def test_a_silent_downgrade_follows_the_request_s_policy(home, sandbox, policy):
         if policy == "regenerate":  # take 1 is kept, paid, and not accepted
             assert len(rejected) == 1 and rejected[0]["clip_id"] != result.clip_id
             assert rejected[0]["inspection_outcome"].startswith("rejected: silently downgraded")
-            assert Journal(home / "journal").read(rejected[0]["clip_id"]).outcome.rejected
+            assert journal_of(home).read(rejected[0]["clip_id"]).outcome.rejected
         else:
             assert rejected == []
     assert_reconciled(home, sandbox)
@@ -201,7 +246,7 @@ def test_a_second_run_in_one_process_waits_out_a_send_in_flight(home, sandbox):
     request = ClipRequest(prompt=f"One send in flight ({RUN})", duration=5, resolution="720p")
     sandbox.faults({"kind": "slow", "protocol": "kling", "method": "POST", "path": "/videos/",
                     "delay_s": 4.0})
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
 
     async def mid_send():
         while not ((r := journal.read(request.clip_id)) and r.steps
@@ -223,7 +268,7 @@ def test_pending_at_deadline_is_completed_by_the_next_run(home, sandbox, monkeyp
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.05")
     with pytest.raises(PendingAtDeadline, match="pending at deadline"):
         generate(prompt="Slow to render", duration=5, resolution="720p")
-    record = next(iter(Journal(home / "journal").records()))
+    record = next(iter(journal_of(home).records()))
     assert record.state == "pending" and record.steps[0].handle
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "20")
     result = generate(prompt="Slow to render", duration=5, resolution="720p")
@@ -339,7 +384,7 @@ def test_sora_4k_is_refused_as_the_api_refuses_it_and_learned(home, sandbox):
     with pytest.raises(PlanError, match="4k refused by"):
         generate(prompt="A comet over a glacier", duration=4, resolution="4k", policy="sora-2")
     assert len(sandbox.usage()) == paid
-    refusals = Capabilities(home / "capabilities").refusals()
+    refusals = Capabilities(journal_of(home).learned("capabilities")).refusals()
     assert [(r.model, r.capability) for r in refusals] == [("sora-2", "4k")]
     sent = sandbox.stats().get("requests:openai", 0)
     with pytest.raises(PlanError, match="4k refused by"):
@@ -373,7 +418,7 @@ def test_a_soundtrack_not_asked_for_leaves_the_published_copy_of_a_model_that_al
     assert inspect_file(Path(silent.path)).audio and not silent.audio
     copy = inspect_file(Path(silent.trimmed_path))
     assert not copy.audio and copy.seconds == pytest.approx(4.0)
-    record = Journal(home / "journal").read(silent.clip_id)
+    record = journal_of(home).read(silent.clip_id)
     assert record.outcome.trim.audio_removed and record.outcome.trim.audio_mismatch is None
     sound = generate(prompt="A lighthouse beam sweeps the fog", duration=4, resolution="720p",
                      policy="sora-2", audio=True)
@@ -391,3 +436,15 @@ def test_the_run_log_says_what_was_submitted_charged_and_archived(home, sandbox,
     assert any(m.startswith(f"job {job} succeeded after ") and "$0.14 charged" in m
                for m in said)
     assert any(m.startswith(f"archived {result.path} (") for m in said)
+
+
+def test_reelflow_generate_says_a_policy_refusal_in_one_line_and_exits_2(home, sandbox, capsys):
+    from cli.main import main
+
+    tag = uuid.uuid4().hex[:8]
+    assert main(["generate", "--prompt", f"A gore scene at sea {tag}", "--duration", "5",
+                 "--resolution", "720p"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("reelflow: prompt: atlascloud's content policy refused this prompt")
+    assert "not sent to any other provider" in line
+    assert len(sandbox.jobs(tag)) == 1

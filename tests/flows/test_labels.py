@@ -8,9 +8,9 @@ import pytest
 
 from flows.generate import generate_clip
 from models import ClipRequest
-from storage.journal import Journal
 from storage.ledger import read_ledger
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -25,14 +25,14 @@ def test_a_labelled_clip_s_ledger_rows_carry_its_labels_and_relabelling_pays_not
     rows = [r for r in read_ledger(home / "ledger") if r["clip_id"] == result.clip_id]
     assert sorted(r["event_kind"] for r in rows) == ["complete", "inspection", "submit"]
     assert all(r["labels"] == ACME for r in rows)
-    assert Journal(home / "journal").read(result.clip_id).request.labels == ACME
+    assert journal_of(home).read(result.clip_id).request.labels == ACME
 
     usage = len(sandbox.usage())
     again = asyncio.run(generate_clip(request.model_copy(update={
         "labels": {"customer": "globex"}})))
     assert again.clip_id == result.clip_id and len(sandbox.usage()) == usage
     assert [r["labels"] for r in read_ledger(home / "ledger")] == [ACME] * 3
-    assert Journal(home / "journal").read(result.clip_id).request.labels == ACME  # the first
+    assert journal_of(home).read(result.clip_id).request.labels == ACME  # the first
     assert_reconciled(home, sandbox)
 
 

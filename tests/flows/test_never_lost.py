@@ -19,9 +19,9 @@ from flows.sweep import sweep_archive
 from models import ClipRequest
 from models.batch import BatchRequest
 from storage.archive import Archive
-from storage.journal import Journal
 from tasks.archiving import ClipLost, ClipUnarchived
 from tests.flows.conftest import assert_reconciled, delete_provider_copy
+from tests.flows.journals import journal_of
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -62,12 +62,12 @@ def test_a_deleted_archive_whose_provider_copy_is_gone_is_lost_with_its_cost(hom
                                                                               capsys):
     req = request(policy="sora-2", duration=4)
     clip = generate(req)
-    record = Journal(home / "journal").read(clip.clip_id)
+    record = journal_of(home).read(clip.clip_id)
     delete_provider_copy(record)
     Path(clip.path).unlink()
     with pytest.raises(ClipLost, match="provider no longer has it"):
         generate(req)
-    lost = Journal(home / "journal").read(clip.clip_id)
+    lost = journal_of(home).read(clip.clip_id)
     assert lost.state == "lost" and clip.job_ids[0] in lost.reason and "$0.28" in lost.reason
     capsys.readouterr()
     assert main(["clips", "--state", "lost", "--json"]) == 0
@@ -97,13 +97,13 @@ def test_disk_full_leaves_the_clip_unarchived_and_the_sweep_archives_it_once_spa
     paid = len(sandbox.usage())
     with pytest.raises(ClipUnarchived, match="No space left on device"):
         generate(req)
-    record = Journal(home / "journal").read(req.clip_id)
+    record = journal_of(home).read(req.clip_id)
     assert record.state == "unarchived" and "No space left" in record.reason
     assert record.spent_usd > 0  # paid, and said so
     monkeypatch.setattr(Archive, "writing", real)
     report = asyncio.run(sweep_archive())
     assert [(r.clip_id, r.outcome) for r in report.resumed] == [(req.clip_id, "done")]
-    after = Journal(home / "journal").read(req.clip_id)
+    after = journal_of(home).read(req.clip_id)
     assert after.state == "done" and Path(after.archive.path).exists() and after.reason is None
     assert len(sandbox.usage()) - paid == 1  # one job, never a second charge
     assert_reconciled(home, sandbox)
@@ -139,7 +139,7 @@ def test_a_truncated_record_is_quarantined_recovered_by_lookup_and_the_batch_goe
     result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     assert result.done + result.already_done == 3 and result.failed == 0
     assert len(sandbox.usage()) - paid == 2  # the lost record's job was found, not re-paid
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     assert journal.read(first.clip_id).steps[0].handle.job_id == first.job_ids[0]
     [lost] = journal.quarantined(first.clip_id)
     assert Path(lost.path).read_bytes() == cut and "ValidationError" in lost.found

@@ -13,8 +13,9 @@ import pytest
 from flows.generate import generate_clip
 from models import ClipRequest
 from providers.errors import SubmitUnknown
-from storage.journal import Journal
+from tasks.fallback import PromptRefused
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -55,7 +56,7 @@ def test_a_rerun_of_an_unknown_step_recovers_it_and_sends_nothing(home, sandbox,
     with pytest.raises(SubmitUnknown):
         generate(**sora(prompt))
     assert len(sandbox.jobs(prompt)) == 1
-    record = Journal(home / "journal").records()[0]
+    record = journal_of(home).records()[0]
     assert (record.state, record.steps[0].state) == ("unknown", "unknown")
     sandbox.clear_faults()
     result = generate(**sora(prompt))
@@ -154,6 +155,9 @@ def test_with_no_subscription_settings_every_plan_is_one_the_keys_hold(home, san
                                               "resolution": "720p"}) for i in range(6)))
     batch = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
     sandbox.knobs(kling={"policy_patterns": [r"\bzorblax\b"]})
+    with pytest.raises(PromptRefused):
+        generate(prompt=f"A zorblax at dusk {tag}", duration=5, resolution="720p")
+    # asked again: routed around the policy that refused it
     fallback = generate(prompt=f"A zorblax at dusk {tag}", duration=5, resolution="720p")
     assert (clip.tier, board.tier, batch.done) == ("standard", "standard", 6)
     assert fallback.model != "kling-v3"
@@ -236,7 +240,7 @@ def test_a_failed_job_a_retry_replaced_is_still_reconciled(home, sandbox):
     kling = {r["job_id"] for r in sandbox.usage() if r["job_id"] in ours
              and r["model"].startswith("kling-v3")}
     assert len(kling) == 2 and kling.isdisjoint(found.unclaimed_usd)  # (the key is shared)
-    record = Journal(home / "journal").read(result.clip_id)
+    record = journal_of(home).read(result.clip_id)
     tried = record.every_step()
     assert [(s.model, s.state) for s in tried][:2] == [("kling-v3", "failed")] * 2
     assert {s.handle.job_id for s in tried} == set(ours)

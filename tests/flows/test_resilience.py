@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.journal import Journal
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -35,7 +35,7 @@ def test_a_worker_killed_mid_poll_is_resumed_and_charged_once(home, sandbox, mon
     prompt = f"Killed while waiting {uuid.uuid4().hex[:6]}"
     args = ("generate", "--prompt", prompt, "--duration", "5", "--json")
     first = reelflow(*args, env=env)
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         records = journal.records()

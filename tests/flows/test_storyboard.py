@@ -11,9 +11,9 @@ import pytest
 from flows.storyboard import generate_storyboard
 from models import ClipRequest, Scene
 from sandbox.render import FPS, read_strip
-from storage.journal import Journal
 from storage.ledger import read_ledger
 from tests.flows.conftest import assert_reconciled
+from tests.flows.journals import journal_of
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -58,7 +58,7 @@ def test_an_emulated_storyboard_on_sora_continues_each_scene_from_the_last_frame
     assert result.seconds_delivered == pytest.approx(12.0)
     assert result.cost_usd == pytest.approx(3 * 4 * 0.071)  # Sora 2 720p, $0.071 per s
 
-    journal = Journal(home / "journal")
+    journal = journal_of(home)
     scenes = [journal.read(clip) for clip in result.scene_clip_ids]
     assert [s.request.mode for s in scenes] == ["text", "image", "image"]
     assert all(s.request.storyboard_id == request.clip_id for s in scenes)

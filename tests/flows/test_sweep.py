@@ -12,11 +12,11 @@ from analytics.synthetic import clip_rows, write
 from flows.generate import generate_clip
 from flows.sweep import sweep_archive
 from models import ClipRequest
-from storage.journal import Journal
 from storage.ledger import read_ledger
 from tasks.awaiting import PendingAtDeadline
 from tasks.sweep_report import ArchiveDamaged
 from tests.flows.conftest import assert_reconciled, delete_provider_copy
+from tests.flows.journals import journal_of
 
 pytestmark = [pytest.mark.filterwarnings("ignore::ResourceWarning"),
               pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
@@ -30,7 +30,7 @@ def clip(**fields):
 
 def clip_again(done):
     """The same request as the done clip `done`, run again."""
-    record = Journal(Path(done.path).parents[4] / "journal").read(done.clip_id)
+    record = journal_of(Path(done.path).parents[4]).read(done.clip_id)
     return asyncio.run(generate_clip(record.request))
 
 
@@ -39,13 +39,13 @@ def test_a_pending_job_is_completed_by_the_sweep_with_its_charge(home, sandbox, 
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "0.05")
     with pytest.raises(PendingAtDeadline):
         clip()
-    record = Journal(home / "journal").records()[0]
+    record = journal_of(home).records()[0]
     assert record.state == "pending"
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "20")
     report = asyncio.run(sweep_archive())
     assert [(r.clip_id, r.outcome) for r in report.resumed] == [(record.clip_id, "done")]
     assert report.resumed[0].cost_usd == pytest.approx(0.14)
-    after = Journal(home / "journal").read(record.clip_id)
+    after = journal_of(home).read(record.clip_id)
     assert after.state == "done" and Path(after.archive.path).exists()
     charges = [r for r in read_ledger(home / "ledger") if r["event_kind"] == "complete"]
     assert [r["job_id"] for r in charges] == [record.steps[0].handle.job_id]
@@ -56,13 +56,13 @@ def test_a_file_that_cannot_be_put_back_is_lost_and_fails_the_run(home, sandbox)
     """Missing and corrupt files are fetched again (tests/flows/test_never_lost.py); one whose
     provider copy is gone too cannot be: its clip is lost, named, and the run ends Failed."""
     kept, gone = clip(), clip(policy="sora-2", duration=4)
-    record = Journal(home / "journal").read(gone.clip_id)
+    record = journal_of(home).read(gone.clip_id)
     delete_provider_copy(record)
     Path(gone.path).unlink()
     with pytest.raises(ArchiveDamaged, match="provider no longer has it") as caught:
         asyncio.run(sweep_archive())
     assert gone.clip_id[:12] in str(caught.value) and kept.clip_id[:12] not in str(caught.value)
-    assert Journal(home / "journal").read(gone.clip_id).state == "lost"
+    assert journal_of(home).read(gone.clip_id).state == "lost"
     assert Path(kept.path).exists()
 
 
@@ -123,7 +123,7 @@ def test_the_sweep_recovers_an_unknown_submit_by_lookup_and_never_sends_it_again
                    {"kind": "5xx", "protocol": "kling", "method": "GET", "count": 1000})
     with pytest.raises(SubmitUnknown):
         clip(prompt=prompt)
-    assert Journal(home / "journal").records()[0].state == "unknown"
+    assert journal_of(home).records()[0].state == "unknown"
     sandbox.clear_faults()
     report = asyncio.run(sweep_archive())
     assert [r.outcome for r in report.resumed] == ["done"]

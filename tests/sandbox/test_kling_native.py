@@ -21,6 +21,12 @@ def finished(client, family, task_id):
     return wait_until(done)
 
 
+def video_bytes(task: dict) -> bytes:
+    """The finished task's video: rendered as it is fetched, a 4K one takes seconds more than
+    httpx's default 5 s on a loaded 2-core machine (the full suite timed out on it)."""
+    return httpx.get(task["task_result"]["videos"][0]["url"], timeout=120).content
+
+
 def test_a_token_signed_with_pyjwt_is_accepted_and_the_envelope_is_right(kling_http):
     body = kling_http.post("/v1/videos/text2video", json={
         "model_name": "kling-v3", "prompt": "a fox", "duration": "5", "mode": "pro"}).json()
@@ -31,7 +37,7 @@ def test_a_token_signed_with_pyjwt_is_accepted_and_the_envelope_is_right(kling_h
     done = finished(kling_http, "text2video", task["task_id"])["data"]
     video = done["task_result"]["videos"][0]
     assert video["duration"] == "5" and video["id"] != task["task_id"]
-    data = httpx.get(video["url"]).content
+    data = video_bytes(done)
     with av.open(io.BytesIO(data)) as container:
         frames = list(container.decode(video=0))
     assert (len(frames), frames[0].width, frames[0].height) == (120, 1920, 1080)
@@ -142,7 +148,7 @@ def test_4k_is_asked_with_mode_4k_on_v3_and_a_resolution_field_means_nothing(kli
         "model_name": "kling-v3", "prompt": "a fox", "duration": "3", "mode": "4k"})
     assert four_k.status_code == 200
     done = finished(kling_http, "text2video", four_k.json()["data"]["task_id"])["data"]
-    with av.open(io.BytesIO(httpx.get(done["task_result"]["videos"][0]["url"]).content)) as c:
+    with av.open(io.BytesIO(video_bytes(done))) as c:
         assert c.streams.video[0].height == 2160
     old = kling_http.post("/v1/videos/text2video", json={
         "model_name": "kling-v1", "prompt": "a fox", "duration": "5", "mode": "4k"})
@@ -151,7 +157,7 @@ def test_4k_is_asked_with_mode_4k_on_v3_and_a_resolution_field_means_nothing(kli
         "model_name": "kling-v3", "prompt": "a fox", "duration": "3", "mode": "std",
         "resolution": "4k"})
     done = finished(kling_http, "text2video", spelled.json()["data"]["task_id"])["data"]
-    with av.open(io.BytesIO(httpx.get(done["task_result"]["videos"][0]["url"]).content)) as c:
+    with av.open(io.BytesIO(video_bytes(done))) as c:
         assert c.streams.video[0].height == 720
 
 
@@ -162,7 +168,7 @@ def test_multi_shot_storyboard_has_cuts_at_shot_boundaries(kling_http):
         "multi_prompt": [{"index": 1, "prompt": "a", "duration": "2"},
                          {"index": 2, "prompt": "b", "duration": "4"}]}).json()["data"]
     done = finished(kling_http, "text2video", body["task_id"])["data"]
-    data = httpx.get(done["task_result"]["videos"][0]["url"]).content
+    data = video_bytes(done)
     with av.open(io.BytesIO(data)) as container:
         scenes = [read_strip(f.to_ndarray(format="gray"))[1] for f in container.decode(video=0)]
     assert scenes[:48] == [0] * 48 and scenes[48:] == [1] * 96
@@ -178,7 +184,7 @@ def test_video_extend_adds_five_seconds_continuing_the_frames(kling_http, sandbo
     done = finished(kling_http, "video-extend", ext["task_id"])["data"]
     assert done["task_info"]["parent_video"]["id"] == video["id"]
     assert done["task_result"]["videos"][0]["duration"] == "8"
-    data = httpx.get(done["task_result"]["videos"][0]["url"]).content
+    data = video_bytes(done)
     with av.open(io.BytesIO(data)) as container:
         strip = [read_strip(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
     assert [f for f, _ in strip] == list(range(8 * 24))

@@ -14,7 +14,8 @@ import pytest
 
 from models import Archived, ClipOutcome, ClipRequest, JobHandle
 from providers.router import parse_subscriptions, plan
-from storage.journal import InvalidTransition, Journal, new_record
+from storage.journal import InvalidTransition, new_record, open_journal
+from storage.journal_folder import FolderJournal
 from storage.records import ClipJournal, StepRecord
 
 RECORDS = Path(__file__).parent / "records"
@@ -41,9 +42,8 @@ def step(decision, index: int = 0) -> StepRecord:
                       tier=decision.tier, key=f"key{index}")
 
 
-def test_a_step_goes_intent_sending_submitted_charged_succeeded(tmp_path, clip):
+def test_a_step_goes_intent_sending_submitted_charged_succeeded(journal, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     created = journal.start(new_record(request, decision))
     assert created.state == "intent" and created.plan == decision
     journal.record_intent(request.clip_id, step(decision))
@@ -63,9 +63,8 @@ def test_a_step_goes_intent_sending_submitted_charged_succeeded(tmp_path, clip):
     assert record.state == "running" and record.steps[0].state == "succeeded"
 
 
-def test_invalid_transitions_raise(tmp_path, clip):
+def test_invalid_transitions_raise(journal, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     with pytest.raises(InvalidTransition):  # no record yet
         journal.record_submit(request.clip_id, 0, handle("job-1"))
     journal.start(new_record(request, decision))
@@ -88,10 +87,9 @@ def test_invalid_transitions_raise(tmp_path, clip):
         journal.record_archive(request.clip_id, archived.model_copy(update={"sha256": "bb"}))
 
 
-def test_done_is_final_a_rerun_reads_it_and_nothing_runs_it_again(tmp_path, clip, catalog,
+def test_done_is_final_a_rerun_reads_it_and_nothing_runs_it_again(journal, clip, catalog,
                                                                    now, sandbox_endpoints):
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
     journal.record_submit(request.clip_id, 0, handle("job-1"))
@@ -115,9 +113,8 @@ def test_done_is_final_a_rerun_reads_it_and_nothing_runs_it_again(tmp_path, clip
     assert journal.read(request.clip_id).outcome.rejected == "replaced by take 1"
 
 
-def test_a_refused_send_is_withdrawn_and_a_lost_clip_is_closed(tmp_path, clip):
+def test_a_refused_send_is_withdrawn_and_a_lost_clip_is_closed(journal, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
     journal.withdraw_intent(request.clip_id, 0)
@@ -173,15 +170,15 @@ def test_an_old_open_record_takes_its_next_transition_and_is_saved_in_todays_sha
     clip_id = json.loads(old.read_text())["clip_id"]
     (tmp_path / clip_id).mkdir()
     shutil.copy(old, tmp_path / clip_id / "record.json")
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     journal.finish_step(clip_id, 0, "succeeded", None)
     saved = json.loads((tmp_path / clip_id / "record.json").read_text())
     assert "inspection" not in saved and saved["outcome"] is None
     assert journal.read(clip_id).steps[0].state == "succeeded"
 
 
-def _submit(root: str, clip_id: str, job_id: str, barrier, results) -> None:
-    journal = Journal(Path(root))
+def _submit(place: str, clip_id: str, job_id: str, barrier, results) -> None:
+    journal = open_journal(place)
     barrier.wait()
     try:
         journal.record_submit(clip_id, 0, handle(job_id))
@@ -190,8 +187,8 @@ def _submit(root: str, clip_id: str, job_id: str, barrier, results) -> None:
         results.put((job_id, "refused"))
 
 
-def _charge(root: str, clip_id: str, n: int, barrier, results) -> None:
-    journal = Journal(Path(root))
+def _charge(place: str, clip_id: str, n: int, barrier, results) -> None:
+    journal = open_journal(place)
     barrier.wait()
     for _ in range(n):
         journal.record_charge(clip_id, 0, "requeue", Decimal("0.01"), lambda s, m: None)
@@ -211,34 +208,31 @@ def _race(target, *each) -> list:
     return [results.get(timeout=5) for _ in procs]
 
 
-def test_two_processes_record_a_job_for_one_step_and_one_wins(tmp_path, clip):
+def test_two_processes_record_a_job_for_one_step_and_one_wins(journal, journal_place, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
-    outcome = dict(_race(_submit, *((str(tmp_path), request.clip_id, job)
+    outcome = dict(_race(_submit, *((journal_place, request.clip_id, job)
                                     for job in ("job-a", "job-b"))))
     assert sorted(outcome.values()) == ["refused", "won"]
     winner = next(job for job, said in outcome.items() if said == "won")
     assert journal.read(request.clip_id).steps[0].handle.job_id == winner
 
 
-def test_two_processes_charging_one_step_lose_no_update(tmp_path, clip):
+def test_two_processes_charging_one_step_lose_no_update(journal, journal_place, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
-    assert _race(_charge, *[(str(tmp_path), request.clip_id, 25)] * 2) == [25, 25]
+    assert _race(_charge, *[(journal_place, request.clip_id, 25)] * 2) == [25, 25]
     record = journal.read(request.clip_id)
     assert record.spent_usd == Decimal("0.50") and record.steps[0].charged("requeue") == 50
     assert sorted(record.steps[0].charges) == sorted(f"requeue:{i}" for i in range(50))
 
 
-def test_a_transition_does_not_wait_on_a_send_in_flight(tmp_path, clip):
+def test_a_transition_does_not_wait_on_a_send_in_flight(journal, clip):
     """A send holds the send lock across awaits; a transition on the event loop that waited
     on it would stop the loop the send needs (two runs of one request in one process hung)."""
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     with journal.sending(request.clip_id) as sending:
         sending.record_intent(step(decision))
@@ -250,9 +244,8 @@ def test_a_transition_does_not_wait_on_a_send_in_flight(tmp_path, clip):
         assert journal.start(new_record(request, decision)).attempts[-1].why == "noted mid-send"
 
 
-def test_two_sends_of_one_clip_in_one_process_take_turns(tmp_path, clip):
+def test_two_sends_of_one_clip_in_one_process_take_turns(journal, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     order: list[str] = []
 
@@ -270,9 +263,8 @@ def test_two_sends_of_one_clip_in_one_process_take_turns(tmp_path, clip):
     assert order == ["first in", "first out", "second in", "second out"]
 
 
-def test_threads_changing_one_record_lose_no_update(tmp_path, clip):
+def test_threads_changing_one_record_lose_no_update(journal, clip):
     request, decision = clip
-    journal = Journal(tmp_path)
     journal.start(new_record(request, decision))
     journal.record_intent(request.clip_id, step(decision))
 

@@ -10,6 +10,7 @@ import pytest
 from models import ClipRequest, JobHandle
 from providers.router import parse_subscriptions, plan
 from storage.journal import Journal, new_record
+from storage.journal_folder import FolderJournal
 from storage.records import StepRecord
 from tasks.budget import BudgetGuard, BudgetReached, remaining_cost
 
@@ -51,7 +52,7 @@ def test_remaining_cost_is_the_plan_s_share_from_a_step_on(kling):
 
 
 def test_jobs_are_admitted_until_the_next_would_cross_then_everything_stops(tmp_path, kling):
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     pairs = [kling(f"clip {i}") for i in range(4)]
     guard = BudgetGuard(Decimal("0.30"), journal, [r.clip_id for r, _ in pairs])
     cheap = pairs[0][1].cost_usd
@@ -70,7 +71,7 @@ def test_jobs_are_admitted_until_the_next_would_cross_then_everything_stops(tmp_
 
 
 def test_charges_landed_count_and_a_retry_owes_its_whole_cost_again(tmp_path, kling):
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     (a, pa), (b, pb) = kling("fails once"), kling("waits")
     guard = BudgetGuard(Decimal("0.30"), journal, [a.clip_id, b.clip_id])  # 2 x 0.14 fit
     with guard.item(a.clip_id):
@@ -86,7 +87,7 @@ def test_charges_landed_count_and_a_retry_owes_its_whole_cost_again(tmp_path, kl
 
 
 def test_charges_beyond_the_estimate_count_at_once(tmp_path, kling):
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     (a, pa), (b, pb) = kling("re-queued"), kling("next")
     guard = BudgetGuard(Decimal("0.40"), journal, [a.clip_id, b.clip_id])
     with guard.item(a.clip_id):
@@ -101,7 +102,7 @@ def test_charges_beyond_the_estimate_count_at_once(tmp_path, kling):
 def test_a_job_already_sent_is_never_refused_but_is_counted(tmp_path, kling, state):
     """Resumed after a kill: a job with a handle, or a submit whose answer was lost (intent:
     the next run recovers it by its key — a refusal now would change that key)."""
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     (a, pa), (b, pb) = kling("resumed after a kill"), kling("new")
     charge(journal, a, pa, "0", step=state)
     guard = BudgetGuard(Decimal("0.10"), journal, [a.clip_id, b.clip_id])
@@ -112,7 +113,7 @@ def test_a_job_already_sent_is_never_refused_but_is_counted(tmp_path, kling, sta
 
 
 def test_earlier_runs_spend_counts_and_no_budget_admits_everything(tmp_path, kling):
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     (a, pa), (b, pb) = kling("paid last run"), kling("this run")
     charge(journal, a, pa, "0.14")
     with pytest.raises(BudgetReached):
@@ -124,7 +125,7 @@ def test_earlier_runs_spend_counts_and_no_budget_admits_everything(tmp_path, kli
 
 def test_submits_inside_an_item_s_tasks_are_that_item_s(tmp_path, kling):
     """A storyboard's scenes run in tasks of their own: their jobs are the batch item's."""
-    journal = Journal(tmp_path)
+    journal = FolderJournal(tmp_path)
     (board, _), (scene1, p1), (scene2, p2) = kling("board"), kling("scene 1"), kling("scene 2")
     guard = BudgetGuard(Decimal("1"), journal, [board.clip_id])
 
@@ -138,3 +139,20 @@ def test_submits_inside_an_item_s_tasks_are_that_item_s(tmp_path, kling):
         assert {item for item, _ in guard.open} == {board.clip_id}
         assert guard.committed() == Decimal("0.28")  # both scenes' jobs
     assert not guard.open
+
+
+def test_a_parked_clip_s_job_stays_committed_while_the_next_ones_are_admitted(tmp_path, kling):
+    """wait=suspend: a clip whose job still renders parks (its item ends early) — what the job
+    will cost stays committed, so the run's next clip cannot spend it a second time."""
+    from tasks.suspending import Parked, Waiting
+
+    journal = FolderJournal(tmp_path)
+    pairs = [kling(f"clip {i}") for i in range(3)]
+    guard = BudgetGuard(Decimal("0.30"), journal, [r.clip_id for r, _ in pairs])
+    for request, decision in pairs[:2]:
+        with pytest.raises(Parked), guard.item(request.clip_id):
+            guard.before_submit(request, decision, 0)
+            raise Parked(Waiting(steps=[], timeout_s=60))
+    assert guard.committed() == Decimal("0.28")
+    with pytest.raises(BudgetReached), guard.item(pairs[2][0].clip_id):
+        guard.before_submit(*pairs[2], 0)
