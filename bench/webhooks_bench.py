@@ -30,7 +30,10 @@ Per half, from the send to `--watch` returning:
     under its state folder) holding PREFECT__FLOW_RUN_ID, classified afterwards by their run's
     deployment (the batch's own run, a chunk run, anything else such as a scheduled sweep, shown
     apart); the peak and mean of the batch's (own + chunk runs) and the share of samples with no
-    chunk-run process alive;
+    chunk-run process alive; and, job by job, the share of its time at the provider (created
+    to completed, the sandbox's timeline) during which a process of the chunk run waiting on it
+    was alive — polling holds a process for all of it, a suspended run only while it submits
+    its chunk's other jobs or collects;
   - delay from the provider's completion to the archived file, p50 and p95 over done clips: the
     completion instant is the sandbox's own job timeline (`completes_at` of GET
     /_admin/jobs/{id}); the archive instant is the modification time of the archived original
@@ -55,6 +58,7 @@ relay's and server's logs of both halves are kept in a folder the output names. 
 line of JSON.
 """
 
+import bisect
 import contextlib
 import json
 import os
@@ -116,12 +120,14 @@ def _environment(sandbox_url: str, time_scale: float, catalog: Path) -> dict[str
 
 
 class Sampler(threading.Thread):
-    """This stack's flow-run processes, every SAMPLE_S: a list of {run id: processes}."""
+    """This stack's flow-run processes, every SAMPLE_S: a list of {run id: processes}, with
+    the wall-clock instant of each sample beside it (`instants`)."""
 
     def __init__(self, state: Path):
         super().__init__(daemon=True)
         self.marker = f"PREFECT_HOME={state}/".encode()
         self.samples: list[Counter] = []
+        self.instants: list[float] = []
         self.halt = threading.Event()
 
     def sample(self) -> Counter:
@@ -142,6 +148,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.halt.is_set():
             started = time.monotonic()
+            self.instants.append(time.time())
             self.samples.append(self.sample())
             self.halt.wait(max(0.0, SAMPLE_S - (time.monotonic() - started)))
 
@@ -175,6 +182,37 @@ def _processes(samples: list[Counter], kinds: dict[str, str]) -> dict:
             "no_chunk_share": (sum(c == 0 for c in chunks) / len(chunks)) if chunks else None,
             "peak_other": max(other, default=0),
             "chunk_runs_seen": sum(k == "chunk" for k in kinds.values())}
+
+
+def _chunk_runs_of_prompts(api_url: str) -> dict[str, set[str]]:
+    """Each request's prompt and the chunk runs that carried it (a chunk sent again after a
+    crash is a second run with the same rows)."""
+    owners: dict[str, set[str]] = {}
+    with httpx.Client(base_url=api_url, timeout=60) as api:
+        offset = 0
+        while page := api.post("/flow_runs/filter", json={
+                "deployments": {"name": {"any_": ["chunk"]}}, "offset": offset,
+                "limit": 200}).json():
+            for run in page:
+                for row in run["parameters"]["chunk"]["rows"]:
+                    owners.setdefault(row["request"]["prompt"], set()).add(run["id"])
+            offset += len(page)
+    return owners
+
+
+def _held_share(sampler: Sampler, waits: list[tuple[set[str], float, float]]) -> float | None:
+    """Of the jobs' time at the provider (created to completed, the sandbox's timeline), the
+    share during which a process of the chunk run that waits on the job was alive: every
+    sample inside each job's window counts as held or not, weighted alike."""
+    held = total = 0
+    instants = sampler.instants[:len(sampler.samples)]
+    for owners, created, completes in waits:
+        first, last = bisect.bisect_left(instants, created), bisect.bisect_right(
+            instants, completes)
+        for sample in sampler.samples[first:last]:
+            total += 1
+            held += any(sample.get(run) for run in owners)
+    return held / total if total else None
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -294,13 +332,17 @@ def _half(name: str, wait: str, n: int, job_s: float, scratch: Path, logs: Path)
         figures |= _reconciled(info["worker_env"].get("REELFLOW_LEDGER",
                                                      str(state / "home" / "ledger")),
                                usage, {job for r in clips for job in r.job_ids})
-        delays, latencies = [], []
+        delays, latencies, waits = [], [], []
+        owners = _chunk_runs_of_prompts(api_url)
         for record in clips:
             if record.state != "done" or not record.job_ids:
                 continue
             job = sandbox.admin.get(f"/jobs/{record.job_ids[-1]}").json()
             latencies.append(job["completes_at"] - job["created_at"])
             delays.append(_archived_at(record) - job["completes_at"])
+            waits.append((owners.get(record.request.prompt, set()), job["created_at"],
+                          job["completes_at"]))
+        figures["waiting_held_share"] = _held_share(sampler, waits)
         figures["delays_s"] = delays
         figures["job_latency_s"] = {"p50": _quantile(latencies, 0.5),
                                     "p95": _quantile(latencies, 0.95),
@@ -395,6 +437,7 @@ def _summary(half: dict, n: int) -> dict:
         "peak_live_flow_run_processes": processes.get("peak"),
         "mean_live_flow_run_processes": processes.get("mean"),
         "no_chunk_process_share": processes.get("no_chunk_share"),
+        "waiting_held_share": half.get("waiting_held_share"),
         "peak_other_flow_run_processes": processes.get("peak_other"),
         "delay_p50_s": _quantile(delays, 0.5), "delay_p95_s": _quantile(delays, 0.95),
         "delay_max_s": max(delays, default=None),
@@ -455,6 +498,7 @@ def _report(halves: dict[str, dict], n: int, job_s: float, logs: Path) -> None:
         ("peak live flow-run processes", "peak_live_flow_run_processes"),
         ("mean live flow-run processes", "mean_live_flow_run_processes"),
         ("share of samples, no chunk process", "no_chunk_process_share"),
+        ("share of jobs' wait, own run alive", "waiting_held_share"),
         ("peak other flow-run processes (sweep)", "peak_other_flow_run_processes"),
         ("completion -> archive p50 s", "delay_p50_s"),
         ("completion -> archive p95 s", "delay_p95_s"),
