@@ -189,24 +189,31 @@ def _half(name: str, n: int, scratch: Path, slots: int, logs: Path) -> dict:
     except Exception as failed:  # still a measurement of the other half: say what failed
         figures["error"] = f"{type(failed).__name__}: {str(failed)[-1500:]}"
     finally:
-        if (state / "stack.json").exists():
-            try:
-                figures["down"] = _stack(state, env, "down").split()
-            except RuntimeError as failed:
-                figures["down"] = str(failed)
-        figures["flow_runs_left_after_down"] = len(_flow_runs_left(state))
-        sandbox.stop()
-        kept = logs / name
-        kept.mkdir(parents=True, exist_ok=True)
-        for log in [*state.glob("*.log"), *state.glob("postgres/*.log")]:
-            shutil.copy(log, kept / log.name)
-        left = [pid for pid in [*info.get("pids", {}).values(),
-                                *(s["pid"] for s in info.get("services", {}).values())]
-                if alive(pid)]
-        figures["left_running"] = left
-        shutil.rmtree(state, ignore_errors=True)
+        _take_down(state, env, sandbox, info, logs / name, figures)
         figures["half_s"] = time.monotonic() - started
     return figures
+
+
+def _take_down(state: Path, env: dict[str, str], sandbox, info: dict, kept: Path,
+               figures: dict) -> None:
+    """A half's end, whatever happened in it: its stack down (what `down` said, the flow runs
+    it had to kill), its sandbox stopped, its logs kept in `kept`, what was left running
+    (which must be nothing), and its state folder removed."""
+    if (state / "stack.json").exists():
+        try:
+            figures["down"] = _stack(state, env, "down").split()
+        except RuntimeError as failed:
+            figures["down"] = str(failed)
+    figures["flow_runs_left_after_down"] = len(_flow_runs_left(state))
+    sandbox.stop()
+    kept.mkdir(parents=True, exist_ok=True)
+    for log in [*state.glob("*.log"), *state.glob("postgres/*.log")]:
+        shutil.copy(log, kept / log.name)
+    figures["left_running"] = [
+        pid for pid in [*info.get("pids", {}).values(),
+                        *(s["pid"] for s in info.get("services", {}).values())]
+        if alive(pid)] + ([sandbox.proc.pid] if sandbox.proc.poll() is None else [])
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def _row(label: str, a: float | None, b: float | None, unit: str = "") -> str:

@@ -63,7 +63,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -79,8 +78,8 @@ from pathlib import Path
 import httpx
 
 from bench.capacity_bench import _LAUNCH, _lifted
-from bench.fleet_bench import _flow_runs_left, _stack
-from scripts.local_services import alive, tree_cpu_seconds
+from bench.fleet_bench import _stack, _take_down
+from scripts.local_services import tree_cpu_seconds
 from tests.sandbox_process import start_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -367,22 +366,7 @@ def _half(name: str, wait: str, n: int, job_s: float, scratch: Path, logs: Path)
         sampler.halt.set()
         if sampler.is_alive():
             sampler.join()
-        if (state / "stack.json").exists():
-            try:
-                figures["down"] = _stack(state, env, "down").split()
-            except RuntimeError as failed:
-                figures["down"] = str(failed)
-        figures["flow_runs_left_after_down"] = len(_flow_runs_left(state))
-        sandbox.stop()
-        kept = logs / name
-        kept.mkdir(parents=True, exist_ok=True)
-        for log in state.glob("*.log"):
-            shutil.copy(log, kept / log.name)
-        figures["left_running"] = [
-            pid for pid in [*info.get("pids", {}).values(),
-                            *(s["pid"] for s in info.get("services", {}).values())]
-            if alive(pid)] + ([sandbox.proc.pid] if sandbox.proc.poll() is None else [])
-        shutil.rmtree(state, ignore_errors=True)
+        _take_down(state, env, sandbox, info, logs / name, figures)
         figures["half_s"] = time.monotonic() - started
     return figures
 
