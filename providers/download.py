@@ -149,8 +149,9 @@ async def _store_body(response: httpx.Response, sink: BinaryIO, stored: _Stored,
     size = 0
     accepted = stored.written
     in_flight: Future | None = None
-    try:
-        async for chunk in response.aiter_bytes():
+    identity = response.headers.get("content-encoding", "identity").lower() == "identity"
+    try:  # raw when nothing is to be decoded: no decoder and re-chunker between socket and file
+        async for chunk in (response.aiter_raw() if identity else response.aiter_bytes()):
             if max_bytes is not None and accepted + len(chunk) > max_bytes:
                 raise InvalidRequest(f"the file passed {max_bytes} bytes")
             batch.append(chunk)

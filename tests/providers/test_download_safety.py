@@ -125,3 +125,19 @@ def test_a_body_cut_mid_batch_resumes_where_the_sink_ends_with_the_whole_file_s_
     assert asked == [None, f"bytes={cut}-"]
     assert sink.getvalue() == body and done.resumed == 1
     assert done.sha256 == hashlib.sha256(body).hexdigest()
+
+
+def test_an_encoded_body_is_archived_decoded_and_an_identity_one_as_it_came():
+    """The raw stream is taken only when nothing is to be decoded."""
+    import gzip
+    import hashlib
+    import os
+
+    body = os.urandom(100_000)
+    for headers, wire in (({"content-encoding": "gzip"}, gzip.compress(body)),
+                          ({"content-encoding": "identity"}, body), ({}, body)):
+        sink = io.BytesIO()
+        client = _serving({"content-type": "video/mp4", **headers}, wire)
+        done = asyncio.run(stream_to(client, "http://cdn.test/v.mp4", sink,
+                                     trusted_hosts=frozenset({"cdn.test"})))
+        assert sink.getvalue() == body and done.sha256 == hashlib.sha256(body).hexdigest()
