@@ -45,7 +45,9 @@ def inspect_file(source: str | Path | BinaryIO) -> Inspection:
         base = stream.time_base
         length = float(stream.duration * base) if stream.duration else (
             container.duration or 0) / 1e6
-        stream.thread_type = "AUTO"
+        # slice threads only: frame threads cost more CPU per clip (78 vs 71 ms on a 5 s 1080p
+        # sandbox clip, 125 vs 95 ms on 10 s), and a batch already inspects one clip per core
+        stream.thread_type = "SLICE"
         start = float((stream.start_time or 0) * base)
         tail = _tail(container, stream, start + length - 2 * KEEP / float(rate),
                      start + length - (KEEP + 0.5) / float(rate))
