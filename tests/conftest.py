@@ -62,14 +62,17 @@ def sandbox_server(tmp_path_factory):
     from tests.sandbox_process import start_sandbox
 
     server = start_sandbox(tmp_path_factory.mktemp("sandbox-state"), "--calm")
+    server.started_time_scale = server.knobs()["time_scale"]
     yield server
     server.stop()
 
 
 @pytest.fixture
 def sandbox(sandbox_server):
-    """The session's sandbox, reset to a calm world with no queued faults."""
+    """The session's sandbox, reset to a calm world with no queued faults, at the time scale it
+    started with (a reset keeps the time scale, which a test may have changed)."""
     sandbox_server.reset(calm=True)
+    sandbox_server.knobs(time_scale=sandbox_server.started_time_scale)
     return sandbox_server
 
 

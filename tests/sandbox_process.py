@@ -22,6 +22,7 @@ class SandboxProcess:
     ca_file: str | None
     proc: subprocess.Popen
     admin: httpx.Client = field(init=False)
+    started_time_scale: float = field(init=False, default=0.0)  # set by the session fixture
 
     def __post_init__(self) -> None:
         self.admin = httpx.Client(base_url=self.url + "/_admin", verify=self.verify,
