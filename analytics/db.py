@@ -30,7 +30,7 @@ VIEWS = Path(__file__).with_name("views.sql")
 VIEW_NAMES = ("spend_by_day", "clips", "unit_costs", "hidden_costs", "latency",
               "quality_rates", "continuation_savings")
 # bumped when the tables change shape: a file of another version is rebuilt from the parts
-VERSION = 4
+VERSION = 5
 LOCK_WAIT_S = 60.0
 # what the views, the report and the reconciliation read; the rest stays in the parts
 COLUMNS = ("event_id", "event_time", "event_kind", "provider", "model", "tier", "job_id",

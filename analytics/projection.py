@@ -157,7 +157,7 @@ def budget(con: duckdb.DuckDBPyConnection, now: datetime, budget_usd: Decimal | 
         "SELECT coalesce(sum(cost_usd), 0) FROM ledger WHERE event_time >= ? "
         "AND event_time <= ?", [start, now]).fetchall()[0][0])
     days = con.execute(
-        "SELECT CAST(event_time AT TIME ZONE 'UTC' AS DATE) AS day, sum(cost_usd) FROM ledger "
+        "SELECT CAST(utc_wall(event_time) AS DATE) AS day, sum(cost_usd) FROM ledger "
         "WHERE event_time >= ? AND event_time < ? GROUP BY day ORDER BY day",
         [start, midnight]).fetchall()
     month_days = calendar.monthrange(today.year, today.month)[1]

@@ -168,7 +168,7 @@ def collect(con: duckdb.DuckDBPyConnection, catalog: Catalog, *, period: str = "
         generated_at=now, period=period, since=since, until=until, headline=headline,
         gallery=gallery(recent, journal, archive), clips_in_period=total, tables=tables,
         latency_by_hour=_rows(con, """
-            SELECT model, hour(event_time) AS hour_utc, count(*) AS jobs,
+            SELECT model, hour(utc_wall(event_time)) AS hour_utc, count(*) AS jobs,
                    quantile_cont(queued_s + running_s, 0.50) AS p50_s,
                    quantile_cont(queued_s + running_s, 0.95) AS p95_s
             FROM ledger WHERE event_kind = 'complete' AND running_s IS NOT NULL

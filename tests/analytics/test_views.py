@@ -184,3 +184,18 @@ def test_price_drift_compares_the_bill_with_the_catalog_and_warns_past_5_percent
         drift["kling-v3-fal"]["drift"]))})
     assert raised.cost_usd == Decimal("0.47") and "billed" in raised.reasons[-1]
     assert at_billed_rate(plan, {}) is plan
+
+
+def test_days_and_hours_are_utc_whatever_the_connection_s_time_zone(tmp_path):
+    late = clip_rows(n=2, provider="kling", model="kling-v3", tier="standard", seconds_asked=5,
+                     seconds_billed=5, cost="0.14", start=datetime(2026, 11, 3, 23, 30, tzinfo=UTC))
+    write(tmp_path / "ledger", late)
+    db.build(tmp_path / "a.duckdb", str(tmp_path / "ledger"))
+    with db.connect(tmp_path / "a.duckdb", str(tmp_path / "ledger")) as con:
+        con.execute("SET TimeZone = 'Asia/Tokyo'")  # 08:30 on the 4th there
+        days = con.execute("SELECT day, sum(cost_usd) FROM spend_by_day GROUP BY day").fetchall()
+        hours = con.execute("SELECT DISTINCT hour_utc FROM latency").fetchall()
+        projected = budget(con, datetime(2026, 11, 5, 12, tzinfo=UTC), None)
+    assert days == [(datetime(2026, 11, 3).date(), D("0.28"))]
+    assert hours == [(23,)]
+    assert projected.spent_usd == D("0.28")
