@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from models import Archived, ClipRequest, ClipResult, JobHandle, RoutePlan
 from providers.errors import Expired, InvalidRequest, Transient
@@ -29,6 +30,7 @@ from tasks import run_names
 from tasks.inspection import inspect_and_trim
 from tasks.joining import stitch_into_archive
 from tasks.runtime import Runtime
+from tasks.step_runs import last_attempt
 
 # what leaves a paid output unarchived (retried later) rather than failing the clip
 UNWRITABLE = (OSError, InvalidRequest, Transient)
@@ -95,8 +97,8 @@ async def _fetch(rt: Runtime, clip_id: str, model: str, tier: str, index: int,
             if attempt:
                 raise
         except UNWRITABLE as err:
-            if isinstance(err, Transient) and not _last_try():
-                raise  # Prefect retries it
+            if isinstance(err, Transient) and not last_attempt():
+                raise  # retried: by Prefect (a task run) or run_step (a plain call)
             why = f"output of job {handle.job_id} not archived: {type(err).__name__}: {err}"
             rt.journal.mark_unarchived(clip_id, why)
             raise ClipUnarchived(f"{why}; the sweep or a rerun fetches it again until its URL "
@@ -118,16 +120,6 @@ async def _writing(rt: Runtime, final: str) -> AsyncIterator[BinaryIO]:
             raise
     else:
         await asyncio.to_thread(manager.__exit__, None, None, None)
-
-
-def _last_try() -> bool:
-    """Whether this archive_output run is the last Prefect will make (always, outside a task)."""
-    from prefect.context import TaskRunContext
-
-    context = TaskRunContext.get()
-    if context is None:
-        return True
-    return context.task_run.run_count > context.task.retries
 
 
 def damaged(rt: Runtime, record: ClipJournal) -> list[str]:
@@ -206,12 +198,9 @@ archive_output = task(archive_step, name="archive output",
                       cache_policy=NO_CACHE)
 
 
-def _transient(state) -> bool:
-    """Retry archive_output only when it failed on a transient error."""
-    try:
-        state.result()
-    except Transient:
-        return True
-    except Exception:
-        return False
-    return False
+def _transient(state: State) -> bool:
+    """Retry archive_output only when it failed on a transient error. The engine hands the
+    raised error over as the Failed state's data, read there: `state.result()` inside the
+    async engine is a coroutine, never awaited, so no error ever counted as transient and
+    archive_output never retried (until issue 22 found it)."""
+    return isinstance(state.data, Transient)

@@ -40,7 +40,8 @@ async def run_in_tasks(rt: Runtime, manifest: Manifest, plan: BatchPlan,
         run_names.ROW.set(item.row)  # this request's own task: its task runs carry the row
         outcome = await _request(rt, manifest, plan, guard, item, fits)
         finished += 1
-        progress.report(finished / len(unique), f"{finished} of {len(unique)} requests")
+        progress.report(finished / len(unique), "done" if finished == len(unique) else "running",
+                        detail=f"{finished} of {len(unique)} requests")
         return outcome
 
     async with Progress(f"batch-{manifest.batch_id}", f"batch {manifest.batch_id}",

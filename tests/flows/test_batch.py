@@ -71,6 +71,7 @@ def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path):
     manifest, tag = tmp_path / "batch.jsonl", uuid.uuid4().hex[:8]
     manifest.write_text("\n".join(json.dumps(r) for r in requests(2, tag)))
     state = asyncio.run(run_batch(BatchRequest(manifest=str(manifest)), return_state=True))
+    expected = {f"row {row} · clip · Batch clip {row - 1} of {tag} · 5s 720p" for row in (1, 2)}
 
     async def names() -> set[str]:
         async with get_client() as client:
@@ -79,14 +80,26 @@ def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path):
             return {r.name for r in runs}
     # the server records task runs from their events, a moment after the flow returns
     deadline = time.monotonic() + 20
-    while not (found := asyncio.run(names())) & {"row 1 · archive output"} \
-            and time.monotonic() < deadline:
+    while not expected <= (found := asyncio.run(names())) and time.monotonic() < deadline:
         time.sleep(0.5)
-    # one task run per row, and archiving's own (its transient errors are Prefect's retries):
-    # submit, await, prompt and inspection run inside the row's (tasks/step_runs.py)
-    rows = {name for name in found if name.startswith("row ")}
-    assert rows == {f"row {row} · {name}" for row in (1, 2) for name in (
-        f"clip · Batch clip {row - 1} of {tag} · 5s 720p", "archive output")}, found
+    # one task run per row: submit, await, archive (its retries too: tasks/step_runs.py),
+    # prompt and inspection run inside it
+    assert {name for name in found if name.startswith("row ")} == expected, found
+
+
+def test_a_download_that_fails_past_its_resumes_is_archived_on_the_row_s_retry(
+        home, sandbox, tmp_path, monkeypatch):
+    monkeypatch.setattr("providers.download.backoff_s", lambda *args: 0.0)
+    # one archive attempt's download and its eight resumes answer 503; the retry gets the file
+    sandbox.faults({"kind": "5xx", "protocol": "files", "method": "GET", "count": 9})
+    manifest = tmp_path / "batch.jsonl"
+    manifest.write_text(json.dumps(requests(1, uuid.uuid4().hex[:8])[0]))
+    paid = len(sandbox.usage())
+    result = asyncio.run(run_batch(BatchRequest(manifest=str(manifest))))
+    assert (result.done, result.failed) == (1, 0), result.items
+    assert journal_of(home).read(result.items[0].clip_id).state == "done"
+    assert len(sandbox.usage()) - paid == 1  # one job, billed once
+    assert_reconciled(home, sandbox)
 
 
 def test_the_budget_guard_stops_before_the_cap_and_lists_what_was_left(home, sandbox,

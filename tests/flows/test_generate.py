@@ -197,6 +197,19 @@ def test_a_truncated_download_is_resumed(home, sandbox):
     assert_reconciled(home, sandbox)
 
 
+def test_a_download_that_fails_past_its_resumes_is_archived_on_prefect_s_retry(
+        home, sandbox, monkeypatch):
+    monkeypatch.setattr("providers.download.backoff_s", lambda *args: 0.0)
+    # the first archive_output run's download and its eight resumes answer 503: a transient
+    # error, which archive_output's retry condition hands to Prefect's retry
+    sandbox.faults({"kind": "5xx", "protocol": "files", "method": "GET", "count": 9})
+    paid = len(sandbox.usage())
+    result = generate(prompt="A fox 5b", duration=5, resolution="720p")
+    assert inspect_file(Path(result.path)).seconds == pytest.approx(5.0)
+    assert len(sandbox.usage()) - paid == 1
+    assert_reconciled(home, sandbox)
+
+
 def test_a_flash_frame_is_trimmed_and_the_original_kept(home, sandbox):
     sandbox.knobs(kling={"flash_frame_rate": 1.0})
     result = generate(prompt="A fox 6", duration=5, resolution="720p")
