@@ -70,7 +70,8 @@ async def archive_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index
     archived = Archived(path=final, sha256=digest, bytes=size,
                         download_s=round(time.monotonic() - started, 3), submitted_at=submitted)
     await asyncio.to_thread(rt.journal.record_archive, request.clip_id, archived)
-    get_run_logger().info("archived %s (%.1f MB, sha256 %s…)", final, size / 1e6, digest[:12])
+    get_run_logger().log(rt.step_log_level, "archived %s (%.1f MB, sha256 %s…)", final,
+                         size / 1e6, digest[:12])
     return archived
 
 

@@ -83,7 +83,7 @@ async def generate(rt: Runtime, request: ClipRequest, planned: RoutePlan | None 
             logger.warning("fell back from %s to %s (%s): %s", fell_from[0], decision.model,
                            decision.tier, fell_from[1])
             fell_from = None
-        logger.info("plan: %s", "; ".join(decision.reasons))
+        logger.log(rt.step_log_level, "plan: %s", "; ".join(decision.reasons))
         if decision.storyboard == "emulated":
             raise PlanError("mode", f"{decision.model} has no native storyboard; scene-by-scene "
                             "storyboards are generate_storyboard's (reelflow storyboard FILE)",

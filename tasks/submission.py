@@ -42,9 +42,9 @@ async def submit_step(rt: Runtime, request: ClipRequest, plan: RoutePlan, index:
             manager.__exit__(None, None, None)
     # after the send lock: once, also for a run killed before writing it
     await asyncio.to_thread(charge, rt, request, plan, index, "submit", Decimal(0), "none")
-    get_run_logger().info("submitted %s/%s job %s, step %d (estimate %s for the clip)",
-                          plan.model, plan.tier, handle.job_id, index,
-                          usd_text(Decimal(plan.cost_usd)))
+    get_run_logger().log(rt.step_log_level, "submitted %s/%s job %s, step %d (estimate %s for "
+                         "the clip)", plan.model, plan.tier, handle.job_id, index,
+                         usd_text(Decimal(plan.cost_usd)))
     return handle
 
 

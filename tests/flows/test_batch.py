@@ -64,13 +64,19 @@ def test_a_200_request_batch_stays_under_the_provider_limits(home, sandbox, tmp_
     assert len(sandbox.usage()) - paid == 200
 
 
-def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path):
+def test_a_batch_s_task_runs_carry_their_row(home, sandbox, tmp_path, caplog):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     manifest, tag = tmp_path / "batch.jsonl", uuid.uuid4().hex[:8]
     manifest.write_text("\n".join(json.dumps(r) for r in requests(2, tag)))
+    caplog.set_level("INFO")
     state = asyncio.run(run_batch(BatchRequest(manifest=str(manifest)), return_state=True))
+    # a row's routine lines (plan, submit, archive) are DEBUG: the batch's tables hold them;
+    # what each job cost is said
+    said = [r.getMessage() for r in caplog.records if r.name == "prefect.task_runs"]
+    assert sum(" succeeded after " in line and " charged" in line for line in said) == 2, said
+    assert not [line for line in said if line.startswith(("plan: ", "submitted ", "archived "))]
     expected = {f"row {row} · clip · Batch clip {row - 1} of {tag} · 5s 720p" for row in (1, 2)}
 
     async def names() -> set[str]:
