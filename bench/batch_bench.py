@@ -3,7 +3,11 @@ fan-out) on the sandbox with shared rendering, against the lower bound computed 
 jobs' latencies (read from the sandbox's own timelines) and the account's concurrency limit:
 max(longest job, sum of latencies / slots). Slot utilisation = sum of latencies / (slots x
 makespan). Also the worker's CPU per request and its share of the makespan (at this time
-scale one worker is CPU-bound: that share near 100% says so), and its peak RSS.
+scale one worker is CPU-bound: that share near 100% says so), its peak RSS, and where the
+makespan went: until the first job reached the provider (flow start, plan, rows prepared), the
+submits, and after the last job ended there (the last downloads, inspections, reconciliation),
+with the slots' utilisation between the first submit and the last completion. Ends with one
+line of JSON.
 
 `python -m bench batch` (N=1000, time_scale 0.05: a 5 s Kling job takes ~2 s); set
 REELFLOW_BENCH_BATCH=N for another size.
@@ -57,7 +61,7 @@ def main() -> None:
 
             slots = catalog_limits(load_catalog())["provider:kling:standard"]
             server_s = _start_prefect_server()
-            started = time.perf_counter()
+            started, epoch = time.perf_counter(), time.time()
             cpu = time.process_time()
             failures = ""
             try:
@@ -66,10 +70,12 @@ def main() -> None:
                 result, failures = err.result, str(err)
             makespan = time.perf_counter() - started
             cpu = time.process_time() - cpu
-            latencies = []
+            latencies, created, completed = [], [], []
             for row in server.usage():
                 job = server.admin.get(f"/jobs/{row['job_id']}").json()
                 latencies.append(job["completes_at"] - job["created_at"])
+                created.append(job["created_at"] - epoch)
+                completed.append(job["completes_at"] - epoch)
             stats = server.stats()
         finally:
             server.stop()
@@ -83,11 +89,26 @@ def main() -> None:
     if failures:
         print(f"  FAILED: {failures[:600]}")
     print(f"  makespan {makespan:8.1f} s   ideal {ideal:8.1f} s   ratio {makespan / ideal:5.2f}x")
-    print(f"  slot utilisation {sum(latencies) / (slots * makespan):6.1%}   mean job latency "
+    utilisation = sum(latencies) / (slots * makespan)
+    first, last = min(created), max(completed)
+    steady = sum(latencies) / (slots * (last - first))
+    print(f"  slot utilisation {utilisation:6.1%}   mean job latency "
           f"{sum(latencies) / len(latencies):.2f} s")
+    print(f"  first job at the provider +{first:.1f} s, last submit +{max(created):.1f} s, last "
+          f"job ended there +{last:.1f} s, then {makespan - last:.1f} s to the end; slot "
+          f"utilisation from the first submit to the last completion {steady:6.1%}")
     print(f"  worker CPU {cpu:7.1f} s ({cpu / n * 1e3:.0f} ms a request, busy "
           f"{cpu / makespan:.0%} of the makespan: near 100% = CPU-bound at this time scale)   "
           f"peak RSS {peak_mib:.0f} MiB")
+    print(json.dumps({"batch": {
+        "requests": n, "slots": slots, "done": result.done, "failed": result.failed,
+        "makespan_s": round(makespan, 1), "ideal_s": round(ideal, 1),
+        "makespan_ratio": round(makespan / ideal, 3), "slot_utilisation": round(utilisation, 3),
+        "steady_slot_utilisation": round(steady, 3), "first_submit_s": round(first, 1),
+        "last_submit_s": round(max(created), 1), "last_completion_s": round(last, 1),
+        "tail_s": round(makespan - last, 1), "worker_cpu_ms_per_request": round(cpu / n * 1e3),
+        "worker_busy_share": round(cpu / makespan, 3), "peak_rss_mib": round(peak_mib)}},
+        sort_keys=True))
 
 
 if __name__ == "__main__":

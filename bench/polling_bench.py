@@ -2,9 +2,11 @@
 generation time) for the adaptive poller against fixed 1 s polling — what the official SDKs
 do by default — first on the seed's latency distributions (simulated clock, 2,000 jobs per
 model), then live against the sandbox at time_scale 0.05 (40 Kling jobs each way; at this scale
-the HTTP round trip is a visible share of each interval, which the simulation leaves out)."""
+the HTTP round trip is a visible share of each interval, which the simulation leaves out).
+Ends with one line of JSON."""
 
 import asyncio
+import json
 import math
 import random
 import statistics
@@ -46,9 +48,10 @@ async def fixed(job: SimulatedJob, interval: float) -> None:
         await job.sleep(interval)
 
 
-def simulate(jobs: int = 2000) -> None:
+def simulate(jobs: int = 2000) -> dict[str, dict]:
     print("polling, simulated on the seed's distributions (per job; lower is better)")
     print(f"  {'model':<14} {'policy':<9} {'requests':>9} {'delay share':>12}")
+    figures: dict[str, dict] = {}
     for name, (p50, p95) in SEED.items():
         sigma = math.log(p95 / p50) / Z95
         rng = random.Random(1)
@@ -71,9 +74,18 @@ def simulate(jobs: int = 2000) -> None:
         ours, base = rows["adaptive"], rows["fixed 1s"]
         print(f"  {'':<14} ratio     {ours[0] / base[0]:9.2f}x requests, "
               f"detection delay {ours[1] * 100:.1f}% vs {base[1] * 100:.1f}% of generation")
+        figures[name] = _figures(ours, base)
+    return figures
 
 
-async def live(jobs: int = 40, scale: float = 0.05) -> None:
+def _figures(ours: tuple[float, float], base: tuple[float, float]) -> dict:
+    """Requests a job and detection delay (share of generation), adaptive against fixed 1 s."""
+    return {"requests_per_job": round(ours[0], 2), "fixed_requests_per_job": round(base[0], 2),
+            "requests_ratio": round(ours[0] / base[0], 3), "delay_share": round(ours[1], 4),
+            "fixed_delay_share": round(base[1], 4)}
+
+
+async def live(jobs: int = 40, scale: float = 0.05) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_sandbox(Path(tmp), "--calm", time_scale=scale)
         try:
@@ -120,13 +132,15 @@ async def live(jobs: int = 40, scale: float = 0.05) -> None:
                           f"delay {results[policy][1]:6.1%} of generation")
                 ours, base = results["adaptive"], results["fixed 1s"]
                 print(f"  ratio     {ours[0] / base[0]:6.2f}x requests")
+                return _figures(ours, base)
         finally:
             server.stop()
 
 
 def main() -> None:
-    simulate()
-    asyncio.run(live())
+    simulated = simulate()
+    print(json.dumps({"polling": {"simulated": simulated, "live": asyncio.run(live())}},
+                     sort_keys=True))
 
 
 if __name__ == "__main__":

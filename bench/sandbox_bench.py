@@ -1,7 +1,9 @@
 """The sandbox's cost: CPU seconds per rendered second by resolution, against PyAV encoding
 the same number of plain frames (the floor); and its request throughput on protocol calls,
-against its own /_admin/health (the HTTP stack's floor) on the same server."""
+against its own /_admin/health (the HTTP stack's floor) on the same server. Ends with one line
+of JSON."""
 
+import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,9 +35,10 @@ def _floor(path: Path, width: int, height: int, frames: int) -> None:
         container.mux(stream.encode(None))
 
 
-def render_cost() -> None:
+def render_cost() -> dict[str, dict]:
     print("sandbox render: CPU seconds per rendered second (lower is better)")
     print(f"  {'size':<6} {'render':>8} {'floor':>8} {'ratio':>6}")
+    figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (width, height) in SIZES.items():
             seconds = SECONDS[name]
@@ -47,9 +50,12 @@ def render_cost() -> None:
             _floor(Path(tmp) / f"{name}-floor.mp4", width, height, seconds * FPS)
             floor = (time.process_time() - start) / seconds
             print(f"  {name:<6} {ours:8.3f} {floor:8.3f} {ours / floor:6.2f}x")
+            figures[name] = {"cpu_s_per_s": round(ours, 4), "floor_cpu_s_per_s": round(floor, 4),
+                             "ratio": round(ours / floor, 3)}
+    return figures
 
 
-def throughput(requests: int = 600, workers: int = 8) -> None:
+def throughput(requests: int = 600, workers: int = 8) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_sandbox(Path(tmp), "--calm")
         try:
@@ -72,11 +78,14 @@ def throughput(requests: int = 600, workers: int = 8) -> None:
     print("sandbox throughput: requests per second, 8 client threads (higher is better)")
     print(f"  status poll {status:8.0f}/s  health floor {floor:8.0f}/s  "
           f"ratio {status / floor:5.2f}")
+    return {"status_per_s": round(status), "health_per_s": round(floor),
+            "ratio": round(status / floor, 3)}
 
 
 def main() -> None:
-    render_cost()
-    throughput()
+    render = render_cost()
+    print(json.dumps({"sandbox": {"render": render, "throughput": throughput()}},
+                     sort_keys=True))
 
 
 if __name__ == "__main__":
