@@ -116,21 +116,28 @@ async def await_job(
 
     `elapsed_at_start` is how long ago the job was submitted (a resumed job): it places the
     schedule on the job's latency curve; the deadline is counted from this call.
+    Time queued (reported, and kept off the deadline) runs until the job is first seen
+    running, so that it and the running time after it add up to the time waited. The schedule
+    counts only the intervals the job was queued at both ends of: a job found running after it
+    was found queued is taken to have started right after, not at the later poll. Counting
+    that interval, as the schedule did, put a job that queued a moment back at the start of
+    its curve, to wait out the sparse early interval a second time: live detection delay was
+    15% of generation time where the simulation (no queue) says 5%.
     `on_progress(status, done)` sees every status with the share done in [0, 1]: the provider's
     own percentage when it reports one, else the latency curve's, capped below 1 until the job
     ends."""
     call_start = clock()
     start = call_start - elapsed_at_start
     polls = errors = 0
-    queued = 0.0
+    queued = surely_queued = 0.0
     last = clock()
     running_seen: float | None = None
     current = JobStatus(state="queued")
     try:
         while True:
             now = clock()
-            if current.state == "queued" and polls:
-                queued = min(queued + (now - last), plan.deadline_s)
+            since_queued = now - last if current.state == "queued" and polls else 0.0
+            queued = min(queued + since_queued, plan.deadline_s)
             last = now
             try:
                 current = await status(handle)
@@ -142,6 +149,8 @@ async def await_job(
             except Transient:
                 errors += 1
                 current = current.model_copy()
+            if current.state == "queued":  # queued at both ends of the interval
+                surely_queued = min(surely_queued + since_queued, plan.deadline_s)
             elapsed = clock() - start
             if on_progress:
                 on_progress(current, _share(current, plan, elapsed))
@@ -156,7 +165,7 @@ async def await_job(
                 return PollOutcome(state="pending", status=current, polls=polls,
                                    errors=errors, waited_s=elapsed, queued_s=queued,
                                    running_seen_s=running_seen)
-            interval = plan.next_interval(max(elapsed - queued, 0.0))
+            interval = plan.next_interval(max(elapsed - surely_queued, 0.0))
             if current.poll_after_s:
                 interval = max(interval, current.poll_after_s)
             await sleep(min(interval, plan.deadline_s - budget_used + 1e-3))

@@ -67,6 +67,18 @@ def test_time_queued_does_not_use_up_the_deadline():
     assert outcome.state == "succeeded" and outcome.queued_s > 150
 
 
+def test_a_job_queued_a_moment_is_not_scheduled_as_if_it_queued_until_it_was_seen_running():
+    """Queued at the first poll, running at the next (the sparse early one, ~15 s into a
+    38 s-median job) and done at 20 s: found within the curve's usual delay, not after a
+    second early wait (30.7 s when that interval was counted as queued)."""
+    job = FakeJob(done=20, queued=1)
+    outcome = wait(job, KLING_5S)
+    assert outcome.state == "succeeded"
+    assert outcome.waited_s - 20 < 0.1 * 20
+    # reported: queued until first seen running, which with the running time adds up
+    assert outcome.queued_s == pytest.approx(outcome.running_seen_s)
+
+
 def test_transient_errors_are_counted_and_polling_goes_on():
     job = FakeJob(done=40, errors_at=(2, 3))
     outcome = wait(job, KLING_5S)
