@@ -31,13 +31,20 @@ HANDLE = JobHandle(protocol="kling_native", endpoint="x", endpoint_kind="sandbox
                    submitted_at="2026-11-25T00:00:00Z")
 
 
+# Real jobs start queued (OpenAI's create answers status "queued", Kling's "submitted", fal's
+# IN_QUEUE); the simulated ones queue for the share of their latency the sandbox's world does.
+QUEUED_SHARE = 0.25
+
+
 class SimulatedJob:
     def __init__(self, done: float):
         self.now, self.done, self.calls = 0.0, done, 0
 
     async def status(self, handle):
         self.calls += 1
-        return JobStatus(state="succeeded" if self.now >= self.done else "running")
+        if self.now >= self.done:
+            return JobStatus(state="succeeded")
+        return JobStatus(state="queued" if self.now < QUEUED_SHARE * self.done else "running")
 
     async def sleep(self, seconds):
         self.now += seconds
