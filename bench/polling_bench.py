@@ -21,7 +21,7 @@ from models import Endpoint, JobHandle, JobStatus, SubmitRequest
 from providers.credentials import KlingKeys
 from providers.kling_native import KlingNative
 from providers.poller import PollPlan, await_job
-from sandbox.knobs import KLING_ACCESS_KEY, KLING_SECRET_KEY
+from sandbox.knobs import KLING_ACCESS_KEY, KLING_SECRET_KEY, World
 from tests.sandbox_process import start_sandbox
 
 Z95 = 1.6448536269514722
@@ -33,7 +33,7 @@ HANDLE = JobHandle(protocol="kling_native", endpoint="x", endpoint_kind="sandbox
 
 # Real jobs start queued (OpenAI's create answers status "queued", Kling's "submitted", fal's
 # IN_QUEUE); the simulated ones queue for the share of their latency the sandbox's world does.
-QUEUED_SHARE = 0.25
+QUEUED_SHARE = World.model_fields["queued_share"].default
 
 
 class SimulatedJob:
