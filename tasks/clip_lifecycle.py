@@ -12,6 +12,7 @@ import contextlib
 from typing import NamedTuple
 
 from prefect import get_run_logger, tags
+from prefect.exceptions import TerminationSignal
 from prefect.utilities.annotations import quote
 
 from models import ClipRequest, ClipResult, JobHandle, RoutePlan, Shot, SubmitRequest
@@ -159,10 +160,13 @@ async def stopped_if_cancelled(rt: Runtime, clip_id: str):
     """A run cancelled once its job is journaled asks the provider to stop it, wherever the
     cancel lands: in the wait, or between the submit's journal write and the wait's first poll
     (a busy worker takes seconds there creating the await task run — the cancel the UI sent in
-    that window used to leave a fal job running and billed)."""
+    that window used to leave a fal job running and billed). The worker's cancel is a
+    SIGTERM, which Prefect's handler raises as TerminationSignal wherever the main thread is:
+    a CancelledError at an await when it was idle, a TerminationSignal through our own code
+    when it was busy (that landing left the fal job running, billed, journaled `submitted`)."""
     try:
         yield
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, TerminationSignal):
         for said in await asyncio.shield(cancel_clip(rt, clip_id)):
             get_run_logger().warning("%s", said.why)
         raise

@@ -4,10 +4,13 @@ a stopped fal job bills no generation, a Kling job (no cancel in its API) runs o
 and is still archived — nothing half-written, the ledger equal to the bill job by job."""
 
 import asyncio
+import os
+import signal
 import uuid
 from contextlib import suppress
 
 import pytest
+from prefect.exceptions import TerminationSignal
 
 from flows.generate import generate_clip
 from models import ClipRequest
@@ -51,7 +54,16 @@ async def not_polled_yet(*_args, **_kwargs):
     await asyncio.Event().wait()
 
 
-@pytest.mark.parametrize("landing", ["in the wait", "before the first poll"])
+async def terminated_in_our_code(*_args, **_kwargs):
+    """The worker's SIGTERM (the UI's Cancel) landing while the run's own code executes:
+    Prefect's handler raises TerminationSignal there, not a CancelledError at an await."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):  # the handler runs between two of these bytecodes
+        pass
+
+
+@pytest.mark.parametrize("landing", ["in the wait", "before the first poll",
+                                     "as a SIGTERM in the run's code"])
 def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sandbox,
                                                                         monkeypatch, landing):
     monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "200")
@@ -60,7 +72,17 @@ def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sand
     sandbox.knobs(fal=SLOW)
     request = ClipRequest(prompt=f"A kite on the wind {uuid.uuid4().hex[:6]}", duration=5,
                           resolution="720p", policy="kling-v3-fal")
-    cancelled_mid_wait(home, request)
+    if landing == "as a SIGTERM in the run's code":
+        monkeypatch.setattr("tasks.awaiting.await_step", terminated_in_our_code)
+        # Prefect sends the signal on to the handler it replaced once the run is torn down
+        before = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            with pytest.raises(TerminationSignal):
+                asyncio.run(generate_clip(request))
+        finally:
+            signal.signal(signal.SIGTERM, before)
+    else:
+        cancelled_mid_wait(home, request)
     record = journal_of(home).read(request.clip_id)
     step = record.steps[0]
     assert (step.state, record.state) == ("cancelled", "failed")
