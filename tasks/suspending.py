@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 import httpx
+from prefect.exceptions import TerminationSignal
 from pydantic import BaseModel
 from pydantic.json_schema import SkipJsonSchema
 
@@ -166,11 +167,22 @@ def all_parked(outcomes: Sequence[object]) -> Waiting | None:
 async def gathered(*calls: Awaitable[T]) -> list[T]:
     """asyncio.gather that lets every call end before a park unwinds the run: a run must not
     suspend (its process exits) while a sibling is still submitting or collecting. A failure
-    is raised before a park — the parked jobs are the sweep's to collect then."""
-    outcomes = await asyncio.gather(*calls, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, Parked):
-            raise outcome
+    is raised before a park — the parked jobs are the sweep's to collect then. The worker's
+    SIGTERM (a cancel) raised in one call's code cancels the others, as it would have at an
+    await: left to run, they waited out and paid for their jobs while the run was torn down."""
+    running = [asyncio.ensure_future(call) for call in calls]
+
+    def terminate_siblings(ended: asyncio.Future) -> None:
+        if not ended.cancelled() and isinstance(ended.exception(), TerminationSignal):
+            for sibling in running:
+                sibling.cancel()
+
+    for future in running:
+        future.add_done_callback(terminate_siblings)
+    outcomes = await asyncio.gather(*running, return_exceptions=True)
+    failures = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, Parked)]
+    if failures:
+        raise next((f for f in failures if isinstance(f, TerminationSignal)), failures[0])
     if (waiting := all_parked(outcomes)) is not None:
         raise Parked(waiting)
     return list(outcomes)  # type: ignore[arg-type]

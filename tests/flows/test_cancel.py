@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import Coroutine
 from contextlib import suppress
 
 import pytest
@@ -62,6 +63,17 @@ async def terminated_in_our_code(*_args, **_kwargs):
         pass
 
 
+def terminated(run: Coroutine) -> None:
+    """Run a flow that a SIGTERM ends; Prefect sends the signal on to the handler it replaced
+    once the run is torn down (here a no-op, not pytest's death)."""
+    before = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with pytest.raises(TerminationSignal):
+            asyncio.run(run)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.parametrize("landing", ["in the wait", "before the first poll",
                                      "as a SIGTERM in the run's code"])
 def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sandbox,
@@ -74,13 +86,7 @@ def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sand
                           resolution="720p", policy="kling-v3-fal")
     if landing == "as a SIGTERM in the run's code":
         monkeypatch.setattr("tasks.awaiting.await_step", terminated_in_our_code)
-        # Prefect sends the signal on to the handler it replaced once the run is torn down
-        before = signal.signal(signal.SIGTERM, lambda *_: None)
-        try:
-            with pytest.raises(TerminationSignal):
-                asyncio.run(generate_clip(request))
-        finally:
-            signal.signal(signal.SIGTERM, before)
+        terminated(generate_clip(request))
     else:
         cancelled_mid_wait(home, request)
     record = journal_of(home).read(request.clip_id)
@@ -90,6 +96,49 @@ def test_a_cancelled_run_stops_its_fal_job_and_pays_for_no_generation(home, sand
     assert sandbox.admin.get(f"/jobs/{step.handle.job_id}").json()["cancelled_at"] is not None
     billed = [u for u in sandbox.usage() if u["job_id"] == step.handle.job_id]
     assert not any(u["kind"] == "complete" for u in billed), billed  # the sandbox's word
+    reconcile_and_compare(home, sandbox)
+
+
+def test_a_sigterm_in_one_batch_row_stops_every_row_s_fal_job(home, sandbox, monkeypatch,
+                                                             tmp_path):
+    """The worker's SIGTERM lands in one row's code: the other rows are cancelled too, not
+    left to wait their jobs out (and pay for them) while the run is being torn down."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flows.batch import run_batch
+    from models.batch import BatchRequest
+    from tasks import awaiting
+
+    monkeypatch.setenv("REELFLOW_POLL_DEADLINE_K", "200")
+    sandbox.knobs(fal=SLOW)
+    tag = uuid.uuid4().hex[:6]
+    rows = [{"prompt": f"A kite {i} over dunes {tag}", "duration": 5, "resolution": "720p",
+             "policy": "kling-v3-fal"} for i in range(3)]
+    manifest = tmp_path / "batch.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), manifest)
+    journal = journal_of(home)
+    waiting = awaiting.await_step
+
+    def ours() -> list:
+        return [r for r in journal.records() if tag in r.request.prompt]
+
+    async def first_row_terminated(rt, request, *args, **kwargs):
+        if "kite 0" not in request.prompt:
+            return await waiting(rt, request, *args, **kwargs)
+        while len([r for r in ours() if r.steps and r.steps[0].handle]) < 3:
+            await asyncio.sleep(0.05)  # every row's job submitted
+        await terminated_in_our_code()
+
+    monkeypatch.setattr("tasks.awaiting.await_step", first_row_terminated)
+    terminated(run_batch(BatchRequest(manifest=str(manifest))))
+    records = ours()
+    assert sorted((r.steps[0].state, r.state) for r in records) == [("cancelled", "failed")] * 3
+    for record in records:
+        job = record.steps[0].handle.job_id
+        assert sandbox.admin.get(f"/jobs/{job}").json()["cancelled_at"] is not None
+        assert not [u for u in sandbox.usage() if u["job_id"] == job
+                    and u["kind"] == "complete"]
     reconcile_and_compare(home, sandbox)
 
 
